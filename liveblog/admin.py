@@ -1,0 +1,162 @@
+"""Admin: managing blogs, authors and posts. Every visible change goes through the services, so an
+admin edit is numbered, logged and broadcast exactly like one from the API."""
+
+import uuid
+
+from django import forms
+from django.contrib import admin, messages
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+
+from . import services
+from .errors import LiveblogError
+from .models import Blog, Event, Post
+from .permissions import can_post
+
+
+class ServiceErrorsAsMessages:
+    """A refused write shows as an admin message instead of a server error."""
+
+    def changeform_view(self, request: HttpRequest, *args, **kwargs) -> HttpResponse:
+        try:
+            return super().changeform_view(request, *args, **kwargs)
+        except LiveblogError as error:
+            self.message_user(request, error.detail, messages.ERROR)
+            return HttpResponseRedirect(request.get_full_path())
+
+    def delete_view(self, request: HttpRequest, *args, **kwargs) -> HttpResponse:
+        try:
+            return super().delete_view(request, *args, **kwargs)
+        except LiveblogError as error:
+            self.message_user(request, error.detail, messages.ERROR)
+            return HttpResponseRedirect(request.get_full_path())
+
+
+def _reload(obj, pk: int) -> None:
+    """Point the admin's unsaved instance at the row a service wrote."""
+    obj.pk = pk
+    obj.refresh_from_db()
+    obj._state.adding = False
+
+
+@admin.register(Blog)
+class BlogAdmin(ServiceErrorsAsMessages, admin.ModelAdmin):
+    list_display = ["title", "slug", "status", "head", "owner", "created_at"]
+    list_filter = ["status"]
+    search_fields = ["title", "slug"]
+    filter_horizontal = ["authors"]
+    readonly_fields = ["epoch", "head", "created_at"]
+
+    def get_fields(self, request: HttpRequest, obj: Blog | None = None) -> list[str]:
+        if obj is None:  # the creator becomes the owner
+            return ["slug", "title", "description", "authors"]
+        return ["slug", "title", "description", "status", "owner", "authors", *self.readonly_fields]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Blog | None = None) -> list[str]:
+        return [*self.readonly_fields, "slug"] if obj else []
+
+    def save_model(self, request: HttpRequest, obj: Blog, form, change: bool) -> None:
+        if not change:
+            blog = services.blog_create(
+                actor=request.user, slug=obj.slug, title=obj.title, description=obj.description
+            )
+            _reload(obj, blog.pk)
+            return
+        services.blog_update(
+            actor=request.user,
+            blog=Blog.objects.get(pk=obj.pk),
+            title=obj.title,
+            description=obj.description,
+            status=obj.status,
+            owner=obj.owner,
+        )
+        obj.refresh_from_db()
+
+    def save_related(self, request: HttpRequest, form, formsets, change: bool) -> None:
+        super().save_related(request, form, formsets, change)
+        form.instance.authors.add(form.instance.owner)  # the owner always writes
+
+
+class PostAdminForm(forms.ModelForm):
+    request: HttpRequest | None = None
+
+    class Meta:
+        model = Post
+        fields = ["blog", "body", "pinned", "key_event"]
+
+    def clean(self) -> dict:
+        data = super().clean()
+        blog = data.get("blog") or (self.instance.blog if self.instance.pk else None)
+        if blog is not None and not can_post(self.request.user, blog):
+            raise forms.ValidationError("You are not an author of this blog.")
+        body = data.get("body")
+        if body is not None:
+            try:
+                services.validate_body(body)
+            except LiveblogError as error:
+                self.add_error("body", error.detail)
+        return data
+
+
+@admin.register(Post)
+class PostAdmin(ServiceErrorsAsMessages, admin.ModelAdmin):
+    form = PostAdminForm
+    list_display = ["__str__", "blog", "author", "created_at", "pinned", "key_event", "is_deleted"]
+    list_filter = ["blog", "pinned", "key_event"]
+    search_fields = ["body"]
+    readonly_fields = ["client_id", "author", "html", "created_at", "edited_at", "deleted_at"]
+
+    @admin.display(boolean=True, description="deleted")
+    def is_deleted(self, post: Post) -> bool:
+        return post.deleted_at is not None
+
+    def get_form(self, request: HttpRequest, obj: Post | None = None, **kwargs):
+        form = super().get_form(request, obj, **kwargs)
+        form.request = request
+        return form
+
+    def get_fields(self, request: HttpRequest, obj: Post | None = None) -> list[str]:
+        if obj is None:
+            return ["blog", "body", "pinned", "key_event"]
+        return ["blog", "body", "pinned", "key_event", *self.readonly_fields]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Post | None = None) -> list[str]:
+        return [*self.readonly_fields, "blog"] if obj else []
+
+    def save_model(self, request: HttpRequest, obj: Post, form, change: bool) -> None:
+        if not change:
+            written = services.post_create(
+                actor=request.user, blog=obj.blog, client_id=uuid.uuid4(), body=obj.body,
+                key_event=obj.key_event, pinned=obj.pinned,
+            )
+            _reload(obj, written.data["id"])
+            return
+        services.post_update(
+            actor=request.user, blog=obj.blog, post_id=obj.pk, body=obj.body,
+            pinned=obj.pinned, key_event=obj.key_event,
+        )
+        obj.refresh_from_db()
+
+    def delete_model(self, request: HttpRequest, obj: Post) -> None:
+        services.post_delete(actor=request.user, blog=obj.blog, post_id=obj.pk)
+
+    def delete_queryset(self, request: HttpRequest, queryset) -> None:
+        for post in queryset.select_related("blog"):
+            services.post_delete(actor=request.user, blog=post.blog, post_id=post.pk)
+
+
+@admin.register(Event)
+class EventAdmin(admin.ModelAdmin):
+    """The log is append-only: readable here, never edited by hand."""
+
+    list_display = ["blog", "seq", "kind", "created_at"]
+    list_filter = ["blog", "kind"]
+    readonly_fields = ["blog", "seq", "kind", "post", "frame", "created_at"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Event | None = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Event | None = None) -> bool:
+        return False

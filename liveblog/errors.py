@@ -1,0 +1,44 @@
+"""The app's own errors. Every transport maps them to its error shape in one place:
+HTTP -> JSON body with the status below (views/api.py), websocket -> `error` frame (consumers.py).
+"""
+
+
+class LiveblogError(Exception):
+    code = "error"
+    status = 400
+
+    def __init__(self, detail: str, *, code: str | None = None) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        if code:
+            self.code = code
+
+
+class Invalid(LiveblogError):
+    code = "invalid"
+    status = 400
+
+
+class NotAuthenticated(LiveblogError):
+    code = "not_authenticated"
+    status = 401
+
+
+class NotAllowed(LiveblogError):
+    code = "forbidden"
+    status = 403
+
+
+class NotFound(LiveblogError):
+    code = "not_found"
+    status = 404
+
+
+class Conflict(LiveblogError):
+    code = "conflict"
+    status = 409
+
+
+class TooLarge(LiveblogError):
+    code = "too_large"
+    status = 413

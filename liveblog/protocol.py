@@ -1,0 +1,188 @@
+"""Wire shapes: the JSON objects of DESIGN.md and the websocket frames, built and parsed here."""
+
+import json
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from .errors import Invalid
+from .models import Blog, Post
+
+
+def encode(obj: Any) -> str:
+    """The one JSON encoding used on the wire (compact, UTF-8 text)."""
+    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False)
+
+
+def iso(moment: datetime | None) -> str | None:
+    if moment is None:
+        return None
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def author_json(user: Any) -> dict:
+    return {"username": user.get_username(), "name": user.get_full_name() or user.get_username()}
+
+
+def post_json(post: Post) -> dict:
+    return {
+        "id": post.id,
+        "client_id": str(post.client_id),
+        "author": author_json(post.author),
+        "body": post.body,
+        "html": post.html,
+        "created_at": iso(post.created_at),
+        "edited_at": iso(post.edited_at),
+        "pinned": post.pinned,
+        "key_event": post.key_event,
+    }
+
+
+def blog_json(blog: Blog) -> dict:
+    return {
+        "slug": blog.slug,
+        "title": blog.title,
+        "description": blog.description,
+        "status": blog.status,
+        "epoch": blog.epoch,
+        "head": blog.head,
+        "created_at": iso(blog.created_at),
+    }
+
+
+def event_frame(*, seq: int, kind: str, at: datetime, payload: dict) -> str:
+    """An `event` frame as stored in the log and sent unchanged to every reader."""
+    return encode({"type": "event", "seq": seq, "kind": kind, "at": iso(at), **payload})
+
+
+def hello_frame(*, blog: Blog, head: int, heartbeat: float) -> str:
+    return encode(
+        {"type": "hello", "blog": blog.slug, "epoch": blog.epoch, "head": head,
+         "heartbeat": heartbeat}
+    )
+
+
+def live_frame(head: int) -> str:
+    return encode({"type": "live", "head": head})
+
+
+def ping_frame(head: int) -> str:
+    return encode({"type": "ping", "head": head})
+
+
+def ack_frame(*, client_id: str, seq: int, post: dict) -> str:
+    return encode({"type": "ack", "client_id": client_id, "seq": seq, "post": post})
+
+
+def error_frame(code: str, detail: str) -> str:
+    return encode({"type": "error", "code": code, "detail": detail})
+
+
+def posts_page_json(*, epoch: str, head: int, posts: list[dict], next_before: int | None) -> dict:
+    return {"epoch": epoch, "head": head, "posts": posts, "next_before": next_before}
+
+
+def snapshot_json(*, blog: Blog, head: int, posts: list[dict], next_before: int | None) -> dict:
+    return {
+        "type": "snapshot",
+        "epoch": blog.epoch,
+        "head": head,
+        "posts": posts,
+        "blog": {**blog_json(blog), "head": head},
+        "next_before": next_before,
+    }
+
+
+def events_answer(*, epoch: str, head: int, frames: list[str]) -> str:
+    """The events API answer, spliced from stored frames so each event is never re-encoded."""
+    return f'{{"epoch":{encode(epoch)},"head":{head},"events":[{",".join(frames)}]}}'
+
+
+# --- Parsing client input ------------------------------------------------------------------
+
+
+def as_int(value: Any, name: str, *, minimum: int = 0) -> int:
+    """A non-negative integer from JSON or a query string (bools are not numbers here)."""
+    if isinstance(value, bool):
+        raise Invalid(f"{name} must be an integer")
+    if isinstance(value, str):
+        if not value.strip().isdigit():
+            raise Invalid(f"{name} must be an integer")
+        value = int(value)
+    if not isinstance(value, int) or value < minimum:
+        raise Invalid(f"{name} must be an integer >= {minimum}")
+    return value
+
+
+def as_bool(value: Any, name: str) -> bool:
+    if not isinstance(value, bool):
+        raise Invalid(f"{name} must be true or false")
+    return value
+
+
+def as_text(value: Any, name: str) -> str:
+    if not isinstance(value, str):
+        raise Invalid(f"{name} must be a string")
+    return value
+
+
+def as_uuid(value: Any, name: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(as_text(value, name))
+    except ValueError:
+        raise Invalid(f"{name} must be a UUID") from None
+
+
+def optional(data: dict, name: str, parse: Any) -> Any:
+    """The parsed field, or None when absent (JSON null counts as absent)."""
+    value = data.get(name)
+    return None if value is None else parse(value, name)
+
+
+@dataclass(frozen=True)
+class ResyncRequest:
+    since: int
+    epoch: str | None
+
+
+@dataclass(frozen=True)
+class PostRequest:
+    client_id: uuid.UUID
+    body: str
+    key_event: bool
+    pinned: bool
+
+
+def parse_post_fields(data: dict) -> PostRequest:
+    """The fields of a new post, shared by the HTTP API and the websocket `post` frame."""
+    if "client_id" not in data:
+        raise Invalid("client_id is required")
+    if "body" not in data:
+        raise Invalid("body is required")
+    return PostRequest(
+        client_id=as_uuid(data["client_id"], "client_id"),
+        body=as_text(data["body"], "body"),
+        key_event=optional(data, "key_event", as_bool) or False,
+        pinned=optional(data, "pinned", as_bool) or False,
+    )
+
+
+def parse_client_frame(text: str) -> ResyncRequest | PostRequest:
+    """Decode one client frame; raises Invalid with the error code to answer with."""
+    try:
+        data = json.loads(text)
+    except ValueError:
+        raise Invalid("frame is not JSON", code="bad_json") from None
+    if not isinstance(data, dict) or not isinstance(data.get("type"), str):
+        raise Invalid("frame must be a JSON object with a string type")
+    kind = data["type"]
+    if kind == "resync":
+        if "since" not in data:
+            raise Invalid("resync needs since")
+        return ResyncRequest(
+            since=as_int(data["since"], "since"), epoch=optional(data, "epoch", as_text)
+        )
+    if kind == "post":
+        return parse_post_fields(data)
+    raise Invalid(f"unknown frame type {kind[:40]!r}", code="unknown_type")

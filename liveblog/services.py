@@ -1,0 +1,293 @@
+"""Every write. HTTP views, the websocket consumer, the admin and management commands call these.
+
+Each visible change takes the blog's next seq inside the transaction that makes it, and its event
+frame is broadcast only after that transaction commits.
+"""
+
+import json
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.validators import validate_slug
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from . import broadcast
+from .errors import Conflict, Invalid, NotAllowed, NotAuthenticated, NotFound
+from .models import Blog, Event, Post
+from .permissions import can_edit_post, can_manage_blog, can_post
+from .protocol import blog_json, event_frame, post_json
+from .rendering import render_markdown
+
+
+@dataclass(frozen=True)
+class Written:
+    """The answer to a write: the seq it took (None when nothing changed) and the object."""
+
+    seq: int | None
+    data: dict
+    created: bool = False
+
+
+# --- The log ----------------------------------------------------------------------------------
+
+
+def _lock_blog(blog: Blog) -> Blog:
+    """Re-read the blog under a row lock (PostgreSQL) / inside the write lock that SQLite's
+    IMMEDIATE transactions take at BEGIN: concurrent writers to one blog queue here."""
+    return Blog.objects.select_for_update().get(pk=blog.pk)
+
+
+def _event_append(locked: Blog, kind: str, payload: Any, *, post: Post | None = None) -> Event:
+    """Take the next seq and record the event; `payload` may be a callable of the new head so
+    that a blog event carries the head it creates. Must run inside the writer's transaction."""
+    seq = locked.head + 1
+    Blog.objects.filter(pk=locked.pk).update(head=seq)
+    locked.head = seq
+    now = timezone.now()
+    body = payload() if callable(payload) else payload
+    frame = event_frame(seq=seq, kind=kind, at=now, payload=body)
+    event = Event.objects.create(blog=locked, seq=seq, kind=kind, post=post, frame=frame)
+    _publish_on_commit(locked.pk, seq, frame)
+    return event
+
+
+def _publish_on_commit(blog_id: int, seq: int, frame: str) -> None:
+    # A plain function, not functools.partial: Django logs a failed robust callback through
+    # its __qualname__, which a partial lacks (the write would then fail with a 500).
+    def publish_event() -> None:
+        broadcast.event_publish(blog_id=blog_id, seq=seq, frame=frame)
+
+    transaction.on_commit(publish_event, robust=True)
+
+
+# --- Checks -----------------------------------------------------------------------------------
+
+
+def _require_signed_in(actor: Any) -> None:
+    if actor is None or not actor.is_authenticated:
+        raise NotAuthenticated("sign in to write")
+    if not actor.is_active:
+        raise NotAllowed("this account is disabled")
+
+
+def _require_author(actor: Any, blog: Blog) -> None:
+    _require_signed_in(actor)
+    if not can_post(actor, blog):
+        raise NotAllowed("you are not an author of this blog")
+
+
+def validate_body(body: str) -> str:
+    """The body as written, if it is one we accept (shared with the admin's form)."""
+    if not isinstance(body, str) or not body.strip():
+        raise Invalid("body must not be empty")
+    limit = settings.LIVEBLOG_MAX_BODY_CHARS
+    if len(body) > limit:
+        raise Invalid(f"body is longer than {limit} characters", code="too_long")
+    return body
+
+
+def _clean_title(title: str) -> str:
+    if not isinstance(title, str) or not title.strip():
+        raise Invalid("title must not be empty")
+    if len(title) > 200:
+        raise Invalid("title is longer than 200 characters")
+    return title.strip()
+
+
+# --- Posts ------------------------------------------------------------------------------------
+
+
+def _created_answer(blog: Blog, client_id: uuid.UUID) -> Written | None:
+    """The first answer given for this client_id, rebuilt from its post.created event."""
+    row = (
+        Event.objects.filter(blog=blog, kind=Event.Kind.POST_CREATED, post__client_id=client_id)
+        .values_list("seq", "frame")
+        .first()
+    )
+    if row is None:
+        return None
+    seq, frame = row
+    return Written(seq=seq, data=json.loads(frame)["post"], created=False)
+
+
+def post_create(
+    *,
+    actor: Any,
+    blog: Blog,
+    client_id: uuid.UUID,
+    body: str,
+    key_event: bool = False,
+    pinned: bool = False,
+) -> Written:
+    """Publish a post. A client_id the blog already has returns the first answer unchanged
+    and appends nothing, so a phone retrying after a lost answer never posts twice."""
+    _require_author(actor, blog)
+    body = validate_body(body)
+    if known := _created_answer(blog, client_id):
+        return known
+    html = render_markdown(body)
+    try:
+        with transaction.atomic():
+            locked = _lock_blog(blog)
+            if known := _created_answer(locked, client_id):
+                return known
+            post = Post.objects.create(
+                blog=locked, client_id=client_id, author=actor, body=body, html=html,
+                key_event=key_event, pinned=pinned,
+            )
+            data = post_json(post)
+            event = _event_append(locked, Event.Kind.POST_CREATED, {"post": data}, post=post)
+    except IntegrityError:
+        # Only reachable if a writer bypassed the lock; the unique constraint held the line.
+        if known := _created_answer(blog, client_id):
+            return known
+        raise
+    return Written(seq=event.seq, data=data, created=True)
+
+
+def _live_post(locked: Blog, post_id: int) -> Post:
+    try:
+        return Post.objects.select_related("author").get(
+            blog=locked, pk=post_id, deleted_at__isnull=True
+        )
+    except Post.DoesNotExist:
+        raise NotFound(f"no post {post_id} in this blog") from None
+
+
+def post_update(
+    *,
+    actor: Any,
+    blog: Blog,
+    post_id: int,
+    body: str | None = None,
+    pinned: bool | None = None,
+    key_event: bool | None = None,
+) -> Written:
+    """Edit a post's body and/or its flags. Appends one post.updated event if anything changed."""
+    _require_author(actor, blog)
+    if body is not None:
+        body = validate_body(body)
+    with transaction.atomic():
+        locked = _lock_blog(blog)
+        post = _live_post(locked, post_id)
+        if not can_edit_post(actor, locked, post):
+            raise NotAllowed("you may only change your own posts")
+        changed = []
+        if body is not None and body != post.body:
+            post.body, post.html, post.edited_at = body, render_markdown(body), timezone.now()
+            changed += ["body", "html", "edited_at"]
+        if pinned is not None and pinned != post.pinned:
+            post.pinned = pinned
+            changed.append("pinned")
+        if key_event is not None and key_event != post.key_event:
+            post.key_event = key_event
+            changed.append("key_event")
+        if not changed:
+            return Written(seq=None, data=post_json(post))
+        post.save(update_fields=changed)
+        data = post_json(post)
+        event = _event_append(locked, Event.Kind.POST_UPDATED, {"post": data}, post=post)
+    return Written(seq=event.seq, data=data)
+
+
+def post_delete(*, actor: Any, blog: Blog, post_id: int) -> Written:
+    """Tombstone a post. Deleting it again answers with the seq of the first deletion."""
+    _require_author(actor, blog)
+    tombstone = {"id": post_id, "deleted": True}
+    with transaction.atomic():
+        locked = _lock_blog(blog)
+        post = Post.objects.filter(blog=locked, pk=post_id).first()
+        if post is None:
+            raise NotFound(f"no post {post_id} in this blog")
+        if not can_edit_post(actor, locked, post):
+            raise NotAllowed("you may only delete your own posts")
+        if post.deleted_at is not None:
+            seq = (
+                Event.objects.filter(blog=locked, post=post, kind=Event.Kind.POST_DELETED)
+                .values_list("seq", flat=True)
+                .first()
+            )
+            return Written(seq=seq, data=tombstone)
+        post.deleted_at = timezone.now()
+        post.save(update_fields=["deleted_at"])
+        event = _event_append(locked, Event.Kind.POST_DELETED, {"post": tombstone}, post=post)
+    return Written(seq=event.seq, data=tombstone)
+
+
+# --- Blogs ------------------------------------------------------------------------------------
+
+
+def blog_create(*, actor: Any, slug: str, title: str, description: str = "") -> Blog:
+    """Create a blog (staff only); its creator becomes owner and first author. Not an event:
+    a new blog starts at head 0 so its first post is seq 1."""
+    _require_signed_in(actor)
+    if not actor.is_staff:
+        raise NotAllowed("only staff may create blogs")
+    if not isinstance(slug, str) or not slug or len(slug) > 80:
+        raise Invalid("slug must be 1 to 80 characters")
+    try:
+        validate_slug(slug)
+    except ValidationError:
+        raise Invalid("slug may contain only letters, numbers, hyphens and underscores") from None
+    if not isinstance(description, str):
+        raise Invalid("description must be a string")
+    title = _clean_title(title)
+    try:
+        with transaction.atomic():
+            blog = Blog.objects.create(slug=slug, title=title, description=description, owner=actor)
+            blog.authors.add(actor)
+    except IntegrityError:
+        raise Conflict(f"the slug {slug!r} is taken") from None
+    return blog
+
+
+def blog_update(
+    *,
+    actor: Any,
+    blog: Blog,
+    title: str | None = None,
+    description: str | None = None,
+    status: str | None = None,
+    owner: Any = None,
+) -> Written:
+    """Change title, description or status (staff or owner): one blog.updated event if any
+    changed. A new owner (staff only) is not visible to readers, so it takes no seq."""
+    _require_signed_in(actor)
+    if not can_manage_blog(actor, blog):
+        raise NotAllowed("only the blog's owner or staff may change it")
+    if title is not None:
+        title = _clean_title(title)
+    if description is not None and not isinstance(description, str):
+        raise Invalid("description must be a string")
+    if status is not None and status not in Blog.Status.values:
+        raise Invalid(f"status must be one of {', '.join(Blog.Status.values)}")
+    if owner is not None and owner.pk != blog.owner_id and not actor.is_staff:
+        raise NotAllowed("only staff may hand a blog to another owner")
+    with transaction.atomic():
+        locked = _lock_blog(blog)
+        if owner is not None and owner.pk != locked.owner_id:
+            locked.owner = owner
+            locked.save(update_fields=["owner"])
+            locked.authors.add(owner)
+        changed = {
+            field: value
+            for field, value in (("title", title), ("description", description), ("status", status))
+            if value is not None and getattr(locked, field) != value
+        }
+        if not changed:
+            return Written(seq=None, data=blog_json(locked))
+        for field, value in changed.items():
+            setattr(locked, field, value)
+        locked.save(update_fields=list(changed))
+        event = _event_append(
+            locked, Event.Kind.BLOG_UPDATED, lambda: {"blog": blog_json(locked)}
+        )
+        data = blog_json(locked)
+    # Callers holding the stale instance see the change too.
+    for field in (*changed, "head"):
+        setattr(blog, field, getattr(locked, field))
+    return Written(seq=event.seq, data=data)

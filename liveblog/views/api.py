@@ -1,0 +1,229 @@
+"""JSON HTTP API: decode the request, call one selector or service, encode the answer.
+
+Errors are JSON `{"error": code, "detail": text}` with a 4xx status, mapped from the app's
+exceptions in one place (`api_view`). Session auth; CSRF is enforced for signed-in writers (an
+anonymous write is answered 401, as there is no session to forge).
+"""
+
+import json
+from collections.abc import Callable
+from functools import wraps
+from typing import Any
+
+from django.core.exceptions import RequestDataTooBig
+from django.http import HttpRequest, HttpResponse
+from django.middleware.csrf import CsrfViewMiddleware
+from django.shortcuts import render
+from django.views.decorators.csrf import csrf_exempt
+
+from .. import protocol, selectors, services
+from ..errors import Invalid, LiveblogError, NotAllowed, NotAuthenticated, TooLarge
+
+SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
+
+
+def raw_json(text: str, status: int = 200) -> HttpResponse:
+    return HttpResponse(text, status=status, content_type="application/json")
+
+
+def json_response(data: dict, status: int = 200) -> HttpResponse:
+    return raw_json(protocol.encode(data), status=status)
+
+
+def error_response(status: int, code: str, detail: str) -> HttpResponse:
+    return json_response({"error": code, "detail": detail}, status=status)
+
+
+class _CsrfCheck(CsrfViewMiddleware):
+    def _reject(self, request: HttpRequest, reason: str) -> str:
+        return reason
+
+
+def _enforce_csrf(request: HttpRequest) -> None:
+    check = _CsrfCheck(lambda _request: None)
+    check.process_request(request)
+    reason = check.process_view(request, None, (), {})
+    if reason:
+        raise NotAllowed(f"CSRF check failed: {reason}", code="csrf_failed")
+
+
+def api_view(*methods: str) -> Callable:
+    """Allowed methods, CSRF for signed-in writes, and app errors as JSON."""
+    allowed = set(methods) | {"HEAD"} if "GET" in methods else set(methods)
+
+    def decorate(view: Callable) -> Callable:
+        @csrf_exempt
+        @wraps(view)
+        def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+            if request.method not in allowed:
+                response = error_response(
+                    405, "method_not_allowed", f"{request.method} is not allowed here"
+                )
+                response["Allow"] = ", ".join(sorted(allowed))
+                return response
+            try:
+                if request.method not in SAFE_METHODS:
+                    if not request.user.is_authenticated:
+                        raise NotAuthenticated("sign in to write")
+                    _enforce_csrf(request)
+                return view(request, *args, **kwargs)
+            except LiveblogError as error:
+                return error_response(error.status, error.code, error.detail)
+
+        return wrapper
+
+    return decorate
+
+
+def json_body(request: HttpRequest, *, fields: set[str]) -> dict:
+    """The request's JSON object; unknown fields are refused rather than silently ignored."""
+    try:
+        raw = request.body
+    except RequestDataTooBig:
+        raise TooLarge("request body is too large") from None
+    try:
+        data = json.loads(raw or b"null")
+    except ValueError:
+        raise Invalid("request body is not valid JSON", code="bad_json") from None
+    if not isinstance(data, dict):
+        raise Invalid("request body must be a JSON object", code="bad_json")
+    unknown = sorted(set(data) - fields)
+    if unknown:
+        raise Invalid(f"unknown field(s): {', '.join(unknown)}")
+    return data
+
+
+def query_int(request: HttpRequest, name: str, *, default: int | None, minimum: int = 0) -> Any:
+    raw = request.GET.get(name)
+    if raw is None or raw == "":
+        return default
+    return protocol.as_int(raw, name, minimum=minimum)
+
+
+# --- Blogs ------------------------------------------------------------------------------------
+
+
+@api_view("GET", "POST")
+def blogs(request: HttpRequest) -> HttpResponse:
+    if request.method == "POST":
+        data = json_body(request, fields={"slug", "title", "description"})
+        blog = services.blog_create(
+            actor=request.user,
+            slug=data.get("slug"),
+            title=data.get("title"),
+            description=data.get("description") or "",
+        )
+        return json_response(protocol.blog_json(blog), status=201)
+    return json_response({"blogs": [protocol.blog_json(blog) for blog in selectors.blog_list()]})
+
+
+@api_view("GET", "PATCH")
+def blog_detail(request: HttpRequest, slug: str) -> HttpResponse:
+    blog = selectors.blog_get(slug)
+    if request.method == "PATCH":
+        data = json_body(request, fields={"title", "description", "status"})
+        written = services.blog_update(
+            actor=request.user,
+            blog=blog,
+            title=protocol.optional(data, "title", protocol.as_text),
+            description=protocol.optional(data, "description", protocol.as_text),
+            status=protocol.optional(data, "status", protocol.as_text),
+        )
+        return json_response({"seq": written.seq, "blog": written.data})
+    return json_response(protocol.blog_json(blog))
+
+
+# --- Posts ------------------------------------------------------------------------------------
+
+
+@api_view("GET", "POST")
+def posts(request: HttpRequest, slug: str) -> HttpResponse:
+    blog = selectors.blog_get(slug)
+    if request.method == "POST":
+        fields = protocol.parse_post_fields(
+            json_body(request, fields={"client_id", "body", "key_event", "pinned"})
+        )
+        written = services.post_create(
+            actor=request.user,
+            blog=blog,
+            client_id=fields.client_id,
+            body=fields.body,
+            key_event=fields.key_event,
+            pinned=fields.pinned,
+        )
+        return json_response(
+            {"seq": written.seq, "post": written.data}, status=201 if written.created else 200
+        )
+    page = selectors.posts_page(
+        blog,
+        before=query_int(request, "before", default=None, minimum=1),
+        limit=query_int(request, "limit", default=selectors.POSTS_PAGE_DEFAULT, minimum=1),
+    )
+    return json_response(protocol.posts_page_json(
+        epoch=blog.epoch, head=page.head, posts=page.posts, next_before=page.next_before
+    ))
+
+
+@api_view("PATCH", "DELETE")
+def post_detail(request: HttpRequest, slug: str, post_id: int) -> HttpResponse:
+    blog = selectors.blog_get(slug)
+    if request.method == "DELETE":
+        written = services.post_delete(actor=request.user, blog=blog, post_id=post_id)
+    else:
+        data = json_body(request, fields={"body", "pinned", "key_event"})
+        written = services.post_update(
+            actor=request.user,
+            blog=blog,
+            post_id=post_id,
+            body=protocol.optional(data, "body", protocol.as_text),
+            pinned=protocol.optional(data, "pinned", protocol.as_bool),
+            key_event=protocol.optional(data, "key_event", protocol.as_bool),
+        )
+    return json_response({"seq": written.seq, "post": written.data})
+
+
+@api_view("GET")
+def events(request: HttpRequest, slug: str) -> HttpResponse:
+    """The log after `since`, or a snapshot when the client must start over."""
+    blog = selectors.blog_get(slug)
+    since = query_int(request, "since", default=None)
+    if since is None:
+        raise Invalid("since is required")
+    limit = query_int(request, "limit", default=selectors.EVENTS_PAGE_DEFAULT, minimum=1)
+    if limit > selectors.EVENTS_PAGE_MAX:
+        raise Invalid(f"limit must be between 1 and {selectors.EVENTS_PAGE_MAX}")
+    state = selectors.catch_up(
+        blog, since=since, epoch=request.GET.get("epoch") or None, limit=limit
+    )
+    if state.snapshot is not None:
+        page = state.snapshot
+        return json_response(protocol.snapshot_json(
+            blog=page.blog, head=page.head, posts=page.posts, next_before=page.next_before
+        ))
+    return raw_json(protocol.events_answer(epoch=blog.epoch, head=state.head, frames=state.frames))
+
+
+# --- Error pages that answer JSON under /api/ -------------------------------------------------
+
+
+def _wants_json(request: HttpRequest) -> bool:
+    return request.path.startswith("/api/")
+
+
+def not_found_handler(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    if _wants_json(request):
+        return error_response(404, "not_found", "no such resource")
+    return render(request, "404.html", status=404)
+
+
+def server_error_handler(request: HttpRequest) -> HttpResponse:
+    if _wants_json(request):
+        return error_response(500, "server_error", "something went wrong on our side")
+    return render(request, "500.html", status=500)
+
+
+def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
+    if _wants_json(request):
+        return error_response(403, "csrf_failed", f"CSRF check failed: {reason}")
+    return render(request, "403_csrf.html", {"reason": reason}, status=403)
+

@@ -1,0 +1,60 @@
+"""Server-rendered pages. The reader's feed is complete HTML (readable with JavaScript off); the
+browser modules then continue live from the head the page was rendered at."""
+
+from django.contrib.auth.decorators import login_required
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import render
+
+from .. import protocol, selectors
+from ..errors import Invalid, NotFound
+from ..models import Blog
+from ..permissions import can_manage_blog, can_post
+
+
+def _blog_or_404(slug: str) -> Blog:
+    try:
+        return selectors.blog_get(slug)
+    except NotFound:
+        raise Http404("no such blog") from None
+
+
+def _ordered_for_reading(posts: list[dict]) -> list[dict]:
+    """Pinned posts on top, then newest first (the order the browser client keeps too)."""
+    return sorted(posts, key=lambda post: (not post["pinned"], -post["id"]))
+
+
+def blog_index(request: HttpRequest) -> HttpResponse:
+    return render(request, "liveblog/index.html", {"blogs": selectors.blog_list()})
+
+
+def blog_reader(request: HttpRequest, slug: str) -> HttpResponse:
+    blog = _blog_or_404(slug)
+    try:
+        before = protocol.as_int(request.GET["before"], "before", minimum=1)
+    except KeyError:
+        before = None
+    except Invalid:
+        raise Http404("no such page") from None
+    # The first page carries pinned posts and goes live; `?before=` pages are a plain archive.
+    page = selectors.posts_page(blog, before=before, with_pinned=before is None)
+    return render(request, "liveblog/reader.html", {
+        "blog": blog,
+        "page": page,
+        "posts": _ordered_for_reading(page.posts) if before is None else page.posts,
+        "archive": before is not None,
+        "can_write": can_post(request.user, blog),
+    })
+
+
+@login_required
+def blog_console(request: HttpRequest, slug: str) -> HttpResponse:
+    blog = _blog_or_404(slug)
+    if not can_post(request.user, blog):
+        return render(request, "liveblog/not_author.html", {"blog": blog}, status=403)
+    page = selectors.blog_snapshot(blog)
+    return render(request, "liveblog/console.html", {
+        "blog": blog,
+        "page": page,
+        "posts": _ordered_for_reading(page.posts),
+        "can_manage": can_manage_blog(request.user, blog),
+    })

@@ -1,0 +1,4 @@
+// Reader page entry point.
+import { startFeed } from "./live-feed.js";
+
+startFeed();
