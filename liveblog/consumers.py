@@ -96,7 +96,7 @@ class LiveblogConsumer(AsyncWebsocketConsumer):
         if raw_since in (None, ""):
             return None, epoch
         try:
-            return protocol.as_int(raw_since, "since"), epoch
+            return protocol.int_param(raw_since, "since"), epoch
         except Invalid as error:
             # Not fatal: the reader gets a snapshot, and the error says why.
             await self.send_error(error)

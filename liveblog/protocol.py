@@ -103,16 +103,19 @@ def events_answer(*, epoch: str, head: int, frames: list[str]) -> str:
 
 
 def as_int(value: Any, name: str, *, minimum: int = 0) -> int:
-    """A non-negative integer from JSON or a query string (bools are not numbers here)."""
-    if isinstance(value, bool):
-        raise Invalid(f"{name} must be an integer")
-    if isinstance(value, str):
-        if not value.strip().isdigit():
-            raise Invalid(f"{name} must be an integer")
-        value = int(value)
-    if not isinstance(value, int) or value < minimum:
+    """A JSON integer >= minimum (bools are not numbers here, nor are numeric strings)."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
         raise Invalid(f"{name} must be an integer >= {minimum}")
     return value
+
+
+def int_param(text: str, name: str, *, minimum: int = 0) -> int:
+    """An integer >= minimum from a query string."""
+    text = text.strip()
+    # ASCII digits only ("²".isdigit() is true), and short enough to be a real position.
+    if not (text.isascii() and text.isdigit() and len(text) <= 18):
+        raise Invalid(f"{name} must be an integer >= {minimum}")
+    return as_int(int(text), name, minimum=minimum)
 
 
 def as_bool(value: Any, name: str) -> bool:

@@ -97,7 +97,7 @@ def query_int(request: HttpRequest, name: str, *, default: int | None, minimum: 
     raw = request.GET.get(name)
     if raw is None or raw == "":
         return default
-    return protocol.as_int(raw, name, minimum=minimum)
+    return protocol.int_param(raw, name, minimum=minimum)
 
 
 # --- Blogs ------------------------------------------------------------------------------------

@@ -30,7 +30,7 @@ def blog_index(request: HttpRequest) -> HttpResponse:
 def blog_reader(request: HttpRequest, slug: str) -> HttpResponse:
     blog = _blog_or_404(slug)
     try:
-        before = protocol.as_int(request.GET["before"], "before", minimum=1)
+        before = protocol.int_param(request.GET["before"], "before", minimum=1)
     except KeyError:
         before = None
     except Invalid:

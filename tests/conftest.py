@@ -1,0 +1,64 @@
+import uuid
+
+import pytest
+from channels.layers import channel_layers
+from django.core.management import call_command
+
+from liveblog import services
+from liveblog.hub import forget_hubs
+
+
+@pytest.fixture(scope="session", autouse=True)
+def static_manifest():
+    """Pages reference hashed static names; build the manifest once per run."""
+    call_command("collectstatic", interactive=False, verbosity=0)
+
+
+@pytest.fixture(autouse=True)
+def fresh_channel_layer():
+    """Each test gets its own in-memory layer and hub (they are bound to one event loop)."""
+    channel_layers.backends.clear()
+    forget_hubs()
+    yield
+    channel_layers.backends.clear()
+    forget_hubs()
+
+
+@pytest.fixture
+def owner(django_user_model):
+    return django_user_model.objects.create_user(
+        "olivia", password="olivia-password", first_name="Olivia", last_name="Owner",
+        is_staff=True,
+    )
+
+
+@pytest.fixture
+def author(django_user_model):
+    return django_user_model.objects.create_user(
+        "alice", password="alice-password", first_name="Alice", last_name="Author"
+    )
+
+
+@pytest.fixture
+def stranger(django_user_model):
+    return django_user_model.objects.create_user("sam", password="sam-password")
+
+
+@pytest.fixture
+def blog(owner, author):
+    blog = services.blog_create(actor=owner, slug="final", title="Cup final")
+    blog.authors.add(author)
+    return blog
+
+
+@pytest.fixture
+def make_post(blog, author):
+    """Publish through the service, as every transport does."""
+
+    def make(body: str = "Goal!", *, actor=None, client_id=None, **fields):
+        return services.post_create(
+            actor=actor or author, blog=blog, client_id=client_id or uuid.uuid4(),
+            body=body, **fields,
+        )
+
+    return make

@@ -1,0 +1,183 @@
+"""Real server processes for integration and e2e tests: daphne on a free loopback port, with its
+own SQLite database, plus a small HTTP client that signs in like a browser (session + CSRF)."""
+
+from __future__ import annotations
+
+import http.cookiejar
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+TEST_SECRET_KEY = "test-only-secret-key-not-for-production-0123456789abcdef"
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def wait_until(condition, *, timeout: float, interval: float = 0.05, message: str = "") -> None:
+    """Poll `condition` until it returns true, or fail after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if condition():
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {message or condition}")
+        time.sleep(interval)
+
+
+@dataclass
+class Site:
+    """A database prepared for server processes: migrated, with a blog and its author."""
+
+    directory: Path
+    env: dict[str, str] = field(default_factory=dict)
+    username: str = "reporter"
+    password: str = "correct-horse-battery"
+    slug: str = "match"
+
+    @classmethod
+    def create(cls, directory: Path, **env: str) -> Site:
+        site = cls(directory=directory)
+        site.env = {
+            "DATABASE_URL": f"sqlite:///{directory / 'db.sqlite3'}",
+            "SECRET_KEY": TEST_SECRET_KEY,
+            "ALLOWED_HOSTS": "127.0.0.1,localhost",
+            "DEBUG": "0",
+            "LIVEBLOG_HEARTBEAT_SECONDS": "15",
+            **env,
+        }
+        site.manage("migrate", "--noinput", "-v0")
+        site.manage(
+            "liveblog_demo", "--username", site.username, "--password", site.password,
+            "--slug", site.slug, "--title", "Cup final",
+        )
+        return site
+
+    def process_env(self, **extra: str) -> dict[str, str]:
+        env = {key: value for key, value in os.environ.items() if not key.startswith("LIVEBLOG_")}
+        env.pop("REDIS_URL", None)
+        return {**env, **self.env, **extra}
+
+    def manage(self, *args: str) -> str:
+        result = subprocess.run(
+            [sys.executable, "manage.py", *args],
+            cwd=REPO, env=self.process_env(), capture_output=True, text=True, timeout=120,
+        )
+        if result.returncode != 0:
+            raise AssertionError(f"manage.py {' '.join(args)} failed:\n{result.stderr}")
+        return result.stdout
+
+
+class DaphneServer:
+    """One daphne process serving the project; kill it, start it again on the same port."""
+
+    def __init__(self, site: Site, *, port: int | None = None, **env: str) -> None:
+        self.site = site
+        self.port = port or free_port()
+        self.extra_env = env
+        self.process: subprocess.Popen | None = None
+        self.log_path = site.directory / f"daphne-{self.port}.log"
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 30) -> DaphneServer:
+        log = open(self.log_path, "ab")
+        self.process = subprocess.Popen(
+            [str(BIN / "daphne"), "-b", "127.0.0.1", "-p", str(self.port),
+             "project.asgi:application"],
+            cwd=REPO, env=self.site.process_env(**self.extra_env),
+            stdout=log, stderr=subprocess.STDOUT,
+        )
+        log.close()
+        wait_until(self._ready, timeout=timeout, message=f"daphne on port {self.port}")
+        return self
+
+    def _ready(self) -> bool:
+        if self.process.poll() is not None:
+            raise AssertionError(f"daphne exited with {self.process.returncode}:\n{self.log()}")
+        try:
+            with urllib.request.urlopen(f"{self.url}/offline/", timeout=1) as response:
+                return response.status == 200
+        except OSError:
+            return False
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")[-4000:]
+
+    def kill(self) -> None:
+        """SIGKILL: no goodbye to any client, as in a crash."""
+        if self.process and self.process.poll() is None:
+            self.process.send_signal(signal.SIGKILL)
+            self.process.wait(timeout=10)
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+
+class ApiClient:
+    """Speaks to the JSON API as a signed-in browser would (session cookie + CSRF header)."""
+
+    def __init__(self, base_url: str) -> None:
+        self.base_url = base_url
+        self.cookies = http.cookiejar.CookieJar()
+        self.opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(self.cookies))
+
+    def _cookie(self, name: str) -> str | None:
+        return next((cookie.value for cookie in self.cookies if cookie.name == name), None)
+
+    def login(self, username: str, password: str) -> ApiClient:
+        self.opener.open(f"{self.base_url}/accounts/login/", timeout=10).read()
+        form = urllib.parse.urlencode({
+            "username": username, "password": password,
+            "csrfmiddlewaretoken": self._cookie("csrftoken"),
+        }).encode()
+        self.opener.open(f"{self.base_url}/accounts/login/", data=form, timeout=10).read()
+        if not self._cookie("sessionid"):
+            raise AssertionError(f"could not sign in as {username}")
+        return self
+
+    def request(self, method: str, path: str, data: dict | None = None) -> tuple[int, dict]:
+        body = None if data is None else json.dumps(data).encode()
+        request = urllib.request.Request(f"{self.base_url}{path}", data=body, method=method)
+        request.add_header("Content-Type", "application/json")
+        if token := self._cookie("csrftoken"):
+            request.add_header("X-CSRFToken", token)
+        try:
+            with self.opener.open(request, timeout=10) as response:
+                return response.status, json.loads(response.read() or b"null")
+        except urllib.error.HTTPError as error:
+            return error.code, json.loads(error.read() or b"null")
+
+    def post(self, slug: str, body: str, **fields) -> dict:
+        status, answer = self.request("POST", f"/api/liveblog/{slug}/posts", {
+            "client_id": str(fields.pop("client_id", uuid.uuid4())), "body": body, **fields,
+        })
+        if status not in (200, 201):
+            raise AssertionError(f"post failed: {status} {answer}")
+        return answer
