@@ -1,0 +1,174 @@
+"""The per-process hub: gapless ordered delivery over a lossy, reordering channel layer."""
+
+import asyncio
+
+import pytest
+from channels.db import database_sync_to_async
+from channels.layers import get_channel_layer
+
+from liveblog import broadcast
+from liveblog.broadcast import blog_group
+from liveblog.hub import get_hub
+from liveblog.models import Event
+from tests.support.comms import Reader
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+class Recorder:
+    """A hub subscriber that records what it is handed."""
+
+    def __init__(self, fail=False):
+        self.seqs, self.pings, self.fail = [], [], fail
+        self.changed = asyncio.Event()
+
+    async def hub_event(self, seq, frame):
+        self.seqs.append(seq)
+        self.changed.set()
+        if self.fail:
+            raise RuntimeError("this reader's socket is broken")
+
+    async def hub_ping(self, head):
+        self.pings.append(head)
+        self.changed.set()
+
+    async def wait_for(self, condition, timeout=3):
+        async def poll():
+            while not condition():
+                self.changed.clear()
+                await self.changed.wait()
+
+        try:
+            await asyncio.wait_for(poll(), timeout)
+        except asyncio.TimeoutError:
+            raise AssertionError(f"not met in {timeout}s: seqs={self.seqs} pings={self.pings}") \
+                from None
+
+
+@pytest.fixture
+def silent_publish(make_post, monkeypatch):
+    """Post with the broadcast lost (as if the channel layer dropped it)."""
+
+    def post(body="lost"):
+        with monkeypatch.context() as patch:
+            patch.setattr(broadcast, "event_publish", lambda **message: None)
+            return make_post(body)
+
+    return database_sync_to_async(post)
+
+
+@database_sync_to_async
+def frame(blog, seq):
+    return Event.objects.get(blog=blog, seq=seq).frame
+
+
+async def send_raw(blog, seq):
+    """Deliver a stored event through the channel layer by hand, in any order we like."""
+    await get_channel_layer().group_send(blog_group(blog.pk), {
+        "type": broadcast.EVENT_MESSAGE_TYPE, "blog": blog.pk, "seq": seq,
+        "frame": await frame(blog, seq),
+    })
+
+
+async def test_reordered_broadcasts_reach_readers_in_order(blog, silent_publish):
+    recorder = Recorder()
+    await get_hub().subscribe(blog.pk, recorder)
+    await silent_publish("one")
+    await silent_publish("two")
+    await send_raw(blog, 2)
+    await send_raw(blog, 1)
+    await recorder.wait_for(lambda: len(recorder.seqs) >= 2)
+    assert recorder.seqs == [1, 2]
+    await get_hub().close()
+
+
+async def test_duplicates_are_delivered_once(blog, silent_publish):
+    recorder = Recorder()
+    await get_hub().subscribe(blog.pk, recorder)
+    for body in ("one", "two", "three"):
+        await silent_publish(body)
+    for seq in (1, 1, 2, 1, 2, 3):
+        await send_raw(blog, seq)
+    # Messages on one channel arrive in order: once 3 is in, every duplicate was seen.
+    await recorder.wait_for(lambda: 3 in recorder.seqs)
+    assert recorder.seqs == [1, 2, 3]
+    await get_hub().close()
+
+
+async def test_a_gap_the_layer_leaves_is_filled_from_the_log(blog, silent_publish):
+    recorder = Recorder()
+    await get_hub().subscribe(blog.pk, recorder)
+    for body in ("one", "two", "three"):
+        await silent_publish(body)
+    await send_raw(blog, 3)  # 1 and 2 were lost on the way
+    await recorder.wait_for(lambda: len(recorder.seqs) >= 3)
+    assert recorder.seqs == [1, 2, 3]
+    await get_hub().close()
+
+
+async def test_the_heartbeat_delivers_what_the_layer_lost_without_a_resync(
+    blog, silent_publish, settings
+):
+    settings.LIVEBLOG_HEARTBEAT_SECONDS = 0.2
+    reader = await Reader.open(blog.slug, f"?since=0&epoch={blog.epoch}")
+    await reader.expect("hello")
+    await reader.events_until_live()
+    await silent_publish("lost in the layer")
+    frames = await reader.until(lambda frame: frame["type"] == "event", timeout=3)
+    assert frames[-1]["seq"] == 1
+    assert (await reader.expect("ping", timeout=2))["head"] == 1
+    await reader.close()
+
+
+async def test_live_fan_out_heals_after_the_layer_forgets_its_groups(blog, make_post, settings):
+    """A Redis restart forgets group memberships; each heartbeat re-joins them."""
+    settings.LIVEBLOG_HEARTBEAT_SECONDS = 0.2
+    reader = await Reader.open(blog.slug, f"?since=0&epoch={blog.epoch}")
+    await reader.expect("hello")
+    await reader.events_until_live()
+    get_channel_layer().groups.clear()
+    await reader.expect("ping", timeout=2)  # a heartbeat has run: membership is back
+    broadcasts = []
+    real_publish = broadcast.event_publish
+
+    def spy(**message):
+        broadcasts.append(message["seq"])
+        real_publish(**message)
+
+    broadcast.event_publish = spy
+    try:
+        await database_sync_to_async(make_post)("live again")
+    finally:
+        broadcast.event_publish = real_publish
+    event = await reader.expect("event", timeout=0.15)  # sooner than the next heartbeat
+    assert event["seq"] == 1 and broadcasts == [1]
+    await reader.close()
+
+
+async def test_one_failing_reader_does_not_stop_the_others(blog, make_post):
+    broken, healthy = Recorder(fail=True), Recorder()
+    hub = get_hub()
+    await hub.subscribe(blog.pk, broken)
+    await hub.subscribe(blog.pk, healthy)
+    await database_sync_to_async(make_post)("one")
+    await database_sync_to_async(make_post)("two")
+    await healthy.wait_for(lambda: len(healthy.seqs) >= 2)
+    assert healthy.seqs == broken.seqs == [1, 2]
+    await hub.close()
+
+
+async def test_last_reader_leaving_releases_the_group_and_a_new_one_rejoins(blog, make_post):
+    hub = get_hub()
+    layer = get_channel_layer()
+    first = Recorder()
+    await hub.subscribe(blog.pk, first)
+    assert layer.groups.get(blog_group(blog.pk))
+    await hub.unsubscribe(blog.pk, first)
+    assert not layer.groups.get(blog_group(blog.pk))
+    assert hub.channel is None  # nothing left to read or tick for
+    second = Recorder()
+    await hub.subscribe(blog.pk, second)
+    await database_sync_to_async(make_post)("for the newcomer")
+    await second.wait_for(lambda: second.seqs == [1])
+    assert first.seqs == []
+    await hub.close()
