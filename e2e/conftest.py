@@ -118,9 +118,9 @@ class BrowserErrors:
         if message.type != "error":
             return
         text = message.text
+        where = message.location.get("url") or ""
         if any(pattern.search(text) for pattern in self._tolerated):
             return
-        where = message.location.get("url") or ""
         self._record(f"[{name}] console.error: {text}" + (f" ({where})" if where else ""))
 
     def _record(self, line: str) -> None:

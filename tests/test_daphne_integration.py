@@ -16,7 +16,6 @@ from tests.support.ws import (
     expect_frame,
     expect_quiet,
     feed_url,
-    frames_until,
     next_frame,
     open_feed,
 )
@@ -68,8 +67,10 @@ async def test_two_readers_share_live_events_and_a_reconnect_replays_exactly_the
         created = await post(api, slug, "Kick-off at Wembley")
         seq = created["seq"]
         assert seq == 1, created
-        frame_a = await expect_frame(first, is_event(seq), expecting=f"event seq {seq} on reader A")
-        frame_b = await expect_frame(second, is_event(seq), expecting=f"event seq {seq} on reader B")
+        frame_a = await expect_frame(first, is_event(seq),
+                                     expecting=f"event seq {seq} on reader A")
+        frame_b = await expect_frame(second, is_event(seq),
+                                     expecting=f"event seq {seq} on reader B")
         assert frame_a == frame_b, "both readers must get the very same frame"
         assert frame_a["kind"] == "post.created", frame_a
         assert frame_a["post"]["body"] == "Kick-off at Wembley", frame_a
@@ -138,8 +139,10 @@ async def test_since_from_another_epoch_gets_a_snapshot(server, api):
                                    expecting="hello first")
         assert hello["epoch"] == epoch and hello["head"] == head, hello
         snapshot = await next_frame(ws, expecting="a snapshot for a since from another epoch")
-        assert snapshot.get("type") == "snapshot", \
-            f"expected a snapshot (not a replay) for since=1 from epoch {stale_epoch}, got {snapshot}"
+        assert snapshot.get("type") == "snapshot", (
+            f"expected a snapshot (not a replay) for since=1 from epoch {stale_epoch}, "
+            f"got {snapshot}"
+        )
         assert snapshot["epoch"] == epoch and snapshot["head"] == head, snapshot
         assert [p["body"] for p in snapshot["posts"]] == ["Line-up 3", "Line-up 2", "Line-up 1"]
         live = await next_frame(ws, expecting="live after the snapshot")

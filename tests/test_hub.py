@@ -40,7 +40,7 @@ class Recorder:
 
         try:
             await asyncio.wait_for(poll(), timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             raise AssertionError(f"not met in {timeout}s: seqs={self.seqs} pings={self.pings}") \
                 from None
 

@@ -148,7 +148,8 @@ def test_an_event_frame_is_the_wire_frame(blog, make_post):
 @pytest.mark.django_db
 def test_changes_that_change_nothing_take_no_seq(blog, make_post, author, owner):
     post_id = make_post("Kick-off").data["id"]
-    assert services.post_update(actor=author, blog=blog, post_id=post_id, body="Kick-off").seq is None
+    same = services.post_update(actor=author, blog=blog, post_id=post_id, body="Kick-off")
+    assert same.seq is None
     assert services.blog_update(actor=owner, blog=blog, title=blog.title).seq is None
     first = services.post_delete(actor=author, blog=blog, post_id=post_id)
     again = services.post_delete(actor=author, blog=blog, post_id=post_id)

@@ -41,7 +41,7 @@ class Reader:
     async def next(self, timeout: float = 3) -> dict:
         try:
             text = await self.communicator.receive_from(timeout=timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             raise AssertionError(
                 f"no frame within {timeout}s; frames so far: {[f['type'] for f in self.frames]}"
             ) from None

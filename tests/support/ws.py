@@ -27,12 +27,12 @@ def connect(url: str, *, origin: str | None):
     return websockets.connect(url, origin=origin, open_timeout=RECEIVE_TIMEOUT, max_size=None)
 
 
-async def next_frame(ws, *, expecting: str, timeout: float = RECEIVE_TIMEOUT) -> dict:
+async def next_frame(ws, *, expecting: str, within: float = RECEIVE_TIMEOUT) -> dict:
     """The next frame as JSON; fails with `expecting` in the message on timeout or close."""
     try:
-        raw = await asyncio.wait_for(ws.recv(), timeout)
+        raw = await asyncio.wait_for(ws.recv(), within)
     except TimeoutError:
-        raise AssertionError(f"no frame within {timeout}s; expected {expecting}") from None
+        raise AssertionError(f"no frame within {within}s; expected {expecting}") from None
     except websockets.ConnectionClosed as closed:
         raise AssertionError(f"socket closed ({closed}); expected {expecting}") from None
     assert isinstance(raw, str), f"expected a JSON text frame ({expecting}), got bytes {raw!r}"
@@ -40,29 +40,29 @@ async def next_frame(ws, *, expecting: str, timeout: float = RECEIVE_TIMEOUT) ->
 
 
 async def expect_frame(ws, predicate: Callable[[dict], bool], *, expecting: str,
-                       timeout: float = RECEIVE_TIMEOUT) -> dict:
+                       within: float = RECEIVE_TIMEOUT) -> dict:
     """The very next frame, which must satisfy `predicate`."""
-    frame = await next_frame(ws, expecting=expecting, timeout=timeout)
+    frame = await next_frame(ws, expecting=expecting, within=within)
     assert predicate(frame), f"expected {expecting}, got {frame}"
     return frame
 
 
 async def frames_until(ws, predicate: Callable[[dict], bool], *, expecting: str,
-                       timeout: float = RECEIVE_TIMEOUT, skip_pings: bool = True) -> list[dict]:
+                       within: float = RECEIVE_TIMEOUT, skip_pings: bool = True) -> list[dict]:
     """Frames up to and including the first one satisfying `predicate`, within one deadline.
 
     Heartbeat pings are left out of the result (and never satisfy the predicate) when
     `skip_pings` is set."""
     loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
+    deadline = loop.time() + within
     seen: list[dict] = []
     while True:
         remaining = deadline - loop.time()
         if remaining <= 0:
-            raise AssertionError(f"timed out after {timeout}s waiting for {expecting}; "
+            raise AssertionError(f"timed out after {within}s waiting for {expecting}; "
                                  f"frames meanwhile: {seen}")
         try:
-            frame = await next_frame(ws, expecting=expecting, timeout=remaining)
+            frame = await next_frame(ws, expecting=expecting, within=remaining)
         except AssertionError as error:
             raise AssertionError(f"{error}; frames meanwhile: {seen}") from None
         if skip_pings and frame.get("type") == "ping":

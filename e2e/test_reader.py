@@ -1,0 +1,187 @@
+"""Readers and the author in real Chromium against a real daphne process.
+
+Every wait is a web-first assertion (or a polled condition) with a deadline; nothing sleeps.
+"""
+
+import re
+
+import pytest
+from playwright.sync_api import Page, expect
+
+from tests.support.servers import ApiClient
+
+pytestmark = pytest.mark.e2e
+
+SLUG = "match"
+READER = f"/liveblog/{SLUG}/"
+CONSOLE = f"/liveblog/{SLUG}/write/"
+# How long a reader may take to come back after the server does: the client's full-jitter
+# backoff grows while the server is down (up to 8 s after four failed attempts).
+RECONNECT_TIMEOUT_MS = 40_000
+READING_PROBE = """() => {
+  const posts = [...document.querySelectorAll("#feed article.post")];
+  const reading = posts.find((post) => post.getBoundingClientRect().top >= 0);
+  return [reading.dataset.postId, reading.getBoundingClientRect().top];
+}"""
+
+
+def posts_with(page: Page, text: str):
+    return page.locator("#feed article.post", has_text=text)
+
+
+def open_reader(page: Page) -> None:
+    page.goto(READER)
+    expect(page.locator("#connection")).to_have_attribute("data-state", "live")
+
+
+def test_reader_sees_a_post_live(page, api):
+    open_reader(page)
+    expect(page.locator("#feed article.post")).to_have_count(0)
+    page.evaluate("window.__sameDocument = true")  # gone if the page reloads
+
+    created = api.post(SLUG, "**Goal!** Kane scores from the spot")
+
+    article = page.locator(f'#feed article.post[data-post-id="{created["post"]["id"]}"]')
+    expect(article).to_have_count(1)
+    expect(article).to_be_visible()
+    expect(article.locator(".post-body")).to_contain_text("Goal! Kane scores from the spot")
+    expect(article.locator(".post-body strong")).to_have_text("Goal!")
+    expect(page.locator("#feed article.post")).to_have_count(1)
+    expect(page.locator(".feed-empty")).to_be_hidden()
+    assert page.evaluate("window.__sameDocument === true"), "the reader page reloaded"
+
+
+@pytest.mark.daphne_env(LIVEBLOG_HEARTBEAT_SECONDS="1")
+def test_author_posts_from_the_console_and_a_reader_survives_a_server_crash(
+    new_page, server, api, browser_errors
+):
+    # The author signs in through the real login form and opens the console.
+    author = new_page("author")
+    author.goto(f"/accounts/login/?next={CONSOLE}")
+    author.locator("#id_username").fill(server.site.username)
+    author.locator("#id_password").fill(server.site.password)
+    author.locator(".login-form button[type=submit]").click()
+    expect(author).to_have_url(re.compile(re.escape(CONSOLE) + "$"))
+    expect(author.locator("#compose")).to_be_visible()
+
+    # A reader in another browser context (no session), live before anything is posted.
+    reader = new_page("reader")
+    open_reader(reader)
+    reader.evaluate("window.__sameDocument = true")
+
+    text = "Half-time: 1-0 after a tense first half"
+    author.locator("#compose textarea[name=body]").fill(text)
+    author.locator("#compose button[type=submit]").click()
+    sent = author.locator("#outbox li", has_text=text)
+    expect(sent).to_have_count(1)
+    expect(sent).to_have_attribute("data-state", "sent")
+    expect(author.locator("#compose textarea[name=body]")).to_have_value("")
+
+    expect(posts_with(reader, text)).to_have_count(1)
+    expect(posts_with(reader, text)).to_be_visible()
+
+    # The server crashes: the reader notices and says so; the reconnect attempts that fail while
+    # it is down are logged by Chromium as console errors, which are expected here only.
+    connection = reader.locator("#connection")
+    outage = (rf"^WebSocket connection to 'ws://127\.0\.0\.1:{server.port}"
+              rf"/ws/liveblog/{SLUG}/[^']*' failed: ")
+    with browser_errors.tolerated(outage):
+        server.kill()
+        expect(connection).to_have_attribute(
+            "data-state", re.compile(r"^(reconnecting|offline)$")
+        )
+        server.start()
+        later = ["Second half under way", "Saka hits the post"]
+        for body in later:
+            api.post(SLUG, body)
+        for body in later:
+            expect(posts_with(reader, body)).to_have_count(1, timeout=RECONNECT_TIMEOUT_MS)
+        expect(connection).to_have_attribute("data-state", "live",
+                                             timeout=RECONNECT_TIMEOUT_MS)
+
+    for body in [text, *later]:
+        expect(posts_with(reader, body)).to_have_count(1)
+        expect(posts_with(reader, body)).to_be_visible()
+    expect(reader.locator("#feed article.post")).to_have_count(3)
+    # Newest first.
+    expect(reader.locator("#feed article.post .post-body")).to_contain_text(
+        [later[1], later[0], text]
+    )
+    assert reader.evaluate("window.__sameDocument === true"), "the reader page reloaded"
+
+
+def test_edits_and_deletes_arrive_live(page, api: ApiClient):
+    open_reader(page)
+    created = api.post(SLUG, "Yellow card for number 4")
+    post_id = created["post"]["id"]
+    article = page.locator(f'#feed article.post[data-post-id="{post_id}"]')
+    expect(article.locator(".post-body")).to_have_text("Yellow card for number 4")
+    expect(article.locator(".post-edited")).to_be_hidden()
+
+    status, answer = api.request("PATCH", f"/api/liveblog/{SLUG}/posts/{post_id}",
+                                 {"body": "Yellow card for number 6 (not 4)"})
+    assert status == 200, answer
+    expect(article.locator(".post-body")).to_have_text("Yellow card for number 6 (not 4)")
+    expect(article.locator(".post-edited")).to_be_visible()
+    expect(article.locator(".post-edited")).to_have_text("edited")
+    expect(page.locator("#feed article.post")).to_have_count(1)
+
+    status, answer = api.request("DELETE", f"/api/liveblog/{SLUG}/posts/{post_id}")
+    assert status == 200, answer
+    expect(article).to_have_count(0)
+    expect(page.locator("#feed article.post")).to_have_count(0)
+
+
+def test_a_scrolled_away_reader_is_not_yanked(page, api):
+    for n in range(1, 31):
+        api.post(SLUG, f"Minute {n}: earlier update")
+    open_reader(page)
+    expect(page.locator("#feed article.post").first).to_contain_text("Minute 30")
+
+    page.evaluate("window.scrollTo(0, 900)")
+    page.wait_for_function("window.scrollY >= 900")
+    scrolled = page.evaluate("window.scrollY")
+    # The post at the top of the viewport: where the reader is reading.
+    reading_id, reading_top = page.evaluate(READING_PROBE)
+
+    fresh = ["Corner to England", "Header over the bar", "Goal kick"]
+    for body in fresh:
+        api.post(SLUG, body)
+
+    button = page.locator("#new-updates")
+    expect(button).to_be_visible()
+    expect(button).to_have_text("3 new updates")
+    for body in fresh:
+        expect(posts_with(page, body)).to_have_count(1)
+        expect(posts_with(page, body)).to_be_hidden()
+    now_top = page.locator(f'#feed article.post[data-post-id="{reading_id}"]').evaluate(
+        "element => element.getBoundingClientRect().top"
+    )
+    now_scrolled = page.evaluate("window.scrollY")
+    assert now_top == reading_top, (
+        f"the post being read (#{reading_id}) moved on screen from y={reading_top} to "
+        f"y={now_top} when 3 posts arrived"
+    )
+    assert now_scrolled == scrolled, (
+        f"window.scrollY changed from {scrolled} to {now_scrolled} when 3 posts arrived "
+        "while the reader was scrolled down (the page above the reader changed height; "
+        "only the browser's scroll anchoring kept the text in place)"
+    )
+
+    button.click()
+    for body in fresh:
+        expect(posts_with(page, body)).to_be_visible()
+    expect(button).to_be_hidden()
+    # Revealing takes the reader to the newest post.
+    expect(posts_with(page, fresh[-1])).to_be_in_viewport()
+    expect(page.locator("#feed article.post .post-body").first).to_have_text(fresh[-1])
+
+
+def test_pages_declare_an_icon_that_loads(page):
+    """Without a working icon every page load logs a 404 console error (/favicon.ico)."""
+    open_reader(page)
+    href = page.evaluate(
+        "document.querySelector('link[rel~=icon]')?.href ?? new URL('/favicon.ico', location).href"
+    )
+    response = page.request.get(href)
+    assert response.ok, f"the page's icon {href} answers {response.status}"
