@@ -136,6 +136,11 @@ class PostAdmin(ServiceErrorsAsMessages, admin.ModelAdmin):
         )
         obj.refresh_from_db()
 
+    def get_deleted_objects(self, objs, request: HttpRequest):
+        """Deleting a post writes a tombstone: the post and its events stay, so the usual
+        cascade listing (and its check for permission to delete events) does not apply."""
+        return [str(obj) for obj in objs], {Post._meta.verbose_name_plural: len(objs)}, set(), []
+
     def delete_model(self, request: HttpRequest, obj: Post) -> None:
         services.post_delete(actor=request.user, blog=obj.blog, post_id=obj.pk)
 

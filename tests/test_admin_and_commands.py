@@ -198,6 +198,19 @@ def test_admin_bulk_delete_action_tombstones_each_post(admin_client, blog, make_
 
 
 @pytest.mark.django_db
+def test_admin_change_of_a_deleted_post_is_a_message(admin_client, blog, author, make_post):
+    post_id = make_post("gone").data["id"]
+    services.post_delete(actor=author, blog=blog, post_id=post_id)
+    response = admin_client.post(
+        f"{POST_ADMIN}{post_id}/change/", post_change_form("back again"), follow=True
+    )
+    assert_no_server_error(response)
+    assert any("no post" in str(message) for message in response.context["messages"])
+    assert Post.objects.get(pk=post_id).body == "gone"
+    assert seqs(blog) == [1, 2]
+
+
+@pytest.mark.django_db
 def test_admin_post_pages_render(admin_client, blog, make_post):
     post_id = make_post().data["id"]
     assert admin_client.get(POST_ADMIN).status_code == 200
@@ -235,6 +248,7 @@ def test_staff_not_author_deleting_a_post_gets_a_message(staff_not_author, blog,
     )
     assert_no_server_error(response)
     assert Post.objects.get(pk=post_id).deleted_at is None
+    assert response.status_code == 200, "refused by the service (a message), not by the admin"
     assert seqs(blog) == [1]
     assert any("author" in str(message) for message in response.context["messages"])
 
@@ -307,7 +321,9 @@ def test_admin_change_blog_owner_takes_no_seq(admin_client, blog, author):
 
 @pytest.mark.django_db
 def test_admin_change_blog_keeps_owner_an_author(admin_client, blog, owner):
-    response = admin_client.post(f"{BLOG_ADMIN}{blog.pk}/change/", blog_change_form(blog, authors=[]))
+    response = admin_client.post(
+        f"{BLOG_ADMIN}{blog.pk}/change/", blog_change_form(blog, authors=[])
+    )
     assert response.status_code == 302
     assert list(blog.authors.all()) == [owner]
 
