@@ -8,6 +8,7 @@ from urllib.parse import parse_qs
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
+from django.db import DatabaseError
 
 from . import protocol, selectors, services
 from .errors import Invalid, LiveblogError, NotFound
@@ -59,9 +60,14 @@ class LiveblogConsumer(AsyncWebsocketConsumer):
         self.blog, self.hub = blog, hub
         await self.catch_up(since=since, epoch=epoch, hello=True)
 
-    async def disconnect(self, code: int) -> None:
-        if self.hub is not None:
-            await self.hub.unsubscribe(self.blog.pk, self)
+    async def __call__(self, scope, receive, send) -> None:
+        # Leave the hub however this consumer ends (a disconnect, an error, a cancellation), so
+        # that it never keeps a reader that is gone.
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            if self.hub is not None:
+                await self.hub.unsubscribe(self.blog.pk, self)
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         """One client frame: `resync` or `post`; anything else is answered with an error."""
@@ -108,9 +114,15 @@ class LiveblogConsumer(AsyncWebsocketConsumer):
         """Send a snapshot or the replay `since+1 … head`, then `live`, then the live events
         that arrived meanwhile and were not in the replay. Frames from the hub wait meanwhile."""
         self.catching_up, self.held, self.stalled = True, [], False
-        state = await database_sync_to_async(selectors.catch_up)(
-            self.blog, since=since, epoch=epoch
-        )
+        try:
+            state = await database_sync_to_async(selectors.catch_up)(
+                self.blog, since=since, epoch=epoch
+            )
+        except DatabaseError:
+            logger.exception("catch-up for blog %s failed", self.blog.pk)
+            await self.send(protocol.error_frame("unavailable", "try again shortly"))
+            await self.close(code=CLOSE_UNAVAILABLE)  # the client reconnects with its since
+            return
         if hello:
             await self.send(protocol.hello_frame(
                 blog=self.blog, head=state.head, heartbeat=_heartbeat()
@@ -168,6 +180,10 @@ class LiveblogConsumer(AsyncWebsocketConsumer):
             )
         except LiveblogError as error:
             await self.send_error(error)
+            return
+        except DatabaseError:
+            logger.exception("post over the websocket failed")
+            await self.send(protocol.error_frame("unavailable", "not saved; send it again"))
             return
         await self.send(protocol.ack_frame(
             client_id=str(request.client_id), seq=written.seq, post=written.data

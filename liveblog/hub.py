@@ -99,14 +99,20 @@ class Hub:
         return len(feed.subscribers) if feed else 0
 
     async def _start_feed(self, feed: _BlogFeed) -> None:
-        async with self._membership:
-            if self.channel is None:
-                self.channel = await self.layer.new_channel()
-                self._reader = asyncio.ensure_future(self._read())
-                self._ticker = asyncio.ensure_future(self._tick())
-            # A failed join is retried on every heartbeat; meanwhile the log heals delivery.
-            await self._layer_call("group_add", feed.blog_id)
-        head = await database_sync_to_async(selectors.blog_head)(feed.blog_id)
+        try:
+            async with self._membership:
+                if self.channel is None:
+                    self.channel = await self.layer.new_channel()
+                    self._reader = asyncio.ensure_future(self._read())
+                    self._ticker = asyncio.ensure_future(self._tick())
+                # A failed join is retried on every heartbeat; meanwhile the log heals delivery.
+                await self._layer_call("group_add", feed.blog_id)
+            head = await database_sync_to_async(selectors.blog_head)(feed.blog_id)
+        except Exception:
+            # Forget the failed feed so that the next reader starts afresh.
+            if self.feeds.get(feed.blog_id) is feed:
+                del self.feeds[feed.blog_id]
+            raise
         async with feed.lock:
             feed.head = head
             await self._drain(feed)
@@ -151,12 +157,18 @@ class Hub:
                 logger.warning("channel layer receive failed: %r", error)
                 await asyncio.sleep(1)
                 continue
-            if message.get("type") != EVENT_MESSAGE_TYPE:
-                continue
-            feed = self.feeds.get(message.get("blog"))
-            if feed is not None:
-                async with feed.lock:
-                    await self._accept(feed, message["seq"], message["frame"])
+            try:
+                await self._dispatch(message)
+            except Exception:  # noqa: BLE001 - one bad message must not stop live delivery
+                logger.exception("dropped a channel layer message: %.200r", message)
+
+    async def _dispatch(self, message: dict) -> None:
+        if message.get("type") != EVENT_MESSAGE_TYPE:
+            return
+        feed = self.feeds.get(message.get("blog"))
+        if feed is not None:
+            async with feed.lock:
+                await self._accept(feed, int(message["seq"]), str(message["frame"]))
 
     async def _accept(self, feed: _BlogFeed, seq: int, frame: str) -> None:
         """Deliver `seq` and whatever it unblocks; keep it aside if it comes early."""
@@ -226,6 +238,9 @@ class Hub:
                 logger.exception("heartbeat failed")
 
     async def heartbeat(self) -> None:
+        if self._reader is not None and self._reader.done():
+            logger.error("the channel layer reader stopped; restarting it")
+            self._reader = asyncio.ensure_future(self._read())
         feeds = [feed for feed in self.feeds.values() if feed.head is not None]
         if not feeds:
             return

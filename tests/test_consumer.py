@@ -343,3 +343,37 @@ async def test_other_frames_than_text_json_do_not_disturb_other_readers(blog, pu
     await rude.close()
     await polite.close()
 
+
+
+async def test_a_database_failure_during_catch_up_closes_cleanly(blog, monkeypatch):
+    from django.db import OperationalError
+
+    def broken(*args, **kwargs):
+        raise OperationalError("database is gone")
+
+    monkeypatch.setattr(selectors, "catch_up", broken)
+    reader = await Reader.open(blog.slug, "?since=0")
+    error = await reader.expect("error")
+    assert error["code"] == "unavailable"
+    assert await reader.communicator.receive_output(timeout=2) == {
+        "type": "websocket.close", "code": 1011,
+    }
+    await reader.communicator.wait(timeout=2)
+    assert get_hub().subscriber_count(blog.pk) == 0
+
+
+async def test_a_consumer_that_crashes_leaves_the_hub(blog, monkeypatch):
+    from liveblog.consumers import LiveblogConsumer
+
+    async def crash(self, text_data=None, bytes_data=None):
+        raise RuntimeError("a bug in a handler")
+
+    reader = await Reader.open(blog.slug, "?since=0")
+    await reader.expect("hello")
+    await reader.events_until_live()
+    assert get_hub().subscriber_count(blog.pk) == 1
+    monkeypatch.setattr(LiveblogConsumer, "receive", crash)
+    await reader.send({"type": "resync", "since": 0})
+    with pytest.raises(RuntimeError):
+        await reader.communicator.wait(timeout=2)
+    assert get_hub().subscriber_count(blog.pk) == 0
