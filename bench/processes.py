@@ -1,0 +1,180 @@
+"""The processes a benchmark run starts: Liveblog's daphne, the reference server and the load
+generator. Each is a context manager that always stops its process (and the process's children)
+on the way out, error or Ctrl-C included. They run in sessions of their own, so a Ctrl-C in the
+terminal reaches only the benchmark, which then stops them in order."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import select
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, TextIO
+
+from tests.support.servers import REPO, DaphneServer, Site
+
+ISSUE = re.compile(r"\b(WARNING|ERROR|CRITICAL)\b|Traceback")
+
+
+class BenchError(RuntimeError):
+    """A process did not start or answer as expected."""
+
+
+def stop_process_group(process: subprocess.Popen, *, timeout: float = 10) -> None:
+    """SIGTERM the process's group (it leads its own session), SIGKILL if it lingers."""
+    if process.poll() is not None:
+        return
+    for sig, wait in ((signal.SIGTERM, timeout), (signal.SIGKILL, 5)):
+        try:
+            os.killpg(process.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            process.wait(timeout=wait)
+            return
+        except subprocess.TimeoutExpired:
+            continue
+
+
+def read_line(stream: TextIO, *, timeout: float, what: str) -> str:
+    """The next line of a child's stdout, or BenchError after `timeout` seconds."""
+    ready, _, _ = select.select([stream], [], [], timeout)
+    if not ready:
+        raise BenchError(f"no answer within {timeout:.0f}s from {what}")
+    line = stream.readline()
+    if not line:
+        raise BenchError(f"{what} exited without answering")
+    return line.rstrip("\n")
+
+
+def log_issues(path: Path, *, sample: int = 8) -> dict[str, Any]:
+    """Count the warning/error lines of a server log; keep the first few."""
+    if not path.exists():
+        return {"lines": 0, "issues": 0, "sample": []}
+    lines = path.read_text(errors="replace").splitlines()
+    issues = [line for line in lines if ISSUE.search(line)]
+    return {"log": str(path), "lines": len(lines), "issues": len(issues),
+            "sample": issues[:sample]}
+
+
+class QuietDaphne(DaphneServer):
+    """tests.support's DaphneServer, started with `-v 0` (warnings and errors only, no access
+    log: an INFO line per websocket connect would slow the server under test), through
+    bench.launch_daphne (daphne's own CLI, plus a log line per full garbage collection), in a
+    session of its own."""
+
+    def start(self, timeout: float = 30) -> QuietDaphne:
+        with open(self.log_path, "ab") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "bench.launch_daphne", "-v", "0", "-b", "127.0.0.1",
+                 "-p", str(self.port), "project.asgi:application"],
+                cwd=REPO, env=self.site.process_env(**self.extra_env),
+                stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            )
+        deadline = time.monotonic() + timeout
+        while not self._ready():
+            if time.monotonic() > deadline:
+                raise BenchError(f"daphne on port {self.port} did not start:\n{self.log()}")
+            time.sleep(0.1)
+        return self
+
+    def stop(self) -> None:
+        if self.process is not None:
+            stop_process_group(self.process)
+
+
+@contextmanager
+def liveblog_server(site: Site, **env: str) -> Iterator[QuietDaphne]:
+    server = QuietDaphne(site, **env)
+    try:
+        yield server.start()
+    finally:
+        server.stop()
+
+
+class ReferenceServer:
+    """bench.reference in a process of its own, on a free loopback port."""
+
+    def __init__(self, log_path: Path, *, replay_events: int = 0, frame_bytes: int = 800) -> None:
+        self.log_path = log_path
+        self.arguments = ["--replay-events", str(replay_events), "--frame-bytes", str(frame_bytes)]
+        self.process: subprocess.Popen | None = None
+        self.port = 0
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 30) -> ReferenceServer:
+        with open(self.log_path, "ab") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "bench.reference", *self.arguments],
+                cwd=REPO, stdout=subprocess.PIPE, stderr=log, text=True, start_new_session=True,
+            )
+        line = read_line(self.process.stdout, timeout=timeout, what="the reference server")
+        if not line.startswith("listening "):
+            raise BenchError(f"the reference server said {line!r}")
+        self.port = int(line.split()[1])
+        return self
+
+    def stop(self) -> None:
+        if self.process is not None:
+            stop_process_group(self.process)
+
+
+@contextmanager
+def reference_server(log_path: Path, **options: int) -> Iterator[ReferenceServer]:
+    server = ReferenceServer(log_path, **options)
+    try:
+        yield server.start()
+    finally:
+        server.stop()
+
+
+class LoadGen:
+    """A running `python -m bench.loadgen`: wait for `ready`, then `finish` and read results."""
+
+    def __init__(self, process: subprocess.Popen, out: Path) -> None:
+        self.process = process
+        self.out = out
+
+    def wait_ready(self, timeout: float) -> dict[str, Any]:
+        line = read_line(self.process.stdout, timeout=timeout, what="the load generator")
+        if not line.startswith("ready "):
+            raise BenchError(f"the load generator said {line!r}")
+        return json.loads(line.removeprefix("ready "))
+
+    def finish(self, *, events: int, timeout: float) -> dict[str, Any]:
+        """Wait until every reader has `events` events (at most `timeout` s); the results."""
+        self.process.stdin.write(f"finish {events} {timeout}\n")
+        self.process.stdin.flush()
+        code = self.process.wait(timeout=timeout + 60)
+        if code != 0:
+            raise BenchError(f"the load generator exited with {code}")
+        return json.loads(self.out.read_text())
+
+
+@contextmanager
+def loadgen(url: str, *, origin: str | None, readers: int, procs: int, out: Path,
+            extra: tuple[str, ...] = ()) -> Iterator[LoadGen]:
+    command = [sys.executable, "-m", "bench.loadgen", "--url", url, "--readers", str(readers),
+               "--procs", str(procs), "--out", str(out), *extra]
+    if origin:
+        command += ["--origin", origin]
+    process = subprocess.Popen(command, cwd=REPO, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                               text=True, start_new_session=True)
+    try:
+        yield LoadGen(process, out)
+    finally:
+        stop_process_group(process)

@@ -1,0 +1,251 @@
+"""The scenarios. Each returns one row per server: a dict with the numbers and how it went.
+
+fan-out: N readers of one blog, one post per `interval` seconds; latency from just before the
+    HTTP create call (reference: the control frame) to each reader's receipt of the event frame.
+replay: one reader connects with since=0 to a blog holding `replay_events` events; time from
+    the start of the connect to `live`.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from websockets.sync.client import connect as sync_connect
+
+from tests.support.servers import REPO, ApiClient, Site
+from tests.support.ws import feed_url
+
+from . import gctrace, seed
+from .processes import BenchError, liveblog_server, loadgen, log_issues, reference_server
+from .reference import event_frame
+from .report import summary
+
+SETTLE_SECONDS = 1.0  # after every reader is live, before the first post
+CONNECT_TIMEOUT = 300.0  # for every reader of a row to be live
+
+
+@dataclass
+class Config:
+    readers: list[int]
+    posts: int
+    interval: float
+    procs: int
+    servers: list[str]
+    replay_events: int
+    replay_runs: int
+    frame_bytes: int
+    drain_timeout: float
+    work: Path
+
+
+@dataclass
+class Sent:
+    """One post: when its create call started and how long the call took."""
+
+    seq: int
+    started: float
+    call_ms: float
+
+
+def paced(config: Config, publish: Callable[[int], int]) -> list[Sent]:
+    """Call `publish(k)` (which returns the seq) once per interval, `config.posts` times."""
+    sent = []
+    start = time.monotonic()
+    for number in range(config.posts):
+        delay = start + number * config.interval - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
+        started = time.monotonic()
+        seq = publish(number + 1)
+        sent.append(Sent(seq, started, (time.monotonic() - started) * 1000))
+    return sent
+
+
+# --- fan-out ------------------------------------------------------------------------------
+
+
+def fanout_row(server: str, readers: int, sent: list[Sent], result: dict[str, Any],
+               config: Config, log: Path) -> dict[str, Any]:
+    """The row: latencies from the arrivals, losses, connects, and the server's log (its
+    warnings and errors, and the full garbage collections that overlapped a delivery)."""
+    arrivals: dict[str, list[float]] = result["arrivals"]
+    collections = gctrace.pauses(log)
+    latencies, per_post, gc_hits = [], [], []
+    for post in sent:
+        moments = arrivals.get(str(post.seq), [])
+        times = [(moment - post.started) * 1000 for moment in moments]
+        hits = gctrace.overlapping(collections, post.started, max(moments, default=post.started))
+        latencies += times
+        gc_hits += hits
+        per_post.append({"seq": post.seq, "call_ms": round(post.call_ms, 2),
+                         "gc_pause_ms": round(sum(hits), 1), **summary(times)})
+    expected = readers * len(sent)
+    known = {str(post.seq) for post in sent}
+    live_ms = [seconds * 1000 for seconds in result["live_seconds"]]
+    return {
+        "scenario": "fan-out", "server": server, "readers": readers, "posts": len(sent),
+        "interval_s": config.interval, "procs": config.procs,
+        "latency_ms": summary(latencies), "expected": expected,
+        "lost": expected - len(latencies),
+        "unexpected": sum(len(times) for seq, times in arrivals.items() if seq not in known),
+        "duplicates": result["duplicates"], "out_of_order": result["out_of_order"],
+        "failed_attempts": result["failed_attempts"], "errors": result["errors"],
+        "closed_early": result["closed_early"],
+        "connect": {"live": result["live"],
+                    "wall_s": round((result["last_live"] or 0) - (result["first_connect"] or 0), 2),
+                    "live_ms": summary(live_ms)},
+        "post_call_ms": summary([post.call_ms for post in sent]),
+        "frame_bytes": _typical_frame_bytes(result),
+        "server_log": log_issues(log),
+        "server_gc": {"full_collections": len(collections),
+                      "posts_hit": sum(1 for post in per_post if post["gc_pause_ms"]),
+                      "longest_hit_ms": round(max(gc_hits, default=0), 1)},
+        "per_post": per_post,
+    }
+
+
+def _typical_frame_bytes(result: dict[str, Any]) -> int | None:
+    """The most common size of the event frames the readers got."""
+    sizes: dict[str, int] = result["frame_bytes"]
+    return int(max(sizes, key=sizes.__getitem__)) if sizes else None
+
+
+def _run_readers(url: str, origin: str | None, readers: int, config: Config, name: str,
+                 publish: Callable[[int], int]) -> tuple[list[Sent], dict[str, Any]]:
+    """Readers up, posts out, results in."""
+    out = config.work / f"{name}.json"
+    with loadgen(url, origin=origin, readers=readers, procs=config.procs, out=out) as load:
+        ready = load.wait_ready(CONNECT_TIMEOUT)
+        if ready["live"] < readers:
+            print(f"    only {ready['live']} of {readers} readers went live", file=sys.stderr)
+        time.sleep(SETTLE_SECONDS)
+        sent = paced(config, publish)
+        return sent, load.finish(events=len(sent), timeout=config.drain_timeout)
+
+
+def fanout_liveblog(site: Site, readers: int, config: Config) -> dict[str, Any]:
+    with liveblog_server(site) as server:
+        api = ApiClient(server.url).login(site.username, site.password)
+        api.post(site.slug, seed.body(0))  # warm-up: the first request imports and connects
+
+        def publish(number: int) -> int:
+            return api.post(site.slug, seed.body(number))["seq"]
+
+        url = feed_url(server.ws_url, site.slug)
+        sent, result = _run_readers(url, server.url, readers, config,
+                                    f"fanout-liveblog-{readers}", publish)
+    return fanout_row("liveblog", readers, sent, result, config, server.log_path)
+
+
+def fanout_reference(readers: int, frame_bytes: int, config: Config) -> dict[str, Any]:
+    log = config.work / f"reference-{readers}.log"
+    with reference_server(log) as server, sync_connect(f"{server.ws_url}/control") as control:
+
+        def publish(number: int) -> int:
+            control.send(event_frame(number, frame_bytes))
+            return number
+
+        sent, result = _run_readers(f"{server.ws_url}/", None, readers, config,
+                                    f"fanout-reference-{readers}", publish)
+    return fanout_row("reference", readers, sent, result, config, server.log_path)
+
+
+def fanout(config: Config, progress: Callable[[str], None]) -> list[dict[str, Any]]:
+    """Every reader count, Liveblog first (its frame size is the reference's payload size)."""
+    rows = []
+    site = Site.create(_fresh_dir(config.work / "fanout"))
+    for readers in config.readers:
+        frame_bytes = config.frame_bytes
+        if "liveblog" in config.servers:
+            progress(f"fan-out: liveblog, {readers} readers, {config.posts} posts")
+            rows.append(fanout_liveblog(site, readers, config))
+            frame_bytes = rows[-1]["frame_bytes"] or frame_bytes
+        if "reference" in config.servers:
+            progress(f"fan-out: reference, {readers} readers, {frame_bytes}-byte frames")
+            rows.append(fanout_reference(readers, frame_bytes, config))
+    return rows
+
+
+# --- replay -------------------------------------------------------------------------------
+
+
+def seed_site(site: Site, events: int) -> dict[str, Any]:
+    """Fill the site's blog with `events` real events in one `manage.py shell` process."""
+    code = f"from bench.seed import main; main({site.slug!r}, {site.username!r}, {events})"
+    done = subprocess.run(
+        [sys.executable, "manage.py", "shell", "-c", code],
+        cwd=REPO, env=site.process_env(), capture_output=True, text=True, timeout=1800,
+    )
+    if done.returncode != 0:
+        raise BenchError(f"seeding failed:\n{done.stderr[-4000:]}")
+    answer = json.loads(done.stdout.strip().splitlines()[-1])
+    if answer["events"] != events:
+        raise BenchError(f"seeding made {answer['events']} events, not {events}")
+    return answer
+
+
+def replay_once(url: str, origin: str | None, config: Config, name: str) -> dict[str, Any]:
+    """One reader, connect → `live`; its time and how many events came before `live`."""
+    out = config.work / f"{name}.json"
+    with loadgen(url, origin=origin, readers=1, procs=1, out=out) as load:
+        load.wait_ready(CONNECT_TIMEOUT)
+        result = load.finish(events=0, timeout=0)
+    if not result["live"]:
+        raise BenchError(f"the replay reader never went live: {result['errors']}")
+    return {"seconds": result["live_seconds"][0], "events": result["catch_up_events"][0],
+            "frame_bytes": _typical_frame_bytes(result)}
+
+
+def replay_row(server: str, runs: list[dict[str, Any]], config: Config,
+               log: Path) -> dict[str, Any]:
+    latency = {**summary([run["seconds"] * 1000 for run in runs], digits=3), "p99": None}
+    seconds = latency["p50"] / 1000  # the median run (nearest rank, as in the table)
+    expected = config.replay_events
+    return {
+        "scenario": "replay", "server": server, "readers": 1, "events": expected,
+        "latency_ms": latency, "seconds": seconds, "events_per_second": round(expected / seconds),
+        "lost": max(expected - run["events"] for run in runs), "runs": runs,
+        "server_log": log_issues(log),
+    }
+
+
+def _replay_runs(url: str, origin: str | None, config: Config, name: str) -> list[dict]:
+    warm_up = url.split("?")[0]  # a snapshot connect: the first websocket imports and connects
+    replay_once(warm_up, origin, config, f"{name}-warm-up")
+    return [replay_once(url, origin, config, f"{name}-{run}") for run in range(config.replay_runs)]
+
+
+def replay(config: Config, progress: Callable[[str], None]) -> tuple[list[dict], dict]:
+    """Seed a blog, then replay it from since=0 on each server; rows and the seeding stats."""
+    events = config.replay_events
+    progress(f"replay: seeding {events} events")
+    site = Site.create(_fresh_dir(config.work / "replay"),
+                       LIVEBLOG_REPLAY_WINDOW=str(events))  # else since=0 gets a snapshot
+    seeding = seed_site(site, events)
+    rows = []
+    if "liveblog" in config.servers:
+        progress(f"replay: liveblog, since=0 of {events}, {config.replay_runs} runs")
+        with liveblog_server(site) as server:
+            url = feed_url(server.ws_url, site.slug, since=0)
+            runs = _replay_runs(url, server.url, config, "replay-liveblog")
+        rows.append(replay_row("liveblog", runs, config, server.log_path))
+    if "reference" in config.servers:
+        frame_bytes = seeding["frame_bytes"]
+        progress(f"replay: reference, {events} frames of {frame_bytes} bytes")
+        log = config.work / "reference-replay.log"
+        with reference_server(log, replay_events=events, frame_bytes=frame_bytes) as server:
+            runs = _replay_runs(f"{server.ws_url}/?since=0", None, config, "replay-reference")
+        rows.append(replay_row("reference", runs, config, server.log_path))
+    return rows, seeding
+
+
+def _fresh_dir(path: Path) -> Path:
+    path.mkdir(parents=True)
+    return path
