@@ -107,12 +107,16 @@ class Replay:
     frames: list[str]
 
 
-def events_since(blog: Blog, since: int, *, limit: int | None = None) -> Replay:
+def events_since(
+    blog: Blog, since: int, *, limit: int | None = None, head: int | None = None
+) -> Replay:
     """Stored event frames `since+1 … head` (at most `limit`), in order.
 
     Events are immutable and the head moves in the transaction that writes them, so every
-    event up to the head read first is already committed."""
-    head = blog_head(blog.pk)
+    event up to a head read before is already committed. `head` saves that read when the
+    caller has just made it."""
+    if head is None:
+        head = blog_head(blog.pk)
     query = Event.objects.filter(blog=blog, seq__gt=since, seq__lte=head).order_by("seq")
     if limit is not None:
         query = query[:limit]
@@ -157,5 +161,5 @@ def catch_up(
     if needs_snapshot(blog, since=since, epoch=epoch, head=blog.head):
         page = blog_snapshot(blog)
         return CatchUp(head=page.head, snapshot=page, frames=[])
-    replay = events_since(blog, since, limit=limit)
+    replay = events_since(blog, since, limit=limit, head=blog.head)
     return CatchUp(head=replay.head, snapshot=None, frames=replay.frames)
