@@ -2,6 +2,7 @@
 beyond the ordering rule of the protocol: register with the hub before reading the log, hold live
 events back while a snapshot or replay goes out, then drop those already sent."""
 
+import asyncio
 import logging
 from urllib.parse import parse_qs
 
@@ -31,6 +32,7 @@ class LiveblogConsumer(AsyncWebsocketConsumer):
 
     blog = None
     hub = None
+    restart = None
     # True while a snapshot or replay is being sent: live events wait in `held`.
     catching_up = True
     # Live delivery stopped after an impossible gap; the next ping makes the client resync.
@@ -40,6 +42,8 @@ class LiveblogConsumer(AsyncWebsocketConsumer):
     async def connect(self) -> None:
         """Accept, find the blog, register with the hub, then send hello + catch-up + live."""
         self.held: list[tuple[int, str]] = []
+        # One catch-up at a time: a resync and a log reset must not interleave their frames.
+        self.catching_up_lock = asyncio.Lock()
         await self.accept()
         slug = self.scope["url_route"]["kwargs"]["slug"]
         try:
@@ -66,6 +70,8 @@ class LiveblogConsumer(AsyncWebsocketConsumer):
         try:
             await super().__call__(scope, receive, send)
         finally:
+            if self.restart is not None:
+                self.restart.cancel()
             if self.hub is not None:
                 await self.hub.unsubscribe(self.blog.pk, self)
 
@@ -113,6 +119,10 @@ class LiveblogConsumer(AsyncWebsocketConsumer):
     async def catch_up(self, *, since: int | None, epoch: str | None, hello: bool) -> None:
         """Send a snapshot or the replay `since+1 … head`, then `live`, then the live events
         that arrived meanwhile and were not in the replay. Frames from the hub wait meanwhile."""
+        async with self.catching_up_lock:
+            await self._catch_up(since=since, epoch=epoch, hello=hello)
+
+    async def _catch_up(self, *, since: int | None, epoch: str | None, hello: bool) -> None:
         self.catching_up, self.held, self.stalled = True, [], False
         try:
             state = await database_sync_to_async(selectors.catch_up)(
@@ -147,6 +157,12 @@ class LiveblogConsumer(AsyncWebsocketConsumer):
             self.held.append((seq, frame))
         else:
             await self._send_event(seq, frame)
+
+    def hub_reset(self) -> None:
+        """The blog's log started over: nothing of the old epoch goes out any more; a snapshot
+        of the new one follows (the snapshot covers whatever is held meanwhile)."""
+        self.catching_up = True
+        self.restart = asyncio.ensure_future(self.catch_up(since=None, epoch=None, hello=False))
 
     async def hub_ping(self, head: int) -> None:
         if not self.catching_up:  # a heartbeat never lands inside a replay

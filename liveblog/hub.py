@@ -21,7 +21,7 @@ from channels.layers import get_channel_layer
 from django.conf import settings
 
 from . import selectors
-from .broadcast import EVENT_MESSAGE_TYPE, blog_group
+from .broadcast import EVENT_MESSAGE_TYPE, RESET_MESSAGE_TYPE, blog_group
 
 logger = logging.getLogger(__name__)
 
@@ -35,6 +35,9 @@ class Subscriber(Protocol):
 
     async def hub_ping(self, head: int) -> None: ...
 
+    def hub_reset(self) -> None:
+        """The log started over (new epoch): start over from a snapshot. Must not block."""
+
 
 @dataclass(eq=False)
 class _BlogFeed:
@@ -43,7 +46,11 @@ class _BlogFeed:
     # Newest seq handed to subscribers; every seq up to it went out, in order. None until the
     # hub has joined the group and read the committed head.
     head: int | None = None
+    # The epoch of those numbers; messages of any other epoch are dropped.
+    epoch: str | None = None
     pending: dict[int, str] = field(default_factory=dict)
+    # Messages that came before the head and epoch were known.
+    early: list[dict] = field(default_factory=list)
     fill_upto: int = 0
     started: asyncio.Future | None = None
     filling: asyncio.Task | None = None
@@ -107,14 +114,18 @@ class Hub:
                     self._ticker = asyncio.ensure_future(self._tick())
                 # A failed join is retried on every heartbeat; meanwhile the log heals delivery.
                 await self._layer_call("group_add", feed.blog_id)
-            head = await database_sync_to_async(selectors.blog_head)(feed.blog_id)
+            head, epoch = await database_sync_to_async(selectors.blog_position)(feed.blog_id)
         except Exception:
             # Forget the failed feed so that the next reader starts afresh.
             if self.feeds.get(feed.blog_id) is feed:
                 del self.feeds[feed.blog_id]
             raise
         async with feed.lock:
-            feed.head = head
+            feed.head, feed.epoch = head, epoch
+            for message in feed.early:
+                if message.get("type") == EVENT_MESSAGE_TYPE and message.get("epoch") == epoch:
+                    feed.pending[int(message["seq"])] = str(message["frame"])
+            feed.early.clear()
             await self._drain(feed)
 
     def _stop(self) -> None:
@@ -163,12 +174,33 @@ class Hub:
                 logger.exception("dropped a channel layer message: %.200r", message)
 
     async def _dispatch(self, message: dict) -> None:
-        if message.get("type") != EVENT_MESSAGE_TYPE:
-            return
         feed = self.feeds.get(message.get("blog"))
-        if feed is not None:
+        if feed is None:
+            return
+        if feed.head is None:
+            feed.early.append(message)  # sorted out once the head and epoch are read
+            return
+        if message.get("type") == RESET_MESSAGE_TYPE:
+            if message.get("epoch") != feed.epoch:
+                await self._reset(feed)
+        elif message.get("type") == EVENT_MESSAGE_TYPE and message.get("epoch") == feed.epoch:
             async with feed.lock:
                 await self._accept(feed, int(message["seq"]), str(message["frame"]))
+
+    async def _reset(self, feed: _BlogFeed, position: tuple[int, str] | None = None) -> None:
+        """The log started over: take the new head and epoch, and restart every reader."""
+        if position is None:
+            position = await database_sync_to_async(selectors.blog_position)(feed.blog_id)
+        async with feed.lock:
+            feed.head, feed.epoch = position
+            feed.pending.clear()
+            feed.fill_upto = 0
+            logger.info("blog %s: log reset, epoch %s", feed.blog_id, feed.epoch)
+            for subscriber in list(feed.subscribers):
+                try:
+                    subscriber.hub_reset()
+                except Exception:  # noqa: BLE001
+                    logger.exception("resetting a reader of blog %s failed", feed.blog_id)
 
     async def _accept(self, feed: _BlogFeed, seq: int, frame: str) -> None:
         """Deliver `seq` and whatever it unblocks; keep it aside if it comes early."""
@@ -207,9 +239,10 @@ class Hub:
         if grace:
             await asyncio.sleep(grace)
         while feed.head is not None and feed.fill_upto > feed.head:
+            epoch = feed.epoch
             try:
                 rows = await database_sync_to_async(selectors.events_range)(
-                    feed.blog_id, feed.head, feed.fill_upto
+                    feed.blog_id, epoch, feed.head, feed.fill_upto
                 )
             except Exception as error:  # noqa: BLE001 - the next heartbeat tries again
                 logger.warning("filling blog %s from the log failed: %r", feed.blog_id, error)
@@ -221,6 +254,8 @@ class Hub:
                 feed.blog_id, len(rows), feed.head,
             )
             async with feed.lock:
+                if feed.epoch != epoch:
+                    return  # the log started over while we read
                 for seq, frame in rows:
                     await self._accept(feed, seq, frame)
 
@@ -245,16 +280,18 @@ class Hub:
         if not feeds:
             return
         try:
-            heads = await database_sync_to_async(selectors.blog_heads)(
+            positions = await database_sync_to_async(selectors.blog_positions)(
                 [feed.blog_id for feed in feeds]
             )
         except Exception as error:  # noqa: BLE001
             logger.warning("heartbeat could not read heads: %r", error)
-            heads = {}
+            positions = {}
         for feed in feeds:
             await self._layer_call("group_add", feed.blog_id)
-            committed = heads.get(feed.blog_id, feed.head)
-            if committed > feed.head:
+            committed, epoch = positions.get(feed.blog_id, (feed.head, feed.epoch))
+            if epoch != feed.epoch:  # the reset message was lost, or came from elsewhere
+                await self._reset(feed, (committed, epoch))
+            elif committed > feed.head:
                 feed.fill_upto = max(feed.fill_upto, committed)
                 await self._fill(feed)
             async with feed.lock:

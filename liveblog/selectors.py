@@ -36,9 +36,15 @@ def blog_head(blog_id: int) -> int:
     return Blog.objects.filter(pk=blog_id).values_list("head", flat=True).get()
 
 
-def blog_heads(blog_ids: list[int]) -> dict[int, int]:
-    """Committed heads of several blogs in one query (the hub's heartbeat)."""
-    return dict(Blog.objects.filter(pk__in=blog_ids).values_list("pk", "head"))
+def blog_position(blog_id: int) -> tuple[int, str]:
+    """The committed (head, epoch) of a blog."""
+    return Blog.objects.filter(pk=blog_id).values_list("head", "epoch").get()
+
+
+def blog_positions(blog_ids: list[int]) -> dict[int, tuple[int, str]]:
+    """Committed (head, epoch) of several blogs in one query (the hub's heartbeat)."""
+    rows = Blog.objects.filter(pk__in=blog_ids).values_list("pk", "head", "epoch")
+    return {pk: (head, epoch) for pk, head, epoch in rows}
 
 
 def _visible_posts(blog: Blog) -> QuerySet[Post]:
@@ -123,10 +129,11 @@ def events_since(
     return Replay(head=head, frames=list(query.values_list("frame", flat=True)))
 
 
-def events_range(blog_id: int, after: int, upto: int) -> list[tuple[int, str]]:
-    """Frames `after+1 … upto` (the hub filling a gap the channel layer left)."""
+def events_range(blog_id: int, epoch: str, after: int, upto: int) -> list[tuple[int, str]]:
+    """Frames `after+1 … upto` of that epoch (the hub filling a gap the channel layer left);
+    none if the log has started over since."""
     return list(
-        Event.objects.filter(blog_id=blog_id, seq__gt=after, seq__lte=upto)
+        Event.objects.filter(blog_id=blog_id, blog__epoch=epoch, seq__gt=after, seq__lte=upto)
         .order_by("seq")
         .values_list("seq", "frame")
     )

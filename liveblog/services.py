@@ -17,7 +17,7 @@ from django.utils import timezone
 
 from . import broadcast
 from .errors import Conflict, Invalid, NotAllowed, NotAuthenticated, NotFound
-from .models import Blog, Event, Post
+from .models import Blog, Event, Post, new_epoch
 from .permissions import can_edit_post, can_manage_blog, can_post
 from .protocol import blog_json, event_frame, post_json
 from .rendering import render_markdown
@@ -51,15 +51,15 @@ def _event_append(locked: Blog, kind: str, payload: Any, *, post: Post | None = 
     body = payload() if callable(payload) else payload
     frame = event_frame(seq=seq, kind=kind, at=now, payload=body)
     event = Event.objects.create(blog=locked, seq=seq, kind=kind, post=post, frame=frame)
-    _publish_on_commit(locked.pk, seq, frame)
+    _publish_on_commit(locked.pk, locked.epoch, seq, frame)
     return event
 
 
-def _publish_on_commit(blog_id: int, seq: int, frame: str) -> None:
+def _publish_on_commit(blog_id: int, epoch: str, seq: int, frame: str) -> None:
     # A plain function, not functools.partial: Django logs a failed robust callback through
     # its __qualname__, which a partial lacks (the write would then fail with a 500).
     def publish_event() -> None:
-        broadcast.event_publish(blog_id=blog_id, seq=seq, frame=frame)
+        broadcast.event_publish(blog_id=blog_id, epoch=epoch, seq=seq, frame=frame)
 
     transaction.on_commit(publish_event, robust=True)
 
@@ -111,11 +111,15 @@ def _created_answer(blog: Blog, client_id: uuid.UUID) -> Written | None:
     )
     if post_id is None:
         return None
-    seq, frame = (
+    row = (
         Event.objects.filter(post_id=post_id, kind=Event.Kind.POST_CREATED)
         .values_list("seq", "frame")
-        .get()
+        .first()
     )
+    if row is None:  # the log was reset since: the post as it is now, with no seq
+        post = Post.objects.select_related("author").get(pk=post_id)
+        return Written(seq=None, data=post_json(post), created=False)
+    seq, frame = row
     return Written(seq=seq, data=json.loads(frame)["post"], created=False)
 
 
@@ -296,3 +300,27 @@ def blog_update(
     for field in (*changed, "head"):
         setattr(blog, field, getattr(locked, field))
     return Written(seq=event.seq, data=data)
+
+
+def blog_log_reset(*, actor: Any, blog: Blog) -> Blog:
+    """Start the blog's log over: a new epoch, no events, head 0 (staff only).
+
+    For compacting a long log or after restoring a backup. Posts stay as they are; every
+    reader, connected or not, starts over from a snapshot of them, because no seq of the old
+    epoch means anything in the new one."""
+    _require_signed_in(actor)
+    if not actor.is_staff:
+        raise NotAllowed("only staff may reset a blog's log")
+    with transaction.atomic():
+        locked = _lock_blog(blog)
+        Event.objects.filter(blog=locked).delete()
+        locked.epoch, locked.head = new_epoch(), 0
+        locked.save(update_fields=["epoch", "head"])
+        blog_id, epoch = locked.pk, locked.epoch
+
+        def publish_reset() -> None:
+            broadcast.reset_publish(blog_id=blog_id, epoch=epoch)
+
+        transaction.on_commit(publish_reset, robust=True)
+    blog.epoch, blog.head = locked.epoch, locked.head
+    return locked

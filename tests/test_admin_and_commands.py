@@ -444,3 +444,21 @@ def test_liveblog_demo_author_can_post(no_demo_password_env):
     run("liveblog_demo")
     out = run("liveblog_post", "demo", "demo", "Hello from the demo")
     assert out.strip().endswith("as seq 1")
+
+
+@pytest.mark.django_db
+def test_liveblog_reset_log_starts_a_new_epoch(blog, make_post, owner):
+    make_post("before")
+    old_epoch = blog.epoch
+    out = io.StringIO()
+    call_command("liveblog_reset_log", blog.slug, "--as", owner.username, stdout=out)
+    blog.refresh_from_db()
+    assert blog.epoch != old_epoch and blog.head == 0
+    assert blog.epoch in out.getvalue()
+    assert not Event.objects.filter(blog=blog).exists()
+
+
+@pytest.mark.django_db
+def test_liveblog_reset_log_refuses_a_non_staff_user(blog, author):
+    with pytest.raises(CommandError, match="forbidden"):
+        call_command("liveblog_reset_log", blog.slug, "--as", author.username)

@@ -377,3 +377,28 @@ async def test_a_consumer_that_crashes_leaves_the_hub(blog, monkeypatch):
     with pytest.raises(RuntimeError):
         await reader.communicator.wait(timeout=2)
     assert get_hub().subscriber_count(blog.pk) == 0
+
+
+async def test_a_log_reset_sends_connected_readers_a_snapshot_of_the_new_epoch(
+    blog, publish, owner
+):
+    for number in range(3):
+        await publish(f"update {number}")
+    reader = await Reader.open(blog.slug, f"?since=3&epoch={blog.epoch}")
+    await reader.expect("hello")
+    await reader.events_until_live()
+    old_epoch = blog.epoch
+    await database_sync_to_async(services.blog_log_reset)(actor=owner, blog=blog)
+    snapshot = await reader.expect("snapshot")
+    assert snapshot["epoch"] != old_epoch and snapshot["head"] == 0
+    assert len(snapshot["posts"]) == 3
+    assert (await reader.expect("live"))["head"] == 0
+    await publish("new epoch, first post")
+    event = await reader.expect("event")
+    assert event["seq"] == 1 and event["post"]["body"] == "new epoch, first post"
+    # Reconnecting with the old epoch's numbers: a snapshot, never a replay.
+    late = await Reader.open(blog.slug, f"?since=3&epoch={old_epoch}")
+    await late.expect("hello")
+    assert (await late.expect("snapshot"))["head"] == 1
+    await late.close()
+    await reader.close()

@@ -20,7 +20,12 @@ class Recorder:
 
     def __init__(self, fail=False):
         self.seqs, self.pings, self.fail = [], [], fail
+        self.resets = 0
         self.changed = asyncio.Event()
+
+    def hub_reset(self):
+        self.resets += 1
+        self.changed.set()
 
     async def hub_event(self, seq, frame):
         self.seqs.append(seq)
@@ -65,7 +70,7 @@ def frame(blog, seq):
 async def send_raw(blog, seq):
     """Deliver a stored event through the channel layer by hand, in any order we like."""
     await get_channel_layer().group_send(blog_group(blog.pk), {
-        "type": broadcast.EVENT_MESSAGE_TYPE, "blog": blog.pk, "seq": seq,
+        "type": broadcast.EVENT_MESSAGE_TYPE, "blog": blog.pk, "epoch": blog.epoch, "seq": seq,
         "frame": await frame(blog, seq),
     })
 
@@ -171,4 +176,41 @@ async def test_last_reader_leaving_releases_the_group_and_a_new_one_rejoins(blog
     await database_sync_to_async(make_post)("for the newcomer")
     await second.wait_for(lambda: second.seqs == [1])
     assert first.seqs == []
+    await hub.close()
+
+
+async def test_messages_of_another_epoch_are_dropped(blog, silent_publish):
+    recorder = Recorder()
+    await get_hub().subscribe(blog.pk, recorder)
+    await silent_publish("one")
+    await get_channel_layer().group_send(blog_group(blog.pk), {
+        "type": broadcast.EVENT_MESSAGE_TYPE, "blog": blog.pk, "epoch": "old-epoch", "seq": 1,
+        "frame": "{}",
+    })
+    await send_raw(blog, 1)
+    await recorder.wait_for(lambda: recorder.seqs)
+    assert recorder.seqs == [1]
+    await get_hub().close()
+
+
+async def test_a_reset_restarts_every_reader_at_once_or_at_the_next_heartbeat(
+    blog, make_post, owner, settings, monkeypatch
+):
+    settings.LIVEBLOG_HEARTBEAT_SECONDS = 0.2
+    from liveblog import services
+
+    recorder = Recorder()
+    hub = get_hub()
+    await hub.subscribe(blog.pk, recorder)
+    await database_sync_to_async(make_post)("one")
+    await recorder.wait_for(lambda: recorder.seqs == [1])
+    # Reset here: the broadcast reaches the hub at once.
+    await database_sync_to_async(services.blog_log_reset)(actor=owner, blog=blog)
+    await recorder.wait_for(lambda: recorder.resets == 1, timeout=0.15)
+    await database_sync_to_async(make_post)("first of the new epoch")
+    await recorder.wait_for(lambda: recorder.seqs == [1, 1])
+    # Reset in another process (no broadcast reaches us): the heartbeat notices the new epoch.
+    monkeypatch.setattr(broadcast, "reset_publish", lambda **message: None)
+    await database_sync_to_async(services.blog_log_reset)(actor=owner, blog=blog)
+    await recorder.wait_for(lambda: recorder.resets == 2, timeout=2)
     await hub.close()

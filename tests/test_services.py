@@ -237,3 +237,20 @@ def test_a_failing_channel_layer_never_fails_the_write(
         written = make_post("Goal while redis is down")
     assert written.seq == 1
     assert Blog.objects.get(pk=blog.pk).head == 1
+
+
+@pytest.mark.django_db
+def test_a_log_reset_starts_a_new_epoch_at_head_0(blog, make_post, owner, author):
+    first = make_post("before the reset")
+    old_epoch = blog.epoch
+    services.blog_log_reset(actor=owner, blog=blog)
+    blog.refresh_from_db()
+    assert blog.epoch != old_epoch and blog.head == 0
+    assert seqs(blog) == []
+    assert Post.objects.filter(blog=blog).count() == 1  # posts stay
+    assert make_post("after the reset").seq == 1
+    # A retry of a post from before the reset is still recognised, but has no seq any more.
+    retry = make_post("before the reset", client_id=uuid.UUID(first.data["client_id"]))
+    assert (retry.created, retry.seq, retry.data["id"]) == (False, None, first.data["id"])
+    with pytest.raises(NotAllowed):
+        services.blog_log_reset(actor=author, blog=blog)
