@@ -23,6 +23,21 @@ def _ordered_for_reading(posts: list[dict]) -> list[dict]:
     return sorted(posts, key=lambda post: (not post["pinned"], -post["id"]))
 
 
+def _feed_context(page: selectors.PostsPage) -> dict:
+    """What the live feed templates need: the posts in reading order, the key events, and the
+    same data as a snapshot-shaped JSON block the browser client starts from."""
+    return {
+        "page": page,
+        "posts": _ordered_for_reading(page.posts),
+        "key_events": sorted(
+            (post for post in page.posts if post["key_event"]), key=lambda post: -post["id"]
+        ),
+        "feed_data": protocol.snapshot_json(
+            blog=page.blog, head=page.head, posts=page.posts, next_before=page.next_before
+        ),
+    }
+
+
 def blog_index(request: HttpRequest) -> HttpResponse:
     return render(request, "liveblog/index.html", {"blogs": selectors.blog_list()})
 
@@ -35,15 +50,15 @@ def blog_reader(request: HttpRequest, slug: str) -> HttpResponse:
         before = None
     except Invalid:
         raise Http404("no such page") from None
-    # The first page carries pinned posts and goes live; `?before=` pages are a plain archive.
-    page = selectors.posts_page(blog, before=before, with_pinned=before is None)
-    return render(request, "liveblog/reader.html", {
-        "blog": blog,
-        "page": page,
-        "posts": _ordered_for_reading(page.posts) if before is None else page.posts,
-        "archive": before is not None,
-        "can_write": can_post(request.user, blog),
-    })
+    context = {
+        "blog": blog, "archive": before is not None, "can_write": can_post(request.user, blog)
+    }
+    if before is None:  # the live feed: the first page, pinned posts included
+        context.update(_feed_context(selectors.blog_snapshot(blog)))
+    else:  # a plain archive page, for readers without JavaScript
+        page = selectors.posts_page(blog, before=before)
+        context.update(page=page, posts=page.posts)
+    return render(request, "liveblog/reader.html", context)
 
 
 @login_required
@@ -51,10 +66,8 @@ def blog_console(request: HttpRequest, slug: str) -> HttpResponse:
     blog = _blog_or_404(slug)
     if not can_post(request.user, blog):
         return render(request, "liveblog/not_author.html", {"blog": blog}, status=403)
-    page = selectors.blog_snapshot(blog)
     return render(request, "liveblog/console.html", {
         "blog": blog,
-        "page": page,
-        "posts": _ordered_for_reading(page.posts),
         "can_manage": can_manage_blog(request.user, blog),
+        **_feed_context(selectors.blog_snapshot(blog)),
     })

@@ -1,46 +1,78 @@
 // One websocket to a blog's feed, kept alive over a bad network.
 //
-// Applies frames strictly in seq order: an event at or below the last seq is a duplicate and is
-// ignored; one beyond last+1 is a gap, never applied: the connection asks for a resync from the
-// last seq instead. Reconnects with full-jitter exponential backoff, treats a socket silent for
-// 2.5 heartbeats as dead, and never holds two sockets at once.
+// - Applies frames through a FeedState: duplicates are ignored, a gap is never applied (the
+//   connection asks the server to resync from the last applied seq instead).
+// - Reconnects with exponential backoff and full jitter (0.5 s doubling to 30 s), reset once a
+//   connection has stayed live for a while; at once on the browser's `online` event and when a
+//   hidden tab becomes visible. Never holds two sockets.
+// - Treats a socket silent for 2.5 heartbeats as dead (a stalled network keeps it "open" for
+//   minutes), and a connect that does not answer in 10 s as failed.
+// - A `ping` whose head is beyond the last applied seq means something was missed: resync.
+//
+// The WebSocket constructor, timers and randomness are injectable, so the logic can be tested
+// with a fake socket.
 
-const BACKOFF_FIRST_MS = 500;
-const BACKOFF_MAX_MS = 30000;
-const CONNECT_TIMEOUT_MS = 10000;
-const STABLE_AFTER_MS = 10000; // a connection live this long resets the backoff
-const SILENCE_HEARTBEATS = 2.5;
+import { APPLIED, GAP } from "./feed-state.js";
+
+export const BACKOFF_FIRST_MS = 500;
+export const BACKOFF_MAX_MS = 30000;
+export const CONNECT_TIMEOUT_MS = 10000;
+export const STABLE_AFTER_MS = 10000;
+export const SILENT_HEARTBEATS = 2.5;
+
+/** The wait before reconnect attempt `attempt` (0-based): full jitter under a doubling cap. */
+export function backoffDelay(attempt, random = Math.random) {
+  const ceiling = Math.min(BACKOFF_MAX_MS, BACKOFF_FIRST_MS * 2 ** attempt);
+  return random() * ceiling;
+}
+
+function defaultUrl(slug) {
+  const scheme = location.protocol === "https:" ? "wss" : "ws";
+  return `${scheme}://${location.host}/ws/liveblog/${encodeURIComponent(slug)}/`;
+}
 
 export class FeedConnection {
   /**
    * @param {object} options
    * @param {string} options.slug
-   * @param {string|null} options.epoch  epoch of the seq below (null: none known)
-   * @param {number|null} options.seq    last applied seq (null: start from a snapshot)
-   * @param {(frame: object) => void} options.onSnapshot
-   * @param {(frame: object) => void} options.onEvent
+   * @param {import("./feed-state.js").FeedState} options.state
+   * @param {() => void} options.onReset      the state was replaced by a snapshot
+   * @param {(change: object) => void} options.onChange  one event applied
    * @param {(state: string) => void} options.onState  connecting | live | reconnecting | offline
    */
-  constructor({ slug, epoch, seq, onSnapshot, onEvent, onState }) {
-    this.slug = slug;
-    this.epoch = epoch;
-    this.seq = seq;
-    this.onSnapshot = onSnapshot;
-    this.onEvent = onEvent;
+  constructor({
+    slug, state, onReset, onChange, onState,
+    url = null,
+    createSocket = (address) => new WebSocket(address),
+    timers = globalThis,
+    random = Math.random,
+    isOnline = () => navigator.onLine !== false,
+  }) {
+    this.baseUrl = url ?? defaultUrl(slug);
+    this.state = state;
+    this.onReset = onReset;
+    this.onChange = onChange;
     this.onState = onState;
+    this.createSocket = createSocket;
+    this.timers = timers;
+    this.random = random;
+    this.isOnline = isOnline;
     this.socket = null;
-    this.state = null;
+    this.status = null;
     this.attempt = 0;
     this.heartbeatMs = 15000;
     this.retryTimer = null;
     this.watchdog = null;
     this.stableTimer = null;
-    this.resyncFrom = null; // the since of a resync we asked for and still wait on
+    this.resyncFrom = null; // the since of a resync asked for and not yet answered
   }
 
+  /** Connect, and follow the browser's network and visibility changes. */
   start() {
     window.addEventListener("online", () => this.reconnectNow());
-    window.addEventListener("offline", () => this.setState("offline"));
+    window.addEventListener("offline", () => {
+      if (!this.socket || this.status !== "live") this.setStatus("offline");
+    });
     document.addEventListener("visibilitychange", () => {
       if (document.visibilityState === "visible") this.reconnectNow();
     });
@@ -48,24 +80,21 @@ export class FeedConnection {
   }
 
   url() {
-    const scheme = location.protocol === "https:" ? "wss" : "ws";
-    const params = new URLSearchParams();
-    if (this.seq !== null) {
-      params.set("since", String(this.seq));
-      if (this.epoch) params.set("epoch", this.epoch);
-    }
-    const query = params.toString();
-    return `${scheme}://${location.host}/ws/liveblog/${encodeURIComponent(this.slug)}/${query ? `?${query}` : ""}`;
+    const { seq, epoch } = this.state;
+    if (seq === null) return this.baseUrl;
+    const query = new URLSearchParams({ since: String(seq) });
+    if (epoch) query.set("epoch", epoch);
+    return `${this.baseUrl}?${query}`;
   }
 
   connect() {
-    clearTimeout(this.retryTimer);
+    this.timers.clearTimeout(this.retryTimer);
     this.retryTimer = null;
     if (this.socket) return; // never two sockets
-    this.setState(this.attempt === 0 && this.state === null ? "connecting" : this.idleState());
+    this.setStatus(this.status === null ? "connecting" : this.idleStatus());
     let socket;
     try {
-      socket = new WebSocket(this.url());
+      socket = this.createSocket(this.url());
     } catch (error) {
       this.scheduleReconnect();
       return;
@@ -74,7 +103,7 @@ export class FeedConnection {
     this.resyncFrom = null;
     this.armWatchdog(CONNECT_TIMEOUT_MS);
     socket.addEventListener("message", (message) => this.receive(socket, message));
-    socket.addEventListener("close", () => this.closed(socket));
+    socket.addEventListener("close", () => this.dropped(socket));
     socket.addEventListener("error", () => socket.close());
   }
 
@@ -85,56 +114,54 @@ export class FeedConnection {
     this.connect();
   }
 
-  idleState() {
-    return navigator.onLine === false ? "offline" : "reconnecting";
+  idleStatus() {
+    return this.isOnline() ? "reconnecting" : "offline";
   }
 
-  setState(state) {
-    if (state === this.state) return;
-    this.state = state;
-    this.onState(state);
+  setStatus(status) {
+    if (status === this.status) return;
+    this.status = status;
+    this.onState(status);
   }
 
-  closed(socket) {
+  /** The socket is gone (closed, failed, or declared dead): wait, then try again. */
+  dropped(socket) {
     if (socket !== this.socket) return;
     this.socket = null;
-    clearTimeout(this.watchdog);
-    clearTimeout(this.stableTimer);
-    this.setState(this.idleState());
+    this.timers.clearTimeout(this.watchdog);
+    this.timers.clearTimeout(this.stableTimer);
+    this.setStatus(this.idleStatus());
     this.scheduleReconnect();
   }
 
   scheduleReconnect() {
     if (this.retryTimer) return;
-    const ceiling = Math.min(BACKOFF_MAX_MS, BACKOFF_FIRST_MS * 2 ** this.attempt);
+    const delay = backoffDelay(this.attempt, this.random);
     this.attempt += 1;
-    const delay = Math.random() * ceiling; // full jitter: a crowd does not return in lockstep
-    this.retryTimer = setTimeout(() => this.connect(), delay);
+    this.retryTimer = this.timers.setTimeout(() => this.connect(), delay);
   }
 
-  /** Close a socket that has been silent too long; the close handler reconnects. */
+  /** Declare the socket dead if nothing arrives within `ms`. */
   armWatchdog(ms) {
-    clearTimeout(this.watchdog);
+    this.timers.clearTimeout(this.watchdog);
     const socket = this.socket;
-    this.watchdog = setTimeout(() => {
+    this.watchdog = this.timers.setTimeout(() => {
       if (socket !== this.socket) return;
-      this.socket = null; // a dead socket may take minutes to report its close
+      // A stalled socket can take minutes to report its close: stop waiting for it.
       try { socket.close(); } catch (error) { /* already closing */ }
-      this.setState(this.idleState());
-      this.scheduleReconnect();
+      this.dropped(socket);
     }, ms);
   }
 
   send(frame) {
-    if (this.socket && this.socket.readyState === WebSocket.OPEN) {
-      this.socket.send(JSON.stringify(frame));
-    }
+    if (this.socket && this.socket.readyState === 1) this.socket.send(JSON.stringify(frame));
   }
 
   resync() {
-    if (this.resyncFrom === this.seq) return; // already asked from here
-    this.resyncFrom = this.seq;
-    this.send({ type: "resync", since: this.seq ?? 0, ...(this.epoch ? { epoch: this.epoch } : {}) });
+    if (this.resyncFrom === this.state.seq) return; // asked already, from the same place
+    this.resyncFrom = this.state.seq;
+    const { seq, epoch } = this.state;
+    this.send({ type: "resync", since: seq ?? 0, ...(epoch ? { epoch } : {}) });
   }
 
   receive(socket, message) {
@@ -145,29 +172,27 @@ export class FeedConnection {
     } catch (error) {
       return;
     }
-    this.armWatchdog(this.heartbeatMs * SILENCE_HEARTBEATS);
+    this.armWatchdog(this.heartbeatMs * SILENT_HEARTBEATS);
     switch (frame.type) {
       case "hello":
-        this.heartbeatMs = Math.max(1, frame.heartbeat) * 1000;
-        this.armWatchdog(this.heartbeatMs * SILENCE_HEARTBEATS);
+        this.heartbeatMs = Math.max(0.05, frame.heartbeat) * 1000;
+        this.armWatchdog(this.heartbeatMs * SILENT_HEARTBEATS);
         break;
       case "snapshot":
-        this.epoch = frame.epoch;
-        this.seq = frame.head;
-        this.onSnapshot(frame);
+        this.state.applySnapshot(frame);
+        this.onReset();
         break;
       case "event":
         this.applyEvent(frame);
         break;
       case "live":
         this.resyncFrom = null;
-        this.setState("live");
-        clearTimeout(this.stableTimer);
-        this.stableTimer = setTimeout(() => { this.attempt = 0; }, STABLE_AFTER_MS);
-        if (frame.head > this.seq) this.resync();
+        this.setStatus("live");
+        this.timers.clearTimeout(this.stableTimer);
+        this.stableTimer = this.timers.setTimeout(() => { this.attempt = 0; }, STABLE_AFTER_MS);
         break;
       case "ping":
-        if (this.seq !== null && frame.head > this.seq) this.resync();
+        if (this.state.seq !== null && frame.head > this.state.seq) this.resync();
         break;
       case "error":
         console.warn("liveblog:", frame.code, frame.detail);
@@ -178,13 +203,8 @@ export class FeedConnection {
   }
 
   applyEvent(frame) {
-    if (this.seq === null) return; // no base to apply to: a snapshot comes first
-    if (frame.seq <= this.seq) return; // seen already
-    if (frame.seq !== this.seq + 1) {
-      this.resync(); // a gap: never apply out of order
-      return;
-    }
-    this.seq = frame.seq;
-    this.onEvent(frame);
+    const { result, change } = this.state.applyEvent(frame);
+    if (result === APPLIED) this.onChange(change);
+    else if (result === GAP) this.resync();
   }
 }

@@ -1,38 +1,78 @@
-// The feed on the page: one `article.post[data-post-id]` per visible post, pinned posts first,
-// then newest first. Posts are built from the page's own <template>, so the server and the
-// browser render the same markup. `html` comes sanitized from the server.
+// The feed on the page, drawn from a FeedState: one `article.post[data-post-id]` per post,
+// pinned first, then newest first. Post elements come from the page's own <template>, so the
+// server and the browser render the same markup; `html` arrives sanitized from the server.
+//
+// The reader is never yanked: new posts that arrive while the reader is scrolled away from the
+// top wait, hidden, behind the "N new updates" button.
 
-const TOP_SLACK_PX = 120; // closer than this to the top counts as "reading the newest"
+import { comesBefore } from "./feed-state.js";
 
-function formatTime(iso) {
-  const when = new Date(iso);
-  return Number.isNaN(when.getTime())
-    ? ""
-    : when.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+const TOP_SLACK_PX = 120; // this close to the top counts as reading the newest posts
+const CLOCK_TICK_MS = 30000; // relative times ("2 min ago") refresh this often
+const SUMMARY_CHARS = 90;
+
+const absoluteTime = new Intl.DateTimeFormat([], { dateStyle: "medium", timeStyle: "short" });
+const shortTime = new Intl.DateTimeFormat([], { hour: "2-digit", minute: "2-digit" });
+
+/** "just now", "4 min ago", "2 h ago", else the date and time. */
+export function relativeTime(when, now = new Date()) {
+  const seconds = Math.round((now - when) / 1000);
+  if (seconds < 45) return "just now";
+  const minutes = Math.round(seconds / 60);
+  if (minutes < 60) return `${minutes} min ago`;
+  const hours = Math.round(minutes / 60);
+  if (hours < 24) return `${hours} h ago`;
+  return absoluteTime.format(when);
 }
 
-function comesBefore(a, b) {
-  // true when post a is shown above post b
-  if (a.pinned !== b.pinned) return a.pinned;
-  return a.id > b.id;
+function plainText(html) {
+  const scratch = document.createElement("template"); // inert: nothing in it loads or runs
+  scratch.innerHTML = html;
+  return scratch.content.textContent.replace(/\s+/g, " ").trim();
+}
+
+function summary(post) {
+  const text = plainText(post.html);
+  return text.length > SUMMARY_CHARS ? `${text.slice(0, SUMMARY_CHARS - 1)}…` : text;
 }
 
 export class FeedView {
-  constructor(root = document) {
+  constructor({ root = document, state, loadOlder = null }) {
+    this.root = root;
+    this.state = state;
+    this.loadOlder = loadOlder;
     this.feed = root.getElementById("feed");
     this.template = root.getElementById("post-template");
     this.empty = root.querySelector(".feed-empty");
     this.newUpdates = root.getElementById("new-updates");
     this.connection = root.getElementById("connection");
+    this.keyEvents = root.getElementById("key-events");
+    this.olderLink = root.getElementById("load-older");
     this.title = root.getElementById("blog-title");
     this.status = root.getElementById("blog-status");
-    this.lastUpdated = null;
     this.held = new Set();
+    this.connectionState = null;
+    this.lastCurrent = new Date(); // the page itself was current when it was rendered
+  }
+
+  /** Take over the server-rendered page: wire controls, start the clock. */
+  start() {
     this.newUpdates.addEventListener("click", () => this.revealHeld());
     window.addEventListener("scroll", () => {
       if (this.atTop() && this.held.size) this.revealHeld({ scroll: false });
     }, { passive: true });
-    for (const element of this.feed.querySelectorAll("article.post")) this.localizeTime(element);
+    if (this.olderLink && this.loadOlder) {
+      this.olderLink.addEventListener("click", (event) => {
+        event.preventDefault();
+        this.loadOlder();
+      });
+    }
+    this.keyEvents?.addEventListener("click", (event) => {
+      if (event.target.closest("a") && this.held.size) this.revealHeld({ scroll: false });
+    });
+    setInterval(() => this.tick(), CLOCK_TICK_MS);
+    this.tick();
+    this.updateChrome();
   }
 
   atTop() {
@@ -43,34 +83,60 @@ export class FeedView {
     return this.feed.querySelector(`article.post[data-post-id="${id}"]`);
   }
 
-  /** Replace everything with a snapshot's posts. */
-  reset(posts, blog) {
-    for (const element of [...this.feed.querySelectorAll("article.post")]) element.remove();
+  /** Redraw everything from the state (after a snapshot). */
+  renderAll() {
+    const wanted = new Set(this.state.posts.keys());
+    for (const element of [...this.feed.querySelectorAll("article.post")]) {
+      if (!wanted.has(Number(element.dataset.postId))) element.remove();
+    }
     this.held.clear();
-    for (const post of posts) this.upsert(post, { fresh: false });
-    if (blog) this.showBlog(blog);
+    for (const post of this.state.sorted()) {
+      const element = this.element(post.id) || this.newElement();
+      element.hidden = false;
+      this.fill(element, post);
+      this.feed.append(element); // appending in order sorts them
+    }
+    if (this.state.blog) this.showBlog(this.state.blog);
+    this.renderKeyEvents();
     this.updateChrome();
   }
 
-  /** Apply one event frame from the connection. */
-  apply(frame) {
-    this.lastUpdated = new Date();
-    if (frame.kind === "post.created") this.upsert(frame.post, { fresh: true });
-    else if (frame.kind === "post.updated") this.upsert(frame.post, { fresh: false });
-    else if (frame.kind === "post.deleted") this.remove(frame.post.id);
-    else if (frame.kind === "blog.updated") this.showBlog(frame.blog);
+  /** Apply one change from the connection. */
+  apply(change) {
+    this.lastCurrent = new Date();
+    if (change.kind === "upsert") this.upsert(change.post, change.fresh);
+    else if (change.kind === "remove") this.remove(change.id);
+    else if (change.kind === "blog") this.showBlog(change.blog);
+    this.renderKeyEvents();
     this.updateChrome();
   }
 
-  upsert(post, { fresh }) {
-    const existing = this.element(post.id);
-    const element = existing || this.template.content.firstElementChild.cloneNode(true);
-    this.fill(element, post);
-    if (!existing || existing.dataset.pinned !== String(post.pinned)) {
+  /** Older posts were added to the state: draw them at the bottom. */
+  appendOlder(posts) {
+    for (const post of posts) {
+      const element = this.newElement();
+      this.fill(element, post);
       this.place(element, post);
     }
-    element.dataset.pinned = String(post.pinned);
-    if (!existing && fresh && !this.atTop()) {
+    if (this.olderLink) {
+      this.olderLink.hidden = this.state.nextBefore === null;
+      if (this.state.nextBefore !== null) this.olderLink.href = `?before=${this.state.nextBefore}`;
+    }
+    this.renderKeyEvents();
+    this.updateChrome();
+  }
+
+  newElement() {
+    return this.template.content.firstElementChild.cloneNode(true);
+  }
+
+  upsert(post, fresh) {
+    const existing = this.element(post.id);
+    const element = existing || this.newElement();
+    const moved = !existing || existing.classList.contains("is-pinned") !== post.pinned;
+    this.fill(element, post);
+    if (moved) this.place(element, post);
+    if (fresh && !existing && !this.atTop()) {
       // Reading further down: hold the post back instead of moving the page.
       element.hidden = true;
       this.held.add(element);
@@ -84,18 +150,23 @@ export class FeedView {
     element.classList.toggle("is-key", post.key_event);
     const time = element.querySelector(".post-time");
     time.dateTime = post.created_at;
-    time.textContent = formatTime(post.created_at);
+    this.showTime(time);
     element.querySelector(".post-author").textContent = post.author.name;
     element.querySelector(".post-edited").hidden = !post.edited_at;
-    element.querySelector(".post-body").innerHTML = post.html; // sanitized on write
+    const body = element.querySelector(".post-body");
+    if (body.dataset.html !== post.html) {
+      body.innerHTML = post.html; // sanitized on the server when it was written
+      body.dataset.html = post.html;
+    }
   }
 
   place(element, post) {
-    const others = [...this.feed.querySelectorAll("article.post")].filter((node) => node !== element);
-    const next = others.find((node) => comesBefore(post, {
-      id: Number(node.dataset.postId),
-      pinned: node.classList.contains("is-pinned"),
-    }));
+    const next = [...this.feed.querySelectorAll("article.post")].find((node) => (
+      node !== element && comesBefore(post, {
+        id: Number(node.dataset.postId),
+        pinned: node.classList.contains("is-pinned"),
+      })
+    ));
     this.feed.insertBefore(element, next || null);
   }
 
@@ -109,13 +180,46 @@ export class FeedView {
   revealHeld({ scroll = true } = {}) {
     for (const element of this.held) element.hidden = false;
     this.held.clear();
+    this.renderKeyEvents();
     this.updateChrome();
     if (scroll) window.scrollTo({ top: 0, behavior: "smooth" });
   }
 
-  localizeTime(element) {
-    const time = element.querySelector(".post-time");
-    if (time && time.dateTime) time.textContent = formatTime(time.dateTime);
+  renderKeyEvents() {
+    if (!this.keyEvents) return;
+    const list = this.keyEvents.querySelector("ol");
+    const items = this.state.keyEvents().filter((post) => !this.isHeld(post.id)).map((post) => {
+      const item = document.createElement("li");
+      const link = document.createElement("a");
+      link.href = `#post-${post.id}`;
+      const time = document.createElement("time");
+      time.className = "post-time";
+      time.dateTime = post.created_at;
+      this.showTime(time);
+      link.append(time, ` ${summary(post)}`);
+      item.append(link);
+      return item;
+    });
+    list.replaceChildren(...items);
+    this.keyEvents.hidden = items.length === 0;
+  }
+
+  isHeld(id) {
+    const element = this.element(id);
+    return element !== null && this.held.has(element);
+  }
+
+  showTime(time) {
+    const when = new Date(time.dateTime);
+    if (Number.isNaN(when.getTime())) return;
+    time.textContent = relativeTime(when);
+    time.title = absoluteTime.format(when);
+  }
+
+  /** Relative times move on; so does "last updated". */
+  tick() {
+    for (const time of this.root.querySelectorAll("time.post-time")) this.showTime(time);
+    if (this.connectionState) this.showConnection(this.connectionState);
   }
 
   showBlog(blog) {
@@ -130,20 +234,20 @@ export class FeedView {
     const count = this.held.size;
     this.newUpdates.hidden = count === 0;
     this.newUpdates.textContent = count === 1 ? "1 new update" : `${count} new updates`;
-    if (this.empty) this.empty.hidden = this.feed.querySelector("article.post") !== null;
+    if (this.empty) this.empty.hidden = this.state.posts.size > 0;
   }
 
   showConnection(state) {
-    if (state === "live") this.lastUpdated = new Date();
+    if (state === "live") this.lastCurrent = new Date();
+    this.connectionState = state;
     this.connection.hidden = false;
     this.connection.dataset.state = state;
-    const since = this.lastUpdated ? ` · last updated ${formatTime(this.lastUpdated.toISOString())}` : "";
-    const text = {
+    const since = `last updated ${shortTime.format(this.lastCurrent)}`;
+    this.connection.querySelector(".connection-text").textContent = {
       connecting: "Connecting…",
       live: "Live",
-      reconnecting: `Reconnecting…${since}`,
-      offline: `Offline${since}`,
+      reconnecting: `Reconnecting… · ${since}`,
+      offline: `Offline · ${since}`,
     }[state];
-    this.connection.querySelector(".connection-text").textContent = text;
   }
 }
