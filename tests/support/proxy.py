@@ -1,0 +1,163 @@
+"""A TCP proxy on loopback that breaks the network on demand, for tests of flaky connections.
+
+The browser talks to the proxy; the proxy forwards to the server. Chromium's own offline switch
+does not close an open websocket, so a real cut needs a real middlebox:
+
+- `cut()` aborts every open connection (both sides see a reset, as when a phone changes cell);
+- `refuse(True)` resets every new connection at once, until `refuse(False)`;
+- `blackhole()` keeps the open connections open but forwards nothing more on them in either
+  direction (a stalled network: no error, no data); new connections flow normally.
+
+The proxy runs its own asyncio loop in a thread; its methods are called from the test's thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import struct
+import threading
+from dataclasses import dataclass, field
+
+from .servers import free_port
+
+
+@dataclass(eq=False)
+class _Link:
+    """One client connection and its upstream twin."""
+
+    client: asyncio.StreamWriter
+    upstream: asyncio.StreamWriter | None = None
+    stalled: bool = False
+    tasks: list[asyncio.Task] = field(default_factory=list)
+
+    def abort(self) -> None:
+        for writer in (self.client, self.upstream):
+            if writer is not None:
+                _reset(writer)
+        for task in self.tasks:
+            task.cancel()
+
+
+def _reset(writer: asyncio.StreamWriter) -> None:
+    """Close with a TCP reset rather than a polite FIN."""
+    sock = writer.get_extra_info("socket")
+    if sock is not None:
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        except OSError:
+            pass
+    writer.transport.abort()
+
+
+class FlakyProxy:
+    def __init__(self, target_port: int, port: int | None = None) -> None:
+        self.target_port = target_port
+        self.port = port or free_port()
+        self.links: set[_Link] = set()
+        self.refusing = False
+        self.accepted = 0
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+        self._server: asyncio.Server | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    # --- Control (from the test's thread) -----------------------------------------------------
+
+    def _call(self, function, *args):
+        async def run():
+            return function(*args)
+
+        return asyncio.run_coroutine_threadsafe(run(), self._loop).result(timeout=10)
+
+    def start(self) -> FlakyProxy:
+        self._thread.start()
+        self._server = asyncio.run_coroutine_threadsafe(
+            asyncio.start_server(self._accept, "127.0.0.1", self.port), self._loop
+        ).result(timeout=10)
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            asyncio.run_coroutine_threadsafe(self._shutdown(), self._loop).result(timeout=10)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=10)
+        self._loop.close()
+
+    def cut(self) -> int:
+        """Abort every open connection; returns how many there were."""
+        return self._call(self._cut)
+
+    def refuse(self, refusing: bool = True) -> None:
+        self.refusing = refusing
+
+    def blackhole(self) -> int:
+        """Stall every open connection; returns how many there were."""
+        return self._call(self._blackhole)
+
+    def open_links(self) -> int:
+        return self._call(lambda: len(self.links))
+
+    # --- In the proxy's loop ------------------------------------------------------------------
+
+    def _cut(self) -> int:
+        links = list(self.links)
+        for link in links:
+            link.abort()
+        self.links.clear()
+        return len(links)
+
+    def _blackhole(self) -> int:
+        for link in self.links:
+            link.stalled = True
+        return len(self.links)
+
+    async def _shutdown(self) -> None:
+        self._server.close()
+        self._cut()
+        others = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
+        for task in others:
+            task.cancel()
+        await asyncio.gather(*others, return_exceptions=True)
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.accepted += 1
+        if self.refusing:
+            _reset(writer)
+            return
+        link = _Link(client=writer)
+        try:
+            up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.target_port)
+        except OSError:
+            _reset(writer)  # the server is down: the client sees its connection fail
+            return
+        link.upstream = up_writer
+        self.links.add(link)
+        link.tasks = [
+            asyncio.ensure_future(self._pump(link, reader, up_writer)),
+            asyncio.ensure_future(self._pump(link, up_reader, writer)),
+        ]
+        await asyncio.gather(*link.tasks, return_exceptions=True)
+        if link in self.links:
+            self.links.discard(link)
+            link.abort()
+
+    async def _pump(self, link: _Link, source: asyncio.StreamReader,
+                    sink: asyncio.StreamWriter) -> None:
+        while True:
+            data = await source.read(65536)
+            if not data:
+                if not link.stalled:
+                    # One side finished: finish the other politely, as a real network would.
+                    try:
+                        sink.write_eof()
+                    except (OSError, RuntimeError):
+                        pass
+                return
+            if link.stalled:
+                continue  # swallowed: the network has gone quiet
+            sink.write(data)
+            await sink.drain()
