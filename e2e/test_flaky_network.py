@@ -98,6 +98,7 @@ def test_posts_made_during_a_network_cut_arrive_once_each_in_order(
         expect(reader.locator("#connection")).to_have_attribute(
             "data-state", re.compile("^(reconnecting|offline)$")
         )
+        expect(reader.locator("#connection")).to_contain_text("last updated")
         for body in missed:
             api.post(SLUG, body)
         restored = time.monotonic()

@@ -185,3 +185,72 @@ def test_pages_declare_an_icon_that_loads(page):
     )
     response = page.request.get(href)
     assert response.ok, f"the page's icon {href} answers {response.status}"
+
+
+def test_key_events_are_summarised_with_links_to_them(page, api):
+    api.post(SLUG, "Kick-off at Wembley", key_event=True)
+    open_reader(page)
+    summary = page.locator("#key-events")
+    expect(summary).to_be_visible()
+    expect(summary.locator("li")).to_have_count(1)
+    created = api.post(SLUG, "**GOAL!** 1-0 after a header from a corner", key_event=True)
+    api.post(SLUG, "A quiet spell in midfield")
+    expect(summary.locator("li")).to_have_count(2)
+    newest = summary.locator("li a").first
+    expect(newest).to_contain_text("GOAL! 1-0 after a header")
+    expect(newest).to_have_attribute("href", f"#post-{created['post']['id']}")
+    newest.click()
+    expect(page).to_have_url(re.compile(f"#post-{created['post']['id']}$"))
+    expect(page.locator(f"#post-{created['post']['id']}")).to_be_in_viewport()
+
+
+def test_load_older_fetches_the_next_page_and_never_the_first_one(page, api):
+    for number in range(1, 26):
+        api.post(SLUG, f"Update number {number}")
+    api_reads = []
+    page.on("request", lambda request: api_reads.append(request.url)
+            if "/api/liveblog/" in request.url else None)
+    open_reader(page)
+    posts = page.locator("#feed article.post")
+    expect(posts).to_have_count(20)
+    older = page.locator("#load-older")
+    expect(older).to_be_visible()
+    older.click()
+    expect(posts).to_have_count(25)
+    expect(older).to_be_hidden()
+    texts = posts.locator(".post-body").all_inner_texts()
+    assert texts == [f"Update number {number}" for number in range(25, 0, -1)]
+    # The server-rendered first page was reused: the only API read is the older page.
+    assert len(api_reads) == 1 and "before=" in api_reads[0], api_reads
+    # A post arriving now still goes on top, once.
+    api.post(SLUG, "Update number 26")
+    expect(posts).to_have_count(26)
+    expect(posts.first).to_contain_text("Update number 26")
+
+
+def test_a_pinned_post_stays_on_top(page, api):
+    welcome = api.post(SLUG, "Welcome to the live coverage")["post"]["id"]
+    api.post(SLUG, "Teams are out")
+    open_reader(page)
+    posts = page.locator("#feed article.post")
+    expect(posts.first).to_contain_text("Teams are out")
+    status, _ = api.request("PATCH", f"/api/liveblog/{SLUG}/posts/{welcome}", {"pinned": True})
+    assert status == 200
+    expect(posts.first).to_contain_text("Welcome to the live coverage")
+    expect(posts.first.locator(".badge-pinned")).to_be_visible()
+    api.post(SLUG, "Kick-off")
+    expect(posts).to_have_count(3)
+    expect(posts.locator(".post-body")).to_have_text(
+        ["Welcome to the live coverage", "Kick-off", "Teams are out"]
+    )
+
+
+def test_times_are_relative_and_move_on(page, api):
+    page.clock.install()
+    api.post(SLUG, "Warm-up under way")
+    open_reader(page)
+    time_of_post = page.locator("#feed article.post .post-time").first
+    expect(time_of_post).to_have_text("just now")
+    page.clock.fast_forward("05:00")
+    expect(time_of_post).to_have_text("5 min ago")
+    assert time_of_post.get_attribute("title"), "the absolute time is in the title"

@@ -1,0 +1,197 @@
+// Test doubles for the reader client's unit tests (e2e/test_client_logic.py): a manual clock and
+// a fake WebSocket, so that backoff, watchdogs and frame handling run deterministically, with no
+// server and no real waiting. Served at http://client.test/e2e/client_harness.js next to the real
+// modules under /static/.
+
+import { FeedConnection } from "/static/liveblog/feed-connection.js";
+import { FeedState } from "/static/liveblog/feed-state.js";
+
+/** setTimeout/clearTimeout on a clock that only moves when told to (`advance`). */
+export class ManualClock {
+  constructor() {
+    this.now = 0;
+    this.nextId = 1; // like a browser's, never 0: the client tests timer ids for truthiness
+    this.pending = new Map();
+    this.setTimeout = this.setTimeout.bind(this);
+    this.clearTimeout = this.clearTimeout.bind(this);
+  }
+
+  setTimeout(callback, ms = 0) {
+    const id = this.nextId++;
+    const delay = Number(ms);
+    // A browser runs a negative or NaN delay as 0.
+    const wait = Number.isFinite(delay) && delay > 0 ? delay : 0;
+    this.pending.set(id, { id, callback, due: this.now + wait, delay: wait });
+    return id;
+  }
+
+  clearTimeout(id) {
+    this.pending.delete(id);
+  }
+
+  /** Move time on by `ms`, running every callback that falls due, in order of due time. */
+  advance(ms) {
+    const end = this.now + ms;
+    for (let runs = 0; ; runs += 1) {
+      if (runs > 10000) throw new Error("ManualClock: timers keep rescheduling themselves");
+      let next = null;
+      for (const timer of this.pending.values()) {
+        if (timer.due > end) continue;
+        if (!next || timer.due < next.due || (timer.due === next.due && timer.id < next.id)) {
+          next = timer;
+        }
+      }
+      if (!next) break;
+      this.pending.delete(next.id);
+      this.now = next.due;
+      next.callback();
+    }
+    this.now = end;
+  }
+
+  /** Time left until each pending callback, soonest first. */
+  waits() {
+    return [...this.pending.values()].map((timer) => timer.due - this.now).sort((a, b) => a - b);
+  }
+}
+
+/**
+ * A WebSocket double: records what the client sends; the test plays the server (`deliver`) and
+ * the network (`fail`, `finishClose`). Like a browser's, `close()` only starts the closing
+ * handshake: the `close` event comes when the test says so (`finishClose`), or never (a stalled
+ * network).
+ */
+export class FakeSocket {
+  constructor(url) {
+    this.url = url;
+    this.readyState = 0; // CONNECTING
+    this.sent = [];
+    this.closeCalls = 0;
+    this.listeners = new Map();
+  }
+
+  addEventListener(type, listener) {
+    if (!this.listeners.has(type)) this.listeners.set(type, []);
+    this.listeners.get(type).push(listener);
+  }
+
+  removeEventListener(type, listener) {
+    const listeners = this.listeners.get(type) ?? [];
+    const index = listeners.indexOf(listener);
+    if (index >= 0) listeners.splice(index, 1);
+  }
+
+  dispatch(type, fields = {}) {
+    const event = { type, target: this, ...fields };
+    for (const listener of [...(this.listeners.get(type) ?? [])]) listener(event);
+  }
+
+  send(data) {
+    if (this.readyState === 0) throw new DOMException("still connecting", "InvalidStateError");
+    if (this.readyState !== 1) return; // a browser drops frames sent while closing
+    this.sent.push(JSON.parse(data));
+  }
+
+  open() {
+    if (this.readyState !== 0) throw new Error(`open() on a socket in state ${this.readyState}`);
+    this.readyState = 1;
+    this.dispatch("open");
+  }
+
+  /** One frame from the server (an object is sent as JSON; a string as it is). */
+  deliver(frame) {
+    if (this.readyState === 0) this.open();
+    if (this.readyState !== 1) throw new Error(`deliver() on a socket in state ${this.readyState}`);
+    this.dispatch("message", { data: typeof frame === "string" ? frame : JSON.stringify(frame) });
+  }
+
+  close() {
+    this.closeCalls += 1;
+    if (this.readyState < 2) this.readyState = 2; // CLOSING; the event waits for finishClose()
+  }
+
+  finishClose(code = 1006) {
+    if (this.readyState === 3) return;
+    this.readyState = 3;
+    this.dispatch("close", { code, wasClean: code === 1000 });
+  }
+
+  /** A refused connect or a broken connection: `error`, then `close`, as browsers report it. */
+  fail() {
+    this.dispatch("error");
+    this.finishClose(1006);
+  }
+}
+
+/**
+ * A FeedConnection over a FeedState, with fake sockets, a manual clock and recorded callbacks.
+ * `random`: a number (every draw) or a list (drawn in turn, cycling).
+ */
+export function setup({
+  snapshot = null,
+  random = 1,
+  online = true,
+  slug = "match",
+  url = "ws://client.test/ws/liveblog/match/",
+} = {}) {
+  const clock = new ManualClock();
+  const state = new FeedState();
+  if (snapshot) state.applySnapshot(snapshot);
+  const draws = Array.isArray(random) ? random : [random];
+  let drawn = 0;
+  const t = {
+    clock, state, online,
+    sockets: [], states: [], changes: [], resets: 0,
+    overlaps: [], // sockets created while another one was still open or connecting
+    randomCalls: 0,
+  };
+  t.connection = new FeedConnection({
+    slug, state, url,
+    onReset: () => { t.resets += 1; },
+    onChange: (change) => { t.changes.push(change); },
+    onState: (status) => { t.states.push(status); },
+    createSocket: (address) => {
+      const open = t.sockets.filter((socket) => socket.readyState < 2);
+      if (open.length) t.overlaps.push({ created: t.sockets.length, open: open.map((s) => s.url) });
+      const socket = new FakeSocket(address);
+      socket.createdAt = clock.now;
+      t.sockets.push(socket);
+      return socket;
+    },
+    timers: clock,
+    random: () => {
+      t.randomCalls += 1;
+      return draws[drawn++ % draws.length];
+    },
+    isOnline: () => t.online,
+  });
+  return t;
+}
+
+/** Everything a test asserts on, as plain JSON. */
+export function summary(t) {
+  return {
+    now: t.clock.now,
+    waits: t.clock.waits(),
+    status: t.connection.status,
+    attempt: t.connection.attempt,
+    current: t.sockets.indexOf(t.connection.socket), // -1: no socket held
+    sockets: t.sockets.map((socket) => ({
+      url: socket.url,
+      readyState: socket.readyState,
+      sent: socket.sent,
+      closeCalls: socket.closeCalls,
+      createdAt: socket.createdAt,
+    })),
+    states: t.states,
+    changes: t.changes,
+    resets: t.resets,
+    overlaps: t.overlaps,
+    epoch: t.state.epoch,
+    seq: t.state.seq,
+    blog: t.state.blog,
+    nextBefore: t.state.nextBefore,
+    ids: t.state.sorted().map((post) => post.id),
+    posts: t.state.sorted(),
+  };
+}
