@@ -133,6 +133,7 @@ export function setup({
   online = true,
   slug = "match",
   url = "ws://client.test/ws/liveblog/match/",
+  refuse = 0, // the first `refuse` socket constructions throw (as `new WebSocket` can)
 } = {}) {
   const clock = new ManualClock();
   const state = new FeedState();
@@ -144,6 +145,7 @@ export function setup({
     sockets: [], states: [], changes: [], resets: 0,
     overlaps: [], // sockets created while another one was still open or connecting
     randomCalls: 0,
+    refused: [],
   };
   t.connection = new FeedConnection({
     slug, state, url,
@@ -151,6 +153,10 @@ export function setup({
     onChange: (change) => { t.changes.push(change); },
     onState: (status) => { t.states.push(status); },
     createSocket: (address) => {
+      if (t.refused.length < refuse) {
+        t.refused.push(clock.now);
+        throw new DOMException(`refused: ${address}`, "SyntaxError");
+      }
       const open = t.sockets.filter((socket) => socket.readyState < 2);
       if (open.length) t.overlaps.push({ created: t.sockets.length, open: open.map((s) => s.url) });
       const socket = new FakeSocket(address);
@@ -187,6 +193,7 @@ export function summary(t) {
     changes: t.changes,
     resets: t.resets,
     overlaps: t.overlaps,
+    refused: t.refused,
     epoch: t.state.epoch,
     seq: t.state.seq,
     blog: t.state.blog,

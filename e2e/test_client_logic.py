@@ -55,7 +55,8 @@ def _serve(route: Route) -> None:
 @pytest.fixture
 def page(browser) -> Page:
     """The harness page in its own context; any uncaught exception or console error (a module
-    that fails to load included) fails the test."""
+    that fails to load included) fails the test. Overrides e2e/conftest.py's `page` (which needs
+    a daphne server) for this module: only the session's `browser` is shared."""
     context = browser.new_context()
     context.route(f"{ORIGIN}/**", _serve)
     harness = context.new_page()
@@ -497,6 +498,25 @@ def test_a_gap_sends_one_resync_and_the_replay_heals_it(page):
     assert client.sent() == [{"type": "resync", "since": 3, "epoch": "E1"},
                              {"type": "resync", "since": 8, "epoch": "E1"}]
 
+    # Once a resync is answered (`live`), a gap from that same seq asks again.
+    client.deliver(live(8), created(10))
+    assert client.sent()[2:] == [{"type": "resync", "since": 8, "epoch": "E1"}], (
+        "an answered resync still suppressed the next one")
+
+
+def test_a_resync_answered_with_a_snapshot_replaces_the_state(page):
+    client = Client(page, snapshot=snapshot("E1", 3, [post(3), post(2)]))
+    go_live(client, 3)
+    client.deliver(created(9), ping(9))
+    assert client.sent() == [{"type": "resync", "since": 3, "epoch": "E1"}]
+    # Too far behind for a replay: the answer is a snapshot at the head, then live.
+    client.deliver(snapshot("E1", 9, [post(109), post(3)], next_before=3), live(9), created(10))
+    now = client.now
+    assert now["resets"] == 1
+    assert (now["seq"], now["ids"], now["nextBefore"]) == (10, [110, 109, 3], 3)
+    assert [c["post"]["id"] for c in now["changes"]] == [110]
+    assert len(now["sockets"][0]["sent"]) == 1
+
 
 def test_a_ping_ahead_asks_for_a_resync(page):
     client = Client(page, snapshot=base(5))
@@ -573,8 +593,15 @@ def test_a_silent_socket_is_closed_and_replaced(page):
     now = client.now
     assert now["current"] == 1
     assert now["waits"] == [limits["connect"]], "a second reconnect was scheduled"
-    client.deliver(hello(head=4, heartbeat=heartbeat_s), live(4))
-    assert client.now["status"] == "live"
+
+    # The new socket answers with hello and stalls: hello alone sets the silence limit.
+    client.deliver(hello(head=4, heartbeat=heartbeat_s))
+    client.advance(silence_ms - 1)
+    assert client.now["sockets"][1]["closeCalls"] == 0, "closed before 2.5 heartbeats of silence"
+    client.advance(1)
+    now = client.now
+    assert now["sockets"][1]["closeCalls"] == 1
+    assert now["current"] == -1
 
 
 def test_a_connect_without_an_answer_is_abandoned(page):
@@ -622,6 +649,21 @@ def test_never_two_sockets(page):
     now = client.now
     assert len(now["sockets"]) == 2, "the cancelled retry still opened a socket"
     assert now["overlaps"] == []
+
+
+def test_a_socket_that_cannot_be_created_is_retried_with_backoff(page):
+    client = Client(page, snapshot=base(1), random=1, refuse=2)
+    client.connect()
+    assert client.now["sockets"] == []
+    assert client.now["waits"] == [500]
+    client.advance(500)
+    assert client.now["waits"] == [1000]
+    client.advance(1000)
+    now = client.now
+    assert now["refused"] == [0, 500]
+    assert [s["createdAt"] for s in now["sockets"]] == [1500]
+    client.deliver(hello(head=1), live(1))
+    assert client.now["status"] == "live"
 
 
 def fail_and_measure_waits(client: Client, count: int) -> list[float]:
@@ -747,6 +789,10 @@ def test_start_follows_the_network_and_the_tab(page):
     client.js("void t.connection.start()")
     assert len(client.now["sockets"]) == 1
     assert fail_and_measure_waits(client, 3) == [500, 1000, 2000]
+    # Shown again while a connect is under way: no second socket, and the backoff stands.
+    client.js("void document.dispatchEvent(new Event('visibilitychange'))")
+    assert len(client.now["sockets"]) == 4
+    assert client.now["attempt"] == 3
     client.fail()
     assert client.now["waits"] == [4000]
 

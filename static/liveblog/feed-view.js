@@ -20,7 +20,7 @@ export function relativeTime(when, now = new Date()) {
   if (seconds < 45) return "just now";
   const minutes = Math.round(seconds / 60);
   if (minutes < 60) return `${minutes} min ago`;
-  const hours = Math.round(minutes / 60);
+  const hours = Math.floor(minutes / 60); // "23 h ago" until a full day has passed
   if (hours < 24) return `${hours} h ago`;
   return absoluteTime.format(when);
 }
