@@ -198,8 +198,13 @@ CONTENT_SECURITY_POLICY = {
 
 # --- Static files ---------------------------------------------------------------------------
 STATIC_URL = "/static/"
-STATIC_ROOT = VAR_DIR / "staticfiles"
-STATICFILES_DIRS = [BASE_DIR / "static"]
+STATIC_ROOT = Path(os.environ.get("STATIC_ROOT", VAR_DIR / "staticfiles"))
+# Directories whose files override the built-in ones of the same name (a newsroom's own
+# stylesheet or icons), first match wins: LIVEBLOG_EXTRA_STATIC_DIRS=/srv/brand/static:...
+STATICFILES_DIRS = [
+    *[Path(path) for path in os.environ.get("LIVEBLOG_EXTRA_STATIC_DIRS", "").split(":") if path],
+    BASE_DIR / "static",
+]
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "project.storage.StaticStorage"},

@@ -1,8 +1,60 @@
-"""What the installable app is made of: the offline page (the manifest and service worker join
-it with the offline-first work)."""
+"""The installable app: web app manifest, service worker (served from the site root, so that its
+scope is the whole site) and the offline page."""
 
-from django.http import HttpRequest, HttpResponse
+import json
+
+from django.contrib.staticfiles.storage import staticfiles_storage
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
+from django.views.decorators.cache import cache_control
+from django.views.decorators.http import require_GET
+
+from .shell import shell
+
+THEME_COLOR = "#b3122e"
+BACKGROUND_COLOR = "#f5f6f8"
+
+
+@require_GET
+@cache_control(max_age=3600, public=True)
+def manifest(request: HttpRequest) -> HttpResponse:
+    def icon(name: str, size: int, purpose: str = "any") -> dict:
+        return {"src": staticfiles_storage.url(f"pwa/{name}"), "sizes": f"{size}x{size}",
+                "type": "image/png", "purpose": purpose}
+
+    data = {
+        "id": "/",
+        "name": "Liveblog",
+        "short_name": "Liveblog",
+        "description": "Live coverage as it happens: every update the moment it is posted, "
+                       "readable offline.",
+        "start_url": "/",
+        "scope": "/",
+        "display": "standalone",
+        "orientation": "portrait",
+        "theme_color": THEME_COLOR,
+        "background_color": BACKGROUND_COLOR,
+        "icons": [
+            icon("icon-192.png", 192),
+            icon("icon-512.png", 512),
+            icon("icon-maskable-512.png", 512, "maskable"),
+        ],
+    }
+    return JsonResponse(data, content_type="application/manifest+json")
+
+
+@require_GET
+@cache_control(no_cache=True, max_age=0)
+def service_worker(request: HttpRequest) -> HttpResponse:
+    """Never cached by HTTP: a browser checks this URL for a new version on every visit."""
+    urls, version = shell()
+    response = render(
+        request, "pwa/sw.js",
+        {"version_json": json.dumps(version), "precache_json": json.dumps(list(urls))},
+        content_type="text/javascript; charset=utf-8",
+    )
+    response["Service-Worker-Allowed"] = "/"
+    return response
 
 
 def offline(request: HttpRequest) -> HttpResponse:

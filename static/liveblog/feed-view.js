@@ -37,7 +37,7 @@ function summary(post) {
 }
 
 export class FeedView {
-  constructor({ root = document, state, loadOlder = null }) {
+  constructor({ root = document, state, loadOlder = null, lastCurrent = new Date() }) {
     this.root = root;
     this.state = state;
     this.loadOlder = loadOlder;
@@ -52,7 +52,8 @@ export class FeedView {
     this.status = root.getElementById("blog-status");
     this.held = new Set();
     this.connectionState = null;
-    this.lastCurrent = new Date(); // the page itself was current when it was rendered
+    // When the feed shown was last known to be current ("last updated …" while not live).
+    this.lastCurrent = Number.isNaN(lastCurrent.getTime()) ? new Date() : lastCurrent;
   }
 
   /** Take over the server-rendered page: wire controls, start the clock. */

@@ -1,8 +1,13 @@
-// Wires the page's feed to a live connection. The server rendered the first page and put the
-// same data in #feed-data (a snapshot-shaped JSON block): the client starts from it, connects
-// with `since` = its head, and never downloads that page again.
+// Wires the page's feed to its local copy and a live connection.
+//
+// The server rendered the first page and put the same data in #feed-data (a snapshot-shaped
+// JSON block): the client starts from it, or from the copy in IndexedDB when that is further
+// along (the page came from the service worker's cache, offline), so a cold start shows the
+// newest known state at once. It then connects with `since` = that state's head and never
+// downloads the first page again.
 import { FeedConnection } from "./feed-connection.js";
 import { FeedState } from "./feed-state.js";
+import { FeedStore, newest } from "./feed-store.js";
 import { FeedView } from "./feed-view.js";
 
 let loadingOlder = false;
@@ -11,39 +16,45 @@ async function fetchOlder(slug, state, view) {
   if (state.nextBefore === null || loadingOlder) return;
   loadingOlder = true;
   try {
-    await fetchOlderPage(slug, state, view);
+    const url = `/api/liveblog/${encodeURIComponent(slug)}/posts?before=${state.nextBefore}`;
+    const response = await fetch(url, { credentials: "same-origin" });
+    if (!response.ok) throw new Error(`loading older posts failed: ${response.status}`);
+    view.appendOlder(state.addOlder(await response.json()));
   } finally {
     loadingOlder = false;
   }
 }
 
-async function fetchOlderPage(slug, state, view) {
-  const url = `/api/liveblog/${encodeURIComponent(slug)}/posts?before=${state.nextBefore}`;
-  const response = await fetch(url, { credentials: "same-origin" });
-  if (!response.ok) throw new Error(`loading older posts failed: ${response.status}`);
-  view.appendOlder(state.addOlder(await response.json()));
-}
-
-export function startFeed({ root = document } = {}) {
-  const data = JSON.parse(root.getElementById("feed-data").textContent);
-  const slug = data.blog.slug;
+export async function startFeed({ root = document } = {}) {
+  const pageData = JSON.parse(root.getElementById("feed-data").textContent);
+  const slug = pageData.blog.slug;
+  const store = await FeedStore.open();
+  const stored = store ? await store.load(slug).catch(() => undefined) : undefined;
+  const start = newest(pageData, stored);
   const state = new FeedState();
-  state.applySnapshot(data);
+  state.applySnapshot(start);
   const view = new FeedView({
     root,
     state,
+    lastCurrent: new Date(start === stored ? stored.savedAt : root.getElementById("feed").dataset.renderedAt),
     loadOlder: () => fetchOlder(slug, state, view).catch((error) => console.warn(error)),
   });
+  const fromLocalCopy = start === stored;
+  if (fromLocalCopy) view.renderAll();
+  const save = () => store?.saveSoon(state);
   const connection = new FeedConnection({
     slug,
     state,
-    onReset: () => view.renderAll(),
-    onChange: (change) => view.apply(change),
+    onReset: () => { view.renderAll(); save(); },
+    onChange: (change) => { view.apply(change); save(); },
     onState: (status) => view.showConnection(status),
   });
   view.start();
   connection.start();
-  // For debugging in the browser console (and for tests that read the client's position).
-  window.liveblog = { state, view, connection };
+  save();
+  // For the browser console, and for tests that read the client's position.
+  window.liveblog = {
+    state, view, connection, store, fromLocalCopy, startedMs: performance.now(),
+  };
   return window.liveblog;
 }

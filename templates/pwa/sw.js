@@ -1,0 +1,124 @@
+/* Liveblog service worker. Served from /sw.js by the pwa app (never HTTP-cached), so a browser
+ * finds a new version on its next visit; the version is a digest of the shell below and of this
+ * file, so every deploy that changes the app ships a new worker.
+ *
+ * - The app shell (hashed static files + the offline page) is precached under a versioned cache;
+ *   caches of other versions are deleted on activate.
+ * - Pages: network first; after a few seconds without an answer (or with no network) the cached
+ *   copy; a page never visited falls back to /offline/.
+ * - Static files: cache first (their names carry a hash of their content).
+ * - API reads of posts and events: network first, cached copy when the network fails.
+ * - Websockets are not fetches: a service worker never sees them.
+ */
+
+const VERSION = {{ version_json|safe }};
+const PRECACHE = {{ precache_json|safe }};
+const OFFLINE_URL = "/offline/";
+const SHELL_CACHE = `liveblog-shell-${VERSION}`;
+const PAGES_CACHE = "liveblog-pages";
+const API_CACHE = "liveblog-api";
+const OUR_CACHES = [SHELL_CACHE, PAGES_CACHE, API_CACHE];
+// Bounds: pages and API answers are kept for the newest this many URLs.
+const MAX_PAGES = 40;
+const MAX_API_ANSWERS = 60;
+const PAGE_TIMEOUT_MS = 3000;
+const API_TIMEOUT_MS = 4000;
+const API_READ = /^\/api\/liveblog\/[^/]+\/(posts|events)$/;
+
+self.addEventListener("install", (event) => {
+  // No skipWaiting here: an open page decides when to switch (its "new version" prompt).
+  event.waitUntil(caches.open(SHELL_CACHE).then((cache) => cache.addAll(PRECACHE)));
+});
+
+self.addEventListener("activate", (event) => {
+  event.waitUntil((async () => {
+    const names = await caches.keys();
+    await Promise.all(names
+      .filter((name) => name.startsWith("liveblog-") && !OUR_CACHES.includes(name))
+      .map((name) => caches.delete(name)));
+    await self.clients.claim();
+    await refreshOpenPages();
+  })());
+});
+
+self.addEventListener("message", (event) => {
+  if (event.data && event.data.type === "SKIP_WAITING") self.skipWaiting();
+});
+
+/** Keep a fresh copy of the pages open now: the first visit happened before this worker
+ *  could see it, and after an update the old copies point at the old shell's files. */
+async function refreshOpenPages() {
+  const cache = await caches.open(PAGES_CACHE);
+  const windows = await self.clients.matchAll({ type: "window" });
+  await Promise.all(windows.map(async (client) => {
+    const url = new URL(client.url);
+    if (url.origin !== self.location.origin) return;
+    try {
+      const response = await fetch(url.href, { credentials: "same-origin" });
+      if (response.ok && !response.redirected) await cache.put(url.href, response);
+    } catch (error) { /* offline: the next visit caches it */ }
+  }));
+}
+
+self.addEventListener("fetch", (event) => {
+  const { request } = event;
+  if (request.method !== "GET") return;
+  const url = new URL(request.url);
+  if (url.origin !== self.location.origin) return;
+  if (request.mode === "navigate") {
+    event.respondWith(page(request));
+  } else if (url.pathname.startsWith("/static/")) {
+    event.respondWith(cacheFirst(request));
+  } else if (API_READ.test(url.pathname)) {
+    event.respondWith(networkFirst(request, API_CACHE, API_TIMEOUT_MS, MAX_API_ANSWERS));
+  }
+});
+
+async function page(request) {
+  try {
+    return await networkFirst(request, PAGES_CACHE, PAGE_TIMEOUT_MS, MAX_PAGES);
+  } catch (error) {
+    const offline = await caches.match(OFFLINE_URL);
+    return offline || Response.error();
+  }
+}
+
+async function cacheFirst(request) {
+  const cached = await caches.match(request);
+  return cached || fetch(request);
+}
+
+/**
+ * The network's answer, kept in `cacheName`. If it takes longer than `timeoutMs` and a copy is
+ * cached, the copy is answered (the network answer still refreshes the cache when it comes);
+ * if the network fails, the copy; with no copy, the network's answer or error, however late.
+ */
+async function networkFirst(request, cacheName, timeoutMs, maxEntries) {
+  const cache = await caches.open(cacheName);
+  const network = fetch(request).then(async (response) => {
+    if (response.ok && response.type === "basic" && !response.redirected) {
+      await cache.put(request, response.clone());
+      await trim(cache, maxEntries);
+    }
+    return response;
+  });
+  network.catch(() => {}); // answered from the cache meanwhile: a late failure is no error
+  const late = new Promise((resolve) => setTimeout(resolve, timeoutMs, "late"));
+  try {
+    const first = await Promise.race([network, late]);
+    if (first !== "late") return first;
+    const cached = await cache.match(request, { ignoreVary: true });
+    return cached || await network;
+  } catch (error) {
+    const cached = await cache.match(request, { ignoreVary: true });
+    if (cached) return cached;
+    throw error;
+  }
+}
+
+/** Keep the newest `maxEntries` (Cache keys are in insertion order; a put re-inserts). */
+async function trim(cache, maxEntries) {
+  const keys = await cache.keys();
+  await Promise.all(keys.slice(0, Math.max(0, keys.length - maxEntries))
+    .map((key) => cache.delete(key)));
+}

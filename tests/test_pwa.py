@@ -1,0 +1,84 @@
+"""The installable app's server side: manifest, service worker, icons, offline page."""
+
+import json
+import re
+
+import pytest
+from django.contrib.staticfiles.storage import staticfiles_storage
+from PIL import Image
+
+from pwa.shell import shell, shell_size_bytes
+
+
+def test_manifest_has_what_an_install_needs(client):
+    response = client.get("/manifest.webmanifest")
+    assert response.status_code == 200
+    assert response["Content-Type"] == "application/manifest+json"
+    manifest = json.loads(response.content)
+    for field in ("id", "name", "short_name", "description", "start_url", "scope",
+                  "theme_color", "background_color"):
+        assert manifest[field], field
+    assert manifest["display"] == "standalone"
+    icons = {(icon["sizes"], icon["purpose"]): icon for icon in manifest["icons"]}
+    assert {("192x192", "any"), ("512x512", "any"), ("512x512", "maskable")} <= set(icons)
+    for icon in icons.values():
+        assert icon["type"] == "image/png"
+        assert icon["src"].startswith("/static/pwa/")
+
+
+@pytest.mark.parametrize("name, size", [
+    ("pwa/icon-192.png", 192), ("pwa/icon-512.png", 512), ("pwa/icon-maskable-512.png", 512),
+    ("pwa/apple-touch-icon.png", 180), ("pwa/favicon-32.png", 32),
+])
+def test_icons_are_real_images_of_the_declared_size(name, size):
+    with staticfiles_storage.open(name) as file:
+        image = Image.open(file)
+        image.load()
+    assert image.size == (size, size)
+    assert len(image.convert("RGB").getcolors(maxcolors=100_000)) > 10  # drawn, not flat
+
+
+def test_a_maskable_icon_is_opaque_to_its_edges():
+    with staticfiles_storage.open("pwa/icon-maskable-512.png") as file:
+        image = Image.open(file).convert("RGBA")
+    corners = [image.getpixel(point) for point in [(0, 0), (511, 0), (0, 511), (511, 511)]]
+    assert all(alpha == 255 for *_, alpha in corners)
+
+
+def test_service_worker_is_served_from_the_root_uncached_with_the_shell(client):
+    response = client.get("/sw.js")
+    assert response.status_code == 200
+    assert response["Content-Type"].startswith("text/javascript")
+    assert "no-cache" in response["Cache-Control"]
+    source = response.content.decode()
+    urls, version = shell()
+    assert f"const VERSION = {json.dumps(version)};" in source
+    precache = json.loads(re.search(r"const PRECACHE = (\[.*?\]);", source).group(1))
+    assert precache == list(urls)
+    assert staticfiles_storage.url("liveblog/app.css") in precache  # the hashed name
+    assert staticfiles_storage.url("liveblog/reader.js") in precache
+    assert "/offline/" in precache
+    assert not [url for url in precache if "/admin/" in url]
+    assert "{{" not in source and "{%" not in source
+
+
+def test_shell_size_is_small(capsys):
+    size = shell_size_bytes()
+    assert 0 < size < 250_000, size
+    print(f"precached shell: {size / 1024:.1f} KB")
+
+
+@pytest.mark.django_db
+def test_every_page_links_the_manifest_icons_and_ios_tags(client):
+    html = client.get("/").content.decode()
+    assert '<link rel="manifest" href="/manifest.webmanifest">' in html
+    assert 'rel="apple-touch-icon"' in html
+    assert '<meta name="apple-mobile-web-app-capable" content="yes">' in html
+    assert 'id="install-app"' in html and 'id="update-banner"' in html
+    assert "liveblog/pwa." in html  # the module that registers the worker
+
+
+def test_offline_page_says_it_is_offline(client):
+    response = client.get("/offline/")
+    assert response.status_code == 200
+    assert "You are offline" in response.content.decode()
