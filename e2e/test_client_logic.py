@@ -847,3 +847,79 @@ def test_relative_time(page):
     assert "ago" not in result["old"] and "2024" in result["old"]
     assert result["older"] == result["olderExpected"] and "2023" in result["older"]
     assert result["defaultNow"] == "3 min ago"
+
+
+# --- The local copy (feed-store.js) -----------------------------------------------------------
+
+FEED_STORE = "/static/liveblog/feed-store.js"
+
+
+def test_the_stored_record_keeps_the_newest_posts_and_every_pinned_one(page):
+    result = page.evaluate(
+        """async ([statePath, storePath, posts]) => {
+          const { FeedState } = await import(statePath);
+          const { recordOf, MAX_POSTS_PER_BLOG } = await import(storePath);
+          const state = new FeedState({ epoch: "E1", seq: 300, blog: { slug: "match" }, posts });
+          const record = recordOf(state, 1234);
+          return { max: MAX_POSTS_PER_BLOG, ids: record.posts.map((p) => p.id),
+                   next_before: record.next_before, head: record.head, epoch: record.epoch,
+                   slug: record.slug, savedAt: record.savedAt };
+        }""",
+        [FEED_STATE, FEED_STORE, [post(1, pinned=True)] + [post(n) for n in range(2, 302)]],
+    )
+    kept = result["ids"]
+    assert result["max"] == 200
+    assert kept[0] == 1  # the old pinned post stays
+    assert kept[1:] == list(range(301, 101, -1))  # the newest 200
+    assert result["next_before"] == 102  # older ones come back through "Older updates"
+    assert (result["head"], result["epoch"], result["slug"], result["savedAt"]) == (
+        300, "E1", "match", 1234)
+
+
+def test_a_page_starts_from_the_stored_copy_only_when_it_is_further_along(page):
+    result = page.evaluate(
+        """async (path) => {
+          const { newest } = await import(path);
+          const page = { epoch: "E1", head: 10 };
+          return [
+            newest(page, undefined) === page,
+            newest(page, { epoch: "E1", head: 12 }).head,
+            newest(page, { epoch: "E1", head: 10 }) === page,
+            newest(page, { epoch: "E1", head: 9 }) === page,
+            newest(page, { epoch: "E0", head: 99 }) === page,
+          ];
+        }""",
+        FEED_STORE,
+    )
+    assert result == [True, 12, True, True, True]
+
+
+def test_the_store_saves_once_for_a_burst_and_bounds_the_number_of_blogs(page):
+    result = page.evaluate(
+        """async ([statePath, storePath]) => {
+          const { FeedState } = await import(statePath);
+          const { FeedStore, MAX_BLOGS } = await import(storePath);
+          const store = await FeedStore.open();
+          for (let n = 0; n < MAX_BLOGS + 3; n += 1) {
+            const state = new FeedState({ epoch: "E", seq: n, blog: { slug: `blog-${n}` } });
+            await store.save(state);
+            await new Promise((resolve) => setTimeout(resolve, 2)); // distinct savedAt
+          }
+          const oldest = await store.load("blog-0");
+          const newestSaved = await store.load(`blog-${MAX_BLOGS + 2}`);
+          const state = new FeedState({ epoch: "E", seq: 1, blog: { slug: "burst" } });
+          let saves = 0;
+          const save = store.save.bind(store);
+          store.save = (latest) => { saves += 1; return save(latest); };
+          for (let seq = 1; seq <= 5; seq += 1) { state.seq = seq; store.saveSoon(state); }
+          const deadline = Date.now() + 5000; // wait for the condition, with a deadline
+          while (store.savedHead !== 5 && Date.now() < deadline) {
+            await new Promise((resolve) => setTimeout(resolve, 20));
+          }
+          const burst = await store.load("burst");
+          return { oldest: oldest ?? null, newest: newestSaved.head, burst: burst.head,
+                   savedHead: store.savedHead, saves };
+        }""",
+        [FEED_STATE, FEED_STORE],
+    )
+    assert result == {"oldest": None, "newest": 22, "burst": 5, "savedHead": 5, "saves": 1}

@@ -107,6 +107,13 @@ def test_the_reader_page_is_installable(open_browser, page_in, server):
     for icon in parsed["icons"]:
         response = page.request.get(server.url + icon["src"])
         assert response.ok and response.headers["content-type"] == "image/png"
+    # Chromium offers the install (beforeinstallprompt): the page shows its own button...
+    install = page.locator("#install-app")
+    expect(install).to_be_visible()
+    expect(install).to_have_text("Install app")
+    # ...and hides it once the app is installed.
+    page.evaluate("() => window.dispatchEvent(new Event('appinstalled'))")
+    expect(install).to_be_hidden()
 
 
 def test_a_blog_opened_once_reads_offline_and_catches_up_exactly(
