@@ -51,8 +51,9 @@ def proxy(server):
 
 
 @pytest.fixture
-def reader(new_page, proxy) -> Page:
-    """A reader page loaded through the proxy, live, recording its connection states."""
+def reader(proxy, new_page) -> Page:
+    """A reader page loaded through the proxy, live, recording its connection states. (The
+    proxy is set up first so that it stops last, after the page is closed.)"""
     page = new_page("reader")
     page.goto(proxy.url + READER)
     expect(page.locator("#connection")).to_have_attribute("data-state", "live")

@@ -117,11 +117,11 @@ class FlakyProxy:
 
     async def _shutdown(self) -> None:
         self._server.close()
-        self._cut()
+        self._cut()  # the pumps end, and with them each connection's handler
         others = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
-        for task in others:
+        _, stuck = await asyncio.wait(others, timeout=2) if others else (None, [])
+        for task in stuck:
             task.cancel()
-        await asyncio.gather(*others, return_exceptions=True)
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.accepted += 1
