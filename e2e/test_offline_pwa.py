@@ -125,7 +125,8 @@ def test_a_blog_opened_once_reads_offline_and_catches_up_exactly(
     page = page_in(context)
     page.goto(server.url + READER)
     expect(page.locator("#connection")).to_have_attribute("data-state", "live")
-    # Two more arrive live: the cached page has 20, only the local store has 22.
+    # Two more arrive live: a cached page shows one page (20) of posts; only the local copy
+    # has all 22.
     for number in (21, 22):
         api.post(SLUG, f"Update {number}")
     expect(page.locator("#feed article.post")).to_have_count(22)

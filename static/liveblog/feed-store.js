@@ -47,9 +47,10 @@ export function recordOf(state, now = Date.now()) {
 }
 
 /** Which state a page should start from: its own server-rendered data, or the stored copy
- *  when that is the same epoch and further along (the page came from a cache). */
+ *  when that is the same epoch and at least as far along (the page came from a cache; at the
+ *  same head the copy may hold more than the page's one page of posts). */
 export function newest(pageData, stored) {
-  if (stored && stored.epoch === pageData.epoch && stored.head > pageData.head) return stored;
+  if (stored && stored.epoch === pageData.epoch && stored.head >= pageData.head) return stored;
   return pageData;
 }
 
@@ -97,7 +98,9 @@ export class FeedStore {
 
   async save(state) {
     const record = recordOf(state);
-    const transaction = this.db.transaction(FEEDS, "readwrite");
+    // Strict: on disk before "complete", so a browser closed right after keeps the copy
+    // (Chromium's default, relaxed, may lose the last writes). Saves are coalesced, so rare.
+    const transaction = this.db.transaction(FEEDS, "readwrite", { durability: "strict" });
     const feeds = transaction.objectStore(FEEDS);
     feeds.put(record);
     // Forget the blogs saved longest ago beyond the bound.

@@ -1,9 +1,9 @@
 // Wires the page's feed to its local copy and a live connection.
 //
 // The server rendered the first page and put the same data in #feed-data (a snapshot-shaped
-// JSON block): the client starts from it, or from the copy in IndexedDB when that is further
-// along (the page came from the service worker's cache, offline), so a cold start shows the
-// newest known state at once. It then connects with `since` = that state's head and never
+// JSON block): the client starts from it, or from the copy in IndexedDB when that is at least
+// as far along (the page came from the service worker's cache, offline), so a cold start shows
+// the newest known state at once. It then connects with `since` = that state's head and never
 // downloads the first page again.
 import { FeedConnection } from "./feed-connection.js";
 import { FeedState } from "./feed-state.js";
