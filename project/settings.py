@@ -185,7 +185,8 @@ CONTENT_SECURITY_POLICY = {
         "script-src": [SELF],
         "style-src": [SELF],
         # Posts may embed images from other https sites; nothing else loads from elsewhere.
-        "img-src": [SELF, "https:", "data:"],
+        # blob: is the author console's preview of a photo before it is sent.
+        "img-src": [SELF, "https:", "data:", "blob:"],
         "connect-src": [SELF],
         "manifest-src": [SELF],
         "worker-src": [SELF],

@@ -12,12 +12,14 @@ from django.urls import reverse
 # icons only an install uses (the browser fetches those itself, online, when installing).
 SHELL_STATIC_PREFIXES = ("liveblog/", "pwa/")
 NOT_IN_SHELL = {"pwa/icon-512.png", "pwa/icon-maskable-512.png"}
+SHELL_SUFFIXES = (".js", ".css", ".svg", ".png")  # not READMEs and licences
 
 
 def _shell_names() -> list[str]:
     return sorted(
         name for name in staticfiles_storage.hashed_files
-        if name.startswith(SHELL_STATIC_PREFIXES) and name not in NOT_IN_SHELL
+        if name.startswith(SHELL_STATIC_PREFIXES) and name.endswith(SHELL_SUFFIXES)
+        and name not in NOT_IN_SHELL
     )
 SERVICE_WORKER_SOURCE = Path(__file__).resolve().parent.parent / "templates" / "pwa" / "sw.js"
 

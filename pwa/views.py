@@ -50,7 +50,11 @@ def service_worker(request: HttpRequest) -> HttpResponse:
     urls, version = shell()
     response = render(
         request, "pwa/sw.js",
-        {"version_json": json.dumps(version), "precache_json": json.dumps(list(urls))},
+        {
+            "version_json": json.dumps(version),
+            "precache_json": json.dumps(list(urls)),
+            "outbox_core_json": json.dumps(staticfiles_storage.url("liveblog/outbox-core.js")),
+        },
         content_type="text/javascript; charset=utf-8",
     )
     response["Service-Worker-Allowed"] = "/"

@@ -1,146 +1,296 @@
-// Author console: compose, an outbox that sends in order and retries without double-posting
-// (every post carries a client_id made here; the server answers a known one with the first
-// answer), and the live feed below.
+// The author console: compose (Markdown with a live preview, a photo, flags), a draft that
+// survives reloads, the outbox that sends in order without double-posting, the live feed with
+// edit and delete on the posts this author may change, and ending or reopening the blog.
+import "./vendor/markdown-it.min.js";
 import { startFeed } from "./live-feed.js";
+import { Outbox, newClientId } from "./outbox.js";
 
-const RETRY_FIRST_MS = 1000;
-const RETRY_MAX_MS = 30000;
-const SENT_KEPT = 10;
-const STATE_LABELS = { queued: "Queued", sending: "Sending…", sent: "Sent", failed: "Failed" };
+// The same Markdown dialect the server renders with (markdown-it-py), raw HTML off.
+const markdown = globalThis.markdownit("commonmark", { html: false }).enable(["table", "strikethrough"]);
+const PHOTO_MAX_EDGE = 2048; // the largest size the server keeps: no need to upload more
+const PHOTO_QUALITY = 0.85;
 
-export function newClientId() {
-  if (crypto.randomUUID) return crypto.randomUUID();
-  // crypto.randomUUID needs a secure context; a phone on a LAN address over http has none.
-  const bytes = crypto.getRandomValues(new Uint8Array(16));
-  bytes[6] = (bytes[6] & 0x0f) | 0x40;
-  bytes[8] = (bytes[8] & 0x3f) | 0x80;
-  const hex = [...bytes].map((byte) => byte.toString(16).padStart(2, "0")).join("");
-  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
-}
-
-class Outbox {
-  constructor({ list, endpoint, csrfToken }) {
-    this.list = list;
-    this.endpoint = endpoint;
-    this.csrfToken = csrfToken;
-    this.entries = [];
-    this.pumping = false;
-    this.retryTimer = null;
-    this.retryAttempt = 0;
-    window.addEventListener("online", () => this.retryNow());
-  }
-
-  add(fields) {
-    const entry = { clientId: newClientId(), fields, state: "queued", element: this.render() };
-    this.entries.push(entry);
-    this.list.prepend(entry.element);
-    this.show(entry);
-    this.pump();
-  }
-
-  render() {
-    const element = document.createElement("li");
-    element.innerHTML = '<span class="outbox-text"></span> <span class="outbox-state"></span>';
-    return element;
-  }
-
-  show(entry, detail = "") {
-    const { element } = entry;
-    element.dataset.clientId = entry.clientId;
-    element.dataset.state = entry.state;
-    element.querySelector(".outbox-text").textContent = entry.fields.body.slice(0, 120);
-    element.querySelector(".outbox-state").textContent = detail
-      ? `${STATE_LABELS[entry.state]}: ${detail}`
-      : STATE_LABELS[entry.state];
-  }
-
-  retryNow() {
-    clearTimeout(this.retryTimer);
-    this.retryTimer = null;
-    this.retryAttempt = 0;
-    this.pump();
-  }
-
-  /** Send queued entries one at a time, oldest first. */
-  async pump() {
-    if (this.pumping || this.retryTimer) return;
-    this.pumping = true;
-    try {
-      let entry;
-      while ((entry = this.entries.find((candidate) => candidate.state === "queued"))) {
-        entry.state = "sending";
-        this.show(entry);
-        const outcome = await this.send(entry);
-        if (outcome.retry) {
-          entry.state = "queued";
-          this.show(entry, outcome.detail);
-          const ceiling = Math.min(RETRY_MAX_MS, RETRY_FIRST_MS * 2 ** this.retryAttempt);
-          this.retryAttempt += 1;
-          this.retryTimer = setTimeout(() => this.retryNow(), ceiling / 2 + Math.random() * ceiling / 2);
-          return;
-        }
-        this.retryAttempt = 0;
-        entry.state = outcome.ok ? "sent" : "failed";
-        this.show(entry, outcome.detail);
-        this.forgetOldSent();
-      }
-    } finally {
-      this.pumping = false;
-    }
-  }
-
-  async send(entry) {
-    let response;
-    try {
-      response = await fetch(this.endpoint, {
-        method: "POST",
-        credentials: "same-origin",
-        headers: { "Content-Type": "application/json", "X-CSRFToken": this.csrfToken },
-        body: JSON.stringify({ client_id: entry.clientId, ...entry.fields }),
-      });
-    } catch (error) {
-      return { retry: true, detail: "no network, will retry" };
-    }
-    let answer = {};
-    try {
-      answer = await response.json();
-    } catch (error) { /* a proxy's HTML error page */ }
-    if (response.ok) return { ok: true, detail: `#${answer.seq}` };
-    if (response.status >= 500 || response.status === 429) {
-      return { retry: true, detail: `server busy (${response.status}), will retry` };
-    }
-    return { ok: false, detail: answer.detail || `refused (${response.status})` };
-  }
-
-  forgetOldSent() {
-    const sent = this.entries.filter((entry) => entry.state === "sent");
-    for (const entry of sent.slice(0, Math.max(0, sent.length - SENT_KEPT))) {
-      entry.element.remove();
-      this.entries.splice(this.entries.indexOf(entry), 1);
-    }
+/** A smaller JPEG made on the device (quicker on one bar of signal, and the browser drops the
+ *  EXIF metadata with it); the original when the browser cannot decode the file. */
+async function shrink(file) {
+  try {
+    const bitmap = await createImageBitmap(file); // applies the EXIF orientation
+    const scale = Math.min(1, PHOTO_MAX_EDGE / Math.max(bitmap.width, bitmap.height));
+    const canvas = document.createElement("canvas");
+    canvas.width = Math.round(bitmap.width * scale);
+    canvas.height = Math.round(bitmap.height * scale);
+    const context = canvas.getContext("2d");
+    context.fillStyle = "#fff";
+    context.fillRect(0, 0, canvas.width, canvas.height);
+    context.drawImage(bitmap, 0, 0, canvas.width, canvas.height);
+    bitmap.close();
+    const blob = await new Promise((resolve) => canvas.toBlob(resolve, "image/jpeg", PHOTO_QUALITY));
+    return blob && blob.size < file.size ? blob : file;
+  } catch (error) {
+    return file; // the server decides (and says why if it cannot read it)
   }
 }
 
-function startConsole() {
-  const form = document.getElementById("compose");
-  const outbox = new Outbox({
-    list: document.getElementById("outbox"),
-    endpoint: form.action,
-    csrfToken: form.querySelector("input[name=csrfmiddlewaretoken]").value,
-  });
-  form.addEventListener("submit", (event) => {
-    event.preventDefault();
-    const body = form.elements.body.value;
-    if (!body.trim()) return;
-    outbox.add({
-      body,
-      key_event: form.elements.key_event.checked,
-      pinned: form.elements.pinned.checked,
+class Composer {
+  constructor(form, { onSubmit }) {
+    this.form = form;
+    this.onSubmit = onSubmit;
+    this.body = form.elements.body;
+    this.preview = document.getElementById("compose-preview");
+    this.error = document.getElementById("compose-error");
+    this.photoInput = document.getElementById("compose-photo");
+    this.photoChosen = document.getElementById("photo-chosen");
+    this.photoThumb = document.getElementById("photo-thumb");
+    this.photoAlt = document.getElementById("photo-alt");
+    this.photo = null; // a File or Blob waiting to be sent with the next post
+    this.draftKey = `liveblog:draft:${form.dataset.slug}`;
+    this.previewQueued = false;
+  }
+
+  start() {
+    this.restoreDraft();
+    this.form.addEventListener("input", () => {
+      this.saveDraft();
+      this.schedulePreview();
     });
-    form.reset();
-    form.elements.body.focus();
+    this.photoInput.addEventListener("change", () => {
+      const [file] = this.photoInput.files;
+      if (file) this.setPhoto(file, file.name);
+    });
+    document.getElementById("photo-remove").addEventListener("click", () => this.setPhoto(null));
+    this.form.addEventListener("submit", (event) => {
+      event.preventDefault();
+      this.submit();
+    });
+  }
+
+  restoreDraft() {
+    let draft = null;
+    try {
+      draft = JSON.parse(localStorage.getItem(this.draftKey) || "null");
+    } catch (error) { /* a damaged draft is no draft */ }
+    if (!draft) return;
+    this.body.value = draft.body || "";
+    this.form.elements.key_event.checked = Boolean(draft.key_event);
+    this.form.elements.pinned.checked = Boolean(draft.pinned);
+    this.photoAlt.value = draft.photo_alt || "";
+    this.schedulePreview();
+  }
+
+  saveDraft() {
+    const draft = this.fields();
+    try {
+      if (draft.body || draft.photo_alt) localStorage.setItem(this.draftKey, JSON.stringify(draft));
+      else localStorage.removeItem(this.draftKey);
+    } catch (error) { /* storage full or off: the text is still on screen */ }
+  }
+
+  fields() {
+    return {
+      body: this.body.value,
+      key_event: this.form.elements.key_event.checked,
+      pinned: this.form.elements.pinned.checked,
+      photo_alt: this.photoAlt.value,
+    };
+  }
+
+  schedulePreview() {
+    if (this.previewQueued) return;
+    this.previewQueued = true;
+    requestAnimationFrame(() => {
+      this.previewQueued = false;
+      const text = this.body.value;
+      this.preview.hidden = !text.trim();
+      // markdown-it escapes raw HTML (html: false) and refuses javascript: links.
+      this.preview.innerHTML = text.trim() ? markdown.render(text) : "";
+    });
+  }
+
+  setPhoto(photo, name = "photo.jpg") {
+    if (this.photoThumb.src) URL.revokeObjectURL(this.photoThumb.src);
+    this.photo = photo;
+    this.photoName = name;
+    this.photoChosen.hidden = !photo;
+    this.photoThumb.removeAttribute("src");
+    if (photo) {
+      this.photoThumb.src = URL.createObjectURL(photo);
+      this.photoAlt.focus();
+    } else {
+      this.photoInput.value = "";
+    }
+  }
+
+  showError(message) {
+    this.error.textContent = message;
+    this.error.hidden = !message;
+  }
+
+  async submit() {
+    const fields = this.fields();
+    const photo = this.photo;
+    if (!fields.body.trim() && !photo) return; // an empty form (or a second tap) sends nothing
+    if (photo && !fields.photo_alt.trim()) {
+      this.showError("Describe the photo for readers who cannot see it.");
+      this.photoAlt.focus();
+      return;
+    }
+    // Clear at once, before any await: a double tap finds an empty form.
+    this.showError("");
+    const photoName = this.photoName;
+    this.form.reset();
+    this.setPhoto(null);
+    this.saveDraft();
+    this.schedulePreview();
+    const entry = { kind: "create", clientId: newClientId(), fields };
+    if (photo) {
+      entry.photo = await shrink(photo);
+      entry.photoName = photoName;
+    } else {
+      delete fields.photo_alt;
+    }
+    await this.onSubmit(entry);
+    this.body.focus();
+  }
+
+  /** Put a refused post back in the form to be corrected and sent again. */
+  refill(entry) {
+    this.body.value = entry.fields.body || "";
+    this.form.elements.key_event.checked = Boolean(entry.fields.key_event);
+    this.form.elements.pinned.checked = Boolean(entry.fields.pinned);
+    this.photoAlt.value = entry.fields.photo_alt || "";
+    if (entry.photo) this.setPhoto(entry.photo, entry.photoName);
+    this.saveDraft();
+    this.schedulePreview();
+    this.body.focus();
+  }
+}
+
+/** Edit and delete buttons on the posts this author may change. */
+function postActions({ username, canManage, outbox, posts }) {
+  function editor(element, post) {
+    const form = document.createElement("form");
+    form.className = "post-editor";
+    const text = document.createElement("textarea");
+    text.name = "body";
+    text.rows = 4;
+    text.value = post.body;
+    const save = document.createElement("button");
+    save.type = "submit";
+    save.className = "button button-small button-primary";
+    save.textContent = "Save";
+    const cancel = document.createElement("button");
+    cancel.type = "button";
+    cancel.className = "link-button";
+    cancel.textContent = "Cancel";
+    cancel.addEventListener("click", () => form.remove());
+    form.append(text, save, cancel);
+    form.addEventListener("submit", (event) => {
+      event.preventDefault();
+      form.remove();
+      if (text.value.trim() && text.value !== post.body) {
+        outbox.add({ kind: "edit", clientId: newClientId(), postId: post.id,
+                     fields: { body: text.value } });
+      }
+    });
+    element.append(form);
+    text.focus();
+  }
+
+  return (element, post) => {
+    if (post.author.username !== username && !canManage) return;
+    if (element.querySelector(".post-actions")) return;
+    const actions = document.createElement("div");
+    actions.className = "post-actions";
+    const edit = document.createElement("button");
+    edit.type = "button";
+    edit.className = "link-button post-edit";
+    edit.textContent = "Edit";
+    edit.addEventListener("click", () => {
+      if (element.querySelector(".post-editor")) return;
+      const current = posts().get(Number(element.dataset.postId));
+      if (current) editor(element, current);
+    });
+    const remove = document.createElement("button");
+    remove.type = "button";
+    remove.className = "link-button post-delete";
+    remove.textContent = "Delete";
+    remove.addEventListener("click", () => {
+      if (remove.dataset.confirm !== "true") { // a second tap confirms
+        remove.dataset.confirm = "true";
+        remove.textContent = "Tap again to delete";
+        return;
+      }
+      remove.disabled = true;
+      const current = posts().get(Number(element.dataset.postId)) || post;
+      outbox.add({ kind: "delete", clientId: newClientId(), postId: current.id,
+                   fields: { summary: (current.body || "").slice(0, 60) } });
+    });
+    actions.append(edit, remove);
+    element.append(actions);
+  };
+}
+
+/** The owner's "End blog" / "Reopen blog" button (a direct request: it needs the network). */
+function blogToggle(slug, csrfToken) {
+  const button = document.getElementById("blog-toggle");
+  const error = document.getElementById("blog-toggle-error");
+  if (!button) return () => {};
+  const show = (status) => {
+    button.dataset.status = status;
+    button.textContent = status === "live" ? "End blog" : "Reopen blog";
+  };
+  button.addEventListener("click", async () => {
+    const status = button.dataset.status === "live" ? "ended" : "live";
+    button.disabled = true;
+    error.hidden = true;
+    try {
+      const response = await fetch(`/api/liveblog/${encodeURIComponent(slug)}/`, {
+        method: "PATCH",
+        credentials: "same-origin",
+        headers: { "Content-Type": "application/json", "X-CSRFToken": csrfToken },
+        body: JSON.stringify({ status }),
+      });
+      const answer = await response.json().catch(() => ({}));
+      if (!response.ok) throw new Error(answer.detail || `refused (${response.status})`);
+      show(answer.blog.status);
+    } catch (failure) {
+      error.textContent = navigator.onLine === false
+        ? "You are offline: the blog's status can be changed once the network is back."
+        : `Could not change the blog's status: ${failure.message}`;
+      error.hidden = false;
+    } finally {
+      button.disabled = false;
+    }
   });
-  startFeed();
+  return (blog) => show(blog.status);
+}
+
+async function startConsole() {
+  const form = document.getElementById("compose");
+  const slug = form.dataset.slug;
+  const csrfToken = form.querySelector("input[name=csrfmiddlewaretoken]").value;
+  const composer = new Composer(form, { onSubmit: (entry) => outbox.add(entry) });
+  const outbox = new Outbox({
+    slug,
+    list: document.getElementById("outbox"),
+    sessionBanner: document.getElementById("session-expired"),
+    onRetry: (entry) => composer.refill(entry),
+  });
+  composer.start();
+  await outbox.start(csrfToken); // stores this page's CSRF token before anything is sent
+  let feed = null;
+  const decorate = postActions({
+    username: form.dataset.username,
+    canManage: form.dataset.canManage === "true",
+    outbox,
+    posts: () => (feed ? feed.state.posts : new Map()),
+  });
+  feed = await startFeed({
+    decorate,
+    onBlog: blogToggle(slug, csrfToken),
+    onStatus: (status) => { if (status === "live") outbox.sendNow(); },
+  });
+  window.liveblog.outbox = outbox;
 }
 
 startConsole();

@@ -37,10 +37,15 @@ function summary(post) {
 }
 
 export class FeedView {
-  constructor({ root = document, state, loadOlder = null, lastCurrent = new Date() }) {
+  constructor({
+    root = document, state, loadOlder = null, lastCurrent = new Date(), decorate = null,
+    onBlog = null,
+  }) {
     this.root = root;
     this.state = state;
     this.loadOlder = loadOlder;
+    this.decorate = decorate;
+    this.onBlog = onBlog;
     this.feed = root.getElementById("feed");
     this.template = root.getElementById("post-template");
     this.empty = root.querySelector(".feed-empty");
@@ -74,6 +79,12 @@ export class FeedView {
     setInterval(() => this.tick(), CLOCK_TICK_MS);
     this.tick();
     this.updateChrome();
+    if (this.decorate) {
+      for (const post of this.state.posts.values()) {
+        const element = this.element(post.id);
+        if (element) this.decorate(element, post);
+      }
+    }
   }
 
   atTop() {
@@ -159,6 +170,33 @@ export class FeedView {
       body.innerHTML = post.html; // sanitized on the server when it was written
       body.dataset.html = post.html;
     }
+    this.showPhoto(element, body, post.photo);
+    this.decorate?.(element, post);
+  }
+
+  /** The post's photo, built like the server's markup: a figure with a responsive image. */
+  showPhoto(element, body, photo) {
+    let figure = element.querySelector("figure.post-photo");
+    if (!photo) {
+      figure?.remove();
+      return;
+    }
+    if (!figure) {
+      figure = document.createElement("figure");
+      figure.className = "post-photo";
+      figure.append(document.createElement("img"));
+      body.after(figure);
+    }
+    const image = figure.querySelector("img");
+    if (image.getAttribute("src") === photo.src && image.alt === photo.alt) return;
+    image.sizes = "(min-width: 48rem) 42rem, 100vw";
+    image.srcset = photo.srcset;
+    image.src = photo.src;
+    image.width = photo.width;
+    image.height = photo.height;
+    image.alt = photo.alt;
+    image.loading = "lazy";
+    image.decoding = "async";
   }
 
   place(element, post) {
@@ -224,6 +262,7 @@ export class FeedView {
   }
 
   showBlog(blog) {
+    this.onBlog?.(blog);
     if (this.title) this.title.textContent = blog.title;
     if (this.status) {
       this.status.dataset.status = blog.status;

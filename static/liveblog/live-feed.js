@@ -25,7 +25,15 @@ async function fetchOlder(slug, state, view) {
   }
 }
 
-export async function startFeed({ root = document } = {}) {
+/**
+ * @param {object} options
+ * @param {(element: HTMLElement, post: object) => void} [options.decorate] adds controls to a post
+ * @param {(blog: object) => void} [options.onBlog]      the blog's title or status changed
+ * @param {(status: string) => void} [options.onStatus]  the connection's state changed
+ */
+export async function startFeed({
+  root = document, decorate = null, onBlog = null, onStatus = null,
+} = {}) {
   const pageData = JSON.parse(root.getElementById("feed-data").textContent);
   const slug = pageData.blog.slug;
   const store = await FeedStore.open();
@@ -36,6 +44,8 @@ export async function startFeed({ root = document } = {}) {
   const view = new FeedView({
     root,
     state,
+    decorate,
+    onBlog,
     lastCurrent: new Date(start === stored ? stored.savedAt : root.getElementById("feed").dataset.renderedAt),
     loadOlder: () => fetchOlder(slug, state, view).catch((error) => console.warn(error)),
   });
@@ -47,7 +57,10 @@ export async function startFeed({ root = document } = {}) {
     state,
     onReset: () => { view.renderAll(); save(); },
     onChange: (change) => { view.apply(change); save(); },
-    onState: (status) => view.showConnection(status),
+    onState: (status) => {
+      view.showConnection(status);
+      onStatus?.(status);
+    },
   });
   view.start();
   connection.start();

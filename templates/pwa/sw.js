@@ -9,7 +9,10 @@
  * - Static files: cache first (their names carry a hash of their content).
  * - API reads of posts and events: network first, cached copy when the network fails.
  * - Websockets are not fetches: a service worker never sees them.
+ * - Background Sync sends the author's outbox (outbox-core.js) when the network is back.
  */
+
+importScripts({{ outbox_core_json|safe }}); // globalThis.LiveblogOutbox, shared with the console
 
 const VERSION = {{ version_json|safe }};
 const PRECACHE = {{ precache_json|safe }};
@@ -44,6 +47,20 @@ self.addEventListener("activate", (event) => {
 self.addEventListener("message", (event) => {
   if (event.data && event.data.type === "SKIP_WAITING") self.skipWaiting();
 });
+
+/* Background Sync: the author's outbox is sent even when no console tab is open. A send that
+ * must be retried rejects, and the browser schedules the sync again with its own backoff. */
+self.addEventListener("sync", (event) => {
+  if (event.tag !== "liveblog-outbox") return;
+  event.waitUntil(self.LiveblogOutbox.flush(tellConsoles).then((result) => {
+    if (result.retry) throw new Error("the outbox will be retried");
+  }));
+});
+
+async function tellConsoles() {
+  const windows = await self.clients.matchAll({ type: "window" });
+  for (const client of windows) client.postMessage({ type: "outbox-changed" });
+}
 
 /** Keep a fresh copy of the pages open now: the first visit happened before this worker
  *  could see it, and after an update the old copies point at the old shell's files. */

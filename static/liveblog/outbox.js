@@ -1,0 +1,165 @@
+// The author console's outbox on screen (#outbox, one li[data-client-id][data-state] per entry)
+// and when it sends: at once after a submit, on page load, when the browser comes back online,
+// when the live connection is back, through Background Sync where the browser has it (the
+// service worker sends even with the tab closed), and otherwise on a backoff timer.
+import "./outbox-core.js";
+
+const core = globalThis.LiveblogOutbox;
+
+// Retry after a network failure or a 5xx: 2 s doubling to 60 s, with jitter (half to all of it).
+export const RETRY_FIRST_MS = 2000;
+export const RETRY_MAX_MS = 60000;
+const SYNC_TAG = "liveblog-outbox";
+const STATE_LABELS = { queued: "Queued", sending: "Sending…", sent: "Sent", failed: "Failed" };
+const KIND_LABELS = { create: "", edit: "Edit: ", delete: "Delete: " };
+
+export function retryDelay(attempt, random = Math.random) {
+  const ceiling = Math.min(RETRY_MAX_MS, RETRY_FIRST_MS * 2 ** attempt);
+  return ceiling / 2 + (random() * ceiling) / 2;
+}
+
+export function newClientId() {
+  if (crypto.randomUUID) return crypto.randomUUID();
+  // crypto.randomUUID needs a secure context; a phone on a LAN address over http has none.
+  const bytes = crypto.getRandomValues(new Uint8Array(16));
+  bytes[6] = (bytes[6] & 0x0f) | 0x40;
+  bytes[8] = (bytes[8] & 0x3f) | 0x80;
+  const hex = [...bytes].map((byte) => byte.toString(16).padStart(2, "0")).join("");
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
+}
+
+export class Outbox {
+  /**
+   * @param {object} options
+   * @param {HTMLElement} options.list          the #outbox list
+   * @param {HTMLElement} options.sessionBanner shown while the session needs a new sign-in
+   * @param {(entry: object) => void} options.onRetry  a failed entry is to be edited and resent
+   */
+  constructor({ slug, list, sessionBanner, onRetry }) {
+    this.slug = slug;
+    this.list = list;
+    this.sessionBanner = sessionBanner;
+    this.onRetry = onRetry;
+    this.flushing = false;
+    this.again = false;
+    this.timer = null;
+    this.attempt = 0;
+  }
+
+  async start(csrfToken) {
+    await core.setToken(csrfToken); // a page load after signing in brings a fresh token
+    window.addEventListener("online", () => this.sendNow());
+    navigator.serviceWorker?.addEventListener("message", (event) => {
+      if (event.data && event.data.type === "outbox-changed") this.render();
+    });
+    await this.render();
+    this.sendNow();
+  }
+
+  /** Queue a write and send it (and anything before it) as soon as possible. */
+  async add(entry) {
+    const stored = await core.enqueue({ slug: this.slug, ...entry });
+    await this.render();
+    this.registerSync();
+    this.sendNow();
+    return stored;
+  }
+
+  registerSync() {
+    navigator.serviceWorker?.ready
+      .then((registration) => registration.sync?.register(SYNC_TAG))
+      .catch(() => { /* no Background Sync here: the page's own triggers cover it */ });
+  }
+
+  /** Send now, skipping any backoff wait (network back, connection live, page load). */
+  sendNow() {
+    clearTimeout(this.timer);
+    this.timer = null;
+    this.attempt = 0;
+    this.flush();
+  }
+
+  async flush() {
+    if (this.flushing) {
+      this.again = true;
+      return;
+    }
+    this.flushing = true;
+    let result;
+    try {
+      result = await core.flush(() => this.render());
+    } catch (error) {
+      console.warn("liveblog: the outbox could not send", error);
+      result = { retry: true, needsLogin: false };
+    } finally {
+      this.flushing = false;
+    }
+    this.sessionBanner.hidden = !result.needsLogin;
+    if (this.again) {
+      this.again = false;
+      this.flush();
+    } else if (result.retry && !result.needsLogin) {
+      this.timer = setTimeout(() => this.flush(), retryDelay(this.attempt));
+      this.attempt += 1;
+    } else if (!result.retry) {
+      this.attempt = 0;
+    }
+    await this.render();
+  }
+
+  async render() {
+    const all = (await core.entries()).filter((entry) => entry.slug === this.slug);
+    const items = all.reverse().map((entry) => this.item(entry));
+    this.list.replaceChildren(...items);
+    const waiting = all.filter((entry) => entry.state === "queued").length;
+    this.sessionBanner.querySelector(".queued-count").textContent =
+      waiting === 1 ? "1 queued update" : `${waiting} queued updates`;
+  }
+
+  item(entry) {
+    const item = document.createElement("li");
+    item.dataset.clientId = entry.clientId;
+    item.dataset.state = entry.state;
+    item.dataset.kind = entry.kind;
+    const text = document.createElement("span");
+    text.className = "outbox-text";
+    const summary = entry.kind === "delete" ? (entry.fields.summary || `post ${entry.postId}`)
+      : (entry.fields.body || (entry.photo ? `Photo: ${entry.fields.photo_alt}` : ""));
+    text.textContent = `${KIND_LABELS[entry.kind]}${summary.slice(0, 120)}`;
+    const state = document.createElement("span");
+    state.className = "outbox-state";
+    const label = STATE_LABELS[entry.state];
+    state.textContent = entry.state === "sent" && entry.seq ? `${label} #${entry.seq}`
+      : entry.detail ? `${label}: ${entry.detail}` : label;
+    item.append(text, state);
+    if (entry.state === "failed") item.append(this.failedActions(entry));
+    return item;
+  }
+
+  failedActions(entry) {
+    const actions = document.createElement("span");
+    actions.className = "outbox-actions";
+    if (entry.kind === "create") {
+      const retry = document.createElement("button");
+      retry.type = "button";
+      retry.className = "link-button outbox-retry";
+      retry.textContent = "Edit & retry";
+      retry.addEventListener("click", async () => {
+        await core.remove(entry.key);
+        this.onRetry(entry);
+        await this.render();
+      });
+      actions.append(retry);
+    }
+    const discard = document.createElement("button");
+    discard.type = "button";
+    discard.className = "link-button outbox-discard";
+    discard.textContent = "Discard";
+    discard.addEventListener("click", async () => {
+      await core.remove(entry.key);
+      await this.render();
+    });
+    actions.append(discard);
+    return actions;
+  }
+}
