@@ -923,3 +923,21 @@ def test_the_store_saves_once_for_a_burst_and_bounds_the_number_of_blogs(page):
         [FEED_STATE, FEED_STORE],
     )
     assert result == {"oldest": None, "newest": 22, "burst": 5, "savedHead": 5, "saves": 1}
+
+
+# --- The author's outbox (outbox.js) ----------------------------------------------------------
+
+
+def test_the_outbox_retry_schedule_doubles_from_2_s_to_60_s_with_jitter(page):
+    first, ceiling, bounds = page.evaluate(
+        """async (path) => {
+          const { retryDelay, RETRY_FIRST_MS, RETRY_MAX_MS } = await import(path);
+          return [RETRY_FIRST_MS, RETRY_MAX_MS, [0, 1, 2, 3, 4, 5, 6, 10].map(
+            (n) => [retryDelay(n, () => 0), retryDelay(n, () => 1)])];
+        }""",
+        "/static/liveblog/outbox.js",
+    )
+    assert (first, ceiling) == (2000, 60000)
+    # Half to all of a cap that doubles from 2 s up to 60 s.
+    assert bounds == [[1000, 2000], [2000, 4000], [4000, 8000], [8000, 16000],
+                      [16000, 32000], [30000, 60000], [30000, 60000], [30000, 60000]]

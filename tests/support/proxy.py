@@ -6,7 +6,9 @@ does not close an open websocket, so a real cut needs a real middlebox:
 - `cut()` aborts every open connection (both sides see a reset, as when a phone changes cell);
 - `refuse(True)` resets every new connection at once, until `refuse(False)`;
 - `blackhole()` keeps the open connections open but forwards nothing more on them in either
-  direction (a stalled network: no error, no data); new connections flow normally.
+  direction (a stalled network: no error, no data); new connections flow normally;
+- `lose_answer("POST /api/")` lets the next such request reach the server, then drops the
+  server's answer and resets the connection (the write happened; the client never hears of it).
 
 The proxy runs its own asyncio loop in a thread; its methods are called from the test's thread.
 """
@@ -29,6 +31,7 @@ class _Link:
     client: asyncio.StreamWriter
     upstream: asyncio.StreamWriter | None = None
     stalled: bool = False
+    last_request: str = ""  # the request line most recently sent upstream on this link
     tasks: list[asyncio.Task] = field(default_factory=list)
 
     def abort(self) -> None:
@@ -57,6 +60,8 @@ class FlakyProxy:
         self.links: set[_Link] = set()
         self.refusing = False
         self.accepted = 0
+        self.answer_to_lose: str | None = None
+        self.answers_lost = 0
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
         self._server: asyncio.Server | None = None
@@ -98,6 +103,10 @@ class FlakyProxy:
         """Stall every open connection; returns how many there were."""
         return self._call(self._blackhole)
 
+    def lose_answer(self, request_prefix: str) -> None:
+        """Drop the answer to the next request whose request line starts with the prefix."""
+        self.answer_to_lose = request_prefix
+
     def open_links(self) -> int:
         return self._call(lambda: len(self.links))
 
@@ -137,8 +146,8 @@ class FlakyProxy:
         link.upstream = up_writer
         self.links.add(link)
         link.tasks = [
-            asyncio.ensure_future(self._pump(link, reader, up_writer)),
-            asyncio.ensure_future(self._pump(link, up_reader, writer)),
+            asyncio.ensure_future(self._pump(link, reader, up_writer, upstream=True)),
+            asyncio.ensure_future(self._pump(link, up_reader, writer, upstream=False)),
         ]
         await asyncio.gather(*link.tasks, return_exceptions=True)
         if link in self.links:
@@ -146,9 +155,18 @@ class FlakyProxy:
             link.abort()
 
     async def _pump(self, link: _Link, source: asyncio.StreamReader,
-                    sink: asyncio.StreamWriter) -> None:
+                    sink: asyncio.StreamWriter, *, upstream: bool) -> None:
         while True:
             data = await source.read(65536)
+            if upstream and data[:1].isalpha():
+                link.last_request = data.split(b"\r\n", 1)[0].decode("latin-1")
+            elif (not upstream and data and self.answer_to_lose is not None
+                  and link.last_request.startswith(self.answer_to_lose)):
+                self.answer_to_lose = None
+                self.answers_lost += 1
+                self.links.discard(link)
+                link.abort()  # the answer is dropped, the connection reset
+                return
             if not data:
                 if not link.stalled:
                     # One side finished: finish the other politely, as a real network would.
