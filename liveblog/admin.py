@@ -5,9 +5,11 @@ import uuid
 
 from django import forms
 from django.contrib import admin, messages
+from django.core.files.storage import default_storage
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.utils.html import format_html, format_html_join
 
-from . import services
+from . import protocol, services
 from .errors import LiveblogError
 from .models import Blog, Event, Post
 from .permissions import can_post
@@ -91,7 +93,7 @@ class PostAdminForm(forms.ModelForm):
         body = data.get("body")
         if body is not None:
             try:
-                services.validate_body(body)
+                services.validate_body(body, allow_empty=self.instance.photo_id is not None)
             except LiveblogError as error:
                 self.add_error("body", error.detail)
         return data
@@ -103,11 +105,30 @@ class PostAdmin(ServiceErrorsAsMessages, admin.ModelAdmin):
     list_display = ["__str__", "blog", "author", "created_at", "pinned", "key_event", "is_deleted"]
     list_filter = ["blog", "pinned", "key_event"]
     search_fields = ["body"]
-    readonly_fields = ["client_id", "author", "html", "created_at", "edited_at", "deleted_at"]
+    readonly_fields = [
+        "client_id", "author", "html", "photo_preview", "created_at", "edited_at", "deleted_at",
+    ]
+    list_select_related = ["blog", "author"]
 
     @admin.display(boolean=True, description="deleted")
     def is_deleted(self, post: Post) -> bool:
         return post.deleted_at is not None
+
+    @admin.display(description="photo")
+    def photo_preview(self, post: Post) -> str:
+        """The photo as readers see it, its alt text and every stored variant (read-only:
+        photos come from the author's phone through the API)."""
+        photo = post.photo
+        if photo is None:
+            return "—"
+        variants = format_html_join(
+            ", ", '<a href="{}">{} × {}</a>',
+            ((default_storage.url(v["name"]), v["width"], v["height"]) for v in photo.variants),
+        )
+        return format_html(
+            '<img src="{}" alt="{}" width="320"><br>alt: {}<br>variants: {}',
+            protocol.photo_json(photo)["src"], photo.alt, photo.alt, variants,
+        )
 
     def get_form(self, request: HttpRequest, obj: Post | None = None, **kwargs):
         form = super().get_form(request, obj, **kwargs)

@@ -40,6 +40,26 @@ class Blog(models.Model):
         return self.title
 
 
+class Photo(models.Model):
+    """A photo attached to a post: web-sized JPEG variants in the default storage, made by
+    liveblog/photos.py without the original's metadata (the original itself is not kept)."""
+
+    blog = models.ForeignKey(Blog, on_delete=models.CASCADE, related_name="photos")
+    uploaded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="liveblog_photos"
+    )
+    alt = models.CharField(max_length=300, help_text="Text alternative, written by the author")
+    # Of the largest variant.
+    width = models.PositiveIntegerField()
+    height = models.PositiveIntegerField()
+    # [{"name": storage name, "width", "height"}, …], narrowest first.
+    variants = models.JSONField(default=list)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return self.alt[:60]
+
+
 class Post(models.Model):
     blog = models.ForeignKey(Blog, on_delete=models.CASCADE, related_name="posts")
     client_id = models.UUIDField(default=uuid.uuid4, editable=False)
@@ -55,6 +75,9 @@ class Post(models.Model):
     deleted_at = models.DateTimeField(null=True, blank=True, editable=False)
     pinned = models.BooleanField(default=False)
     key_event = models.BooleanField(default=False)
+    photo = models.OneToOneField(
+        Photo, null=True, blank=True, on_delete=models.SET_NULL, related_name="post"
+    )
 
     class Meta:
         ordering = ["-id"]

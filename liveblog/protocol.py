@@ -6,8 +6,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from django.core.files.storage import default_storage
+
 from .errors import Invalid
-from .models import Blog, Post
+from .models import Blog, Photo, Post
+
+# The photo variant a browser without srcset support shows: the one nearest a phone's or a
+# column's width.
+PHOTO_SRC_WIDTH = 1024
 
 
 def encode(obj: Any) -> str:
@@ -36,6 +42,27 @@ def post_json(post: Post) -> dict:
         "edited_at": iso(post.edited_at),
         "pinned": post.pinned,
         "key_event": post.key_event,
+        "photo": photo_json(post.photo) if post.photo_id else None,
+    }
+
+
+def photo_json(photo: Photo) -> dict:
+    """URLs from the storage (so any backend serves them), every variant in `srcset`, and
+    `src` the one nearest PHOTO_SRC_WIDTH (a larger one on a tie)."""
+    variants = sorted(photo.variants, key=lambda variant: variant["width"])
+    urls = [default_storage.url(variant["name"]) for variant in variants]
+    nearest = min(
+        range(len(variants)),
+        key=lambda i: (abs(variants[i]["width"] - PHOTO_SRC_WIDTH), -variants[i]["width"]),
+    )
+    return {
+        "src": urls[nearest],
+        "srcset": ", ".join(
+            f"{url} {variant['width']}w" for url, variant in zip(urls, variants, strict=True)
+        ),
+        "width": photo.width,
+        "height": photo.height,
+        "alt": photo.alt,
     }
 
 
@@ -130,6 +157,15 @@ def as_text(value: Any, name: str) -> str:
     return value
 
 
+def form_bool(value: str | None, name: str) -> bool:
+    """A boolean form field: "true" or "false"; absent is false."""
+    if value is None:
+        return False
+    if value not in {"true", "false"}:
+        raise Invalid(f"{name} must be true or false")
+    return value == "true"
+
+
 def as_uuid(value: Any, name: str) -> uuid.UUID:
     try:
         return uuid.UUID(as_text(value, name))
@@ -155,6 +191,8 @@ class PostRequest:
     body: str
     key_event: bool
     pinned: bool
+    photo: Any = None  # an uploaded file (multipart only)
+    photo_alt: str | None = None
 
 
 def parse_post_fields(data: dict) -> PostRequest:
@@ -168,6 +206,22 @@ def parse_post_fields(data: dict) -> PostRequest:
         body=as_text(data["body"], "body"),
         key_event=optional(data, "key_event", as_bool) or False,
         pinned=optional(data, "pinned", as_bool) or False,
+    )
+
+
+def parse_post_form(data: dict[str, str], photo: Any = None) -> PostRequest:
+    """The fields of a new post sent as multipart/form-data (how a photo comes along).
+
+    Text fields are strings; an absent body is an empty one (allowed with a photo)."""
+    if "client_id" not in data:
+        raise Invalid("client_id is required")
+    return PostRequest(
+        client_id=as_uuid(data["client_id"], "client_id"),
+        body=data.get("body", ""),
+        key_event=form_bool(data.get("key_event"), "key_event"),
+        pinned=form_bool(data.get("pinned"), "pinned"),
+        photo=photo,
+        photo_alt=data.get("photo_alt"),
     )
 
 

@@ -48,7 +48,9 @@ def blog_positions(blog_ids: list[int]) -> dict[int, tuple[int, str]]:
 
 
 def _visible_posts(blog: Blog) -> QuerySet[Post]:
-    return Post.objects.filter(blog=blog, deleted_at__isnull=True).select_related("author")
+    return Post.objects.filter(blog=blog, deleted_at__isnull=True).select_related(
+        "author", "photo"
+    )
 
 
 @dataclass(frozen=True)

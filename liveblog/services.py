@@ -5,22 +5,31 @@ frame is broadcast only after that transaction commits.
 """
 
 import json
+import logging
+import secrets
 import uuid
 from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
+from django.core.files import File
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
 from django.core.validators import validate_slug
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from . import broadcast
+from . import broadcast, photos
 from .errors import Conflict, Invalid, NotAllowed, NotAuthenticated, NotFound
-from .models import Blog, Event, Post, new_epoch
+from .models import Blog, Event, Photo, Post, new_epoch
 from .permissions import can_edit_post, can_manage_blog, can_post
 from .protocol import blog_json, event_frame, post_json
 from .rendering import render_markdown
+
+logger = logging.getLogger(__name__)
+
+PHOTO_ALT_MAX_CHARS = 300
 
 
 @dataclass(frozen=True)
@@ -80,14 +89,26 @@ def _require_author(actor: Any, blog: Blog) -> None:
         raise NotAllowed("you are not an author of this blog")
 
 
-def validate_body(body: str) -> str:
-    """The body as written, if it is one we accept (shared with the admin's form)."""
-    if not isinstance(body, str) or not body.strip():
+def validate_body(body: str, *, allow_empty: bool = False) -> str:
+    """The body as written, if it is one we accept (shared with the admin's form). Only a
+    post with a photo may have an empty body (the photo is the update)."""
+    if not isinstance(body, str) or (not allow_empty and not body.strip()):
         raise Invalid("body must not be empty")
     limit = settings.LIVEBLOG_MAX_BODY_CHARS
     if len(body) > limit:
         raise Invalid(f"body is longer than {limit} characters", code="too_long")
     return body
+
+
+def _clean_photo_alt(alt: Any) -> str:
+    if not isinstance(alt, str) or not alt.strip():
+        raise Invalid(
+            "photo_alt is required with a photo: describe it for readers who cannot see it"
+        )
+    alt = alt.strip()
+    if len(alt) > PHOTO_ALT_MAX_CHARS:
+        raise Invalid(f"photo_alt is longer than {PHOTO_ALT_MAX_CHARS} characters", code="too_long")
+    return alt
 
 
 def _clean_title(title: str) -> str:
@@ -117,7 +138,7 @@ def _created_answer(blog: Blog, client_id: uuid.UUID) -> Written | None:
         .first()
     )
     if row is None:  # the log was reset since: the post as it is now, with no seq
-        post = Post.objects.select_related("author").get(pk=post_id)
+        post = Post.objects.select_related("author", "photo").get(pk=post_id)
         return Written(seq=None, data=post_json(post), created=False)
     seq, frame = row
     return Written(seq=seq, data=json.loads(frame)["post"], created=False)
@@ -131,23 +152,48 @@ def post_create(
     body: str,
     key_event: bool = False,
     pinned: bool = False,
+    photo: File | None = None,
+    photo_alt: str | None = None,
 ) -> Written:
-    """Publish a post. A client_id the blog already has returns the first answer unchanged
-    and appends nothing, so a phone retrying after a lost answer never posts twice."""
+    """Publish a post, optionally with a photo. A client_id the blog already has returns the
+    first answer unchanged and appends nothing, so a phone retrying after a lost answer never
+    posts twice; it is answered before any image work, so a retried upload is not decoded or
+    stored again."""
     _require_author(actor, blog)
-    body = validate_body(body)
+    body = validate_body(body, allow_empty=photo is not None)
+    if photo is not None:
+        photo_alt = _clean_photo_alt(photo_alt)
     if known := _created_answer(blog, client_id):
         return known
-    html = render_markdown(body)
+    fields = {
+        "author": actor, "body": body, "html": render_markdown(body),
+        "key_event": key_event, "pinned": pinned,
+    }
+    stored = _photo_files_save(blog, photos.process_photo(photo)) if photo is not None else []
+    try:
+        written = _post_insert(blog, client_id, fields, photo_variants=stored, photo_alt=photo_alt)
+    except BaseException:
+        _files_delete(_names(stored))  # nothing refers to them
+        raise
+    if not written.created:  # a concurrent request with this client_id got there first
+        _files_delete(_names(stored))
+    return written
+
+
+def _post_insert(
+    blog: Blog, client_id: uuid.UUID, fields: dict, *, photo_variants: list[dict],
+    photo_alt: str | None,
+) -> Written:
+    """The post, its photo and its post.created event, in one transaction under the blog lock."""
     try:
         with transaction.atomic():
             locked = _lock_blog(blog)
             if known := _created_answer(locked, client_id):
                 return known
-            post = Post.objects.create(
-                blog=locked, client_id=client_id, author=actor, body=body, html=html,
-                key_event=key_event, pinned=pinned,
-            )
+            photo = None
+            if photo_variants:
+                photo = _photo_create(locked, fields["author"], photo_variants, photo_alt)
+            post = Post.objects.create(blog=locked, client_id=client_id, photo=photo, **fields)
             data = post_json(post)
             event = _event_append(locked, Event.Kind.POST_CREATED, {"post": data}, post=post)
     except IntegrityError:
@@ -158,9 +204,67 @@ def post_create(
     return Written(seq=event.seq, data=data, created=True)
 
 
+# --- Photos -----------------------------------------------------------------------------------
+
+
+def _photo_files_save(blog: Blog, variants: list[photos.Variant]) -> list[dict]:
+    """Store the variants; returns them as Photo.variants. Runs before the blog is locked:
+    storage may be slow (object storage is a network away), and the lock holds up every
+    writer to the blog. A random stem keeps names unguessable and unique, so they can be
+    cached forever."""
+    stem = f"liveblog/photos/{blog.slug}/{secrets.token_hex(16)}"
+    stored: list[dict] = []
+    try:
+        for variant in variants:
+            name = default_storage.save(f"{stem}-{variant.width}.jpg", ContentFile(variant.data))
+            stored.append({"name": name, "width": variant.width, "height": variant.height})
+    except BaseException:
+        _files_delete(_names(stored))
+        raise
+    return stored
+
+
+def _photo_create(locked: Blog, uploader: Any, variants: list[dict], alt: str) -> Photo:
+    largest = max(variants, key=lambda variant: variant["width"])
+    return Photo.objects.create(
+        blog=locked, uploaded_by=uploader, alt=alt,
+        width=largest["width"], height=largest["height"], variants=variants,
+    )
+
+
+def _photo_delete(photo: Photo) -> None:
+    """Remove a photo; its files go once the transaction commits (a rollback keeps them, as
+    the post still shows them), so a deleted photo stops being served."""
+    names = _names(photo.variants)
+    photo.delete()
+
+    # A plain function, not functools.partial (see _publish_on_commit).
+    def delete_photo_files() -> None:
+        _files_delete(names)
+
+    transaction.on_commit(delete_photo_files, robust=True)
+
+
+def _names(variants: list[dict]) -> list[str]:
+    return [variant["name"] for variant in variants]
+
+
+def _files_delete(names: list[str]) -> None:
+    """Best effort: a failed delete is logged with the name to remove by hand, and never
+    replaces the error or answer of the write that called it."""
+    for name in names:
+        try:
+            default_storage.delete(name)
+        except Exception:
+            logger.exception("could not delete photo file %s from storage", name)
+
+
+# --- Posts: changes ---------------------------------------------------------------------------
+
+
 def _live_post(locked: Blog, post_id: int) -> Post:
     try:
-        return Post.objects.select_related("author").get(
+        return Post.objects.select_related("author", "photo").get(
             blog=locked, pk=post_id, deleted_at__isnull=True
         )
     except Post.DoesNotExist:
@@ -178,13 +282,13 @@ def post_update(
 ) -> Written:
     """Edit a post's body and/or its flags. Appends one post.updated event if anything changed."""
     _require_author(actor, blog)
-    if body is not None:
-        body = validate_body(body)
     with transaction.atomic():
         locked = _lock_blog(blog)
         post = _live_post(locked, post_id)
         if not can_edit_post(actor, locked, post):
             raise NotAllowed("you may only change your own posts")
+        if body is not None:
+            body = validate_body(body, allow_empty=post.photo_id is not None)
         changed = []
         if body is not None and body != post.body:
             post.body, post.html, post.edited_at = body, render_markdown(body), timezone.now()
@@ -209,7 +313,7 @@ def post_delete(*, actor: Any, blog: Blog, post_id: int) -> Written:
     tombstone = {"id": post_id, "deleted": True}
     with transaction.atomic():
         locked = _lock_blog(blog)
-        post = Post.objects.filter(blog=locked, pk=post_id).first()
+        post = Post.objects.filter(blog=locked, pk=post_id).select_related("photo").first()
         if post is None:
             raise NotFound(f"no post {post_id} in this blog")
         if not can_edit_post(actor, locked, post):
@@ -221,8 +325,11 @@ def post_delete(*, actor: Any, blog: Blog, post_id: int) -> Written:
                 .first()
             )
             return Written(seq=seq, data=tombstone)
-        post.deleted_at = timezone.now()
-        post.save(update_fields=["deleted_at"])
+        photo = post.photo
+        post.deleted_at, post.photo = timezone.now(), None
+        post.save(update_fields=["deleted_at", "photo"])
+        if photo is not None:  # privacy: a deleted post's photo must stop being served
+            _photo_delete(photo)
         event = _event_append(locked, Event.Kind.POST_DELETED, {"post": tombstone}, post=post)
     return Written(seq=event.seq, data=tombstone)
 

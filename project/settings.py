@@ -8,6 +8,9 @@ Environment:
     DATABASE_URL      default sqlite:///db.sqlite3 in the repository root.
     REDIS_URL         when set, channels-redis carries events between processes.
     LIVEBLOG_HEARTBEAT_SECONDS, LIVEBLOG_REPLAY_WINDOW   wire-protocol knobs (see DESIGN.md).
+    MEDIA_ROOT, MEDIA_URL   where uploaded photos are stored and served (default media/, /media/).
+    LIVEBLOG_SERVE_MEDIA    serve MEDIA_URL from Django itself (default on; turn off in production).
+    LIVEBLOG_MAX_PHOTO_BYTES, LIVEBLOG_MAX_PHOTO_PIXELS   upload limits for photos in posts.
 """
 
 import os
@@ -152,6 +155,11 @@ LIVEBLOG_HEARTBEAT_SECONDS = env_number("LIVEBLOG_HEARTBEAT_SECONDS", 15)
 LIVEBLOG_REPLAY_WINDOW = int(os.environ.get("LIVEBLOG_REPLAY_WINDOW", "1000"))
 LIVEBLOG_MAX_FRAME_BYTES = 64 * 1024
 LIVEBLOG_MAX_BODY_CHARS = int(os.environ.get("LIVEBLOG_MAX_BODY_CHARS", "20000"))
+# Photos in posts: an upload larger than this is refused (413) before it is decoded, and a
+# request whose Content-Length exceeds it by more than a MiB (room for the other fields) is
+# refused before its body is parsed. The pixel cap stops decompression bombs before decoding.
+LIVEBLOG_MAX_PHOTO_BYTES = int(os.environ.get("LIVEBLOG_MAX_PHOTO_BYTES", str(15 * 1024 * 1024)))
+LIVEBLOG_MAX_PHOTO_PIXELS = int(os.environ.get("LIVEBLOG_MAX_PHOTO_PIXELS", "40000000"))
 # A broadcast that takes longer than this is abandoned: the write already committed, and
 # readers recover the event from the log through the heartbeat.
 LIVEBLOG_BROADCAST_TIMEOUT = env_number("LIVEBLOG_BROADCAST_TIMEOUT", 2)
@@ -210,8 +218,13 @@ STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "project.storage.StaticStorage"},
 }
-MEDIA_ROOT = BASE_DIR / "media"
-MEDIA_URL = "/media/"
+# Uploaded photos go through the default storage: these local files unless STORAGES says
+# otherwise. Their names are unique, so they are served with a year-long immutable cache.
+MEDIA_ROOT = Path(os.environ.get("MEDIA_ROOT", BASE_DIR / "media"))
+MEDIA_URL = os.environ.get("MEDIA_URL", "/media/")
+# The embedded default serves MEDIA_URL itself; production serves it from the web server or
+# object storage and turns this off.
+LIVEBLOG_SERVE_MEDIA = env_bool("LIVEBLOG_SERVE_MEDIA", True)
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"

@@ -3,6 +3,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
 from liveblog.views import api
+from project.media import media_urlpatterns
 
 urlpatterns = [
     path("admin/", admin.site.urls),
@@ -10,6 +11,7 @@ urlpatterns = [
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("", include("pwa.urls")),
     path("", include("liveblog.urls")),
+    *media_urlpatterns(),
 ]
 
 handler404 = api.not_found_handler

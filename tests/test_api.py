@@ -15,6 +15,7 @@ EVENTS_URL = BLOG_URL + "events"
 BLOGS_URL = "/api/liveblog/"
 POST_KEYS = {
     "id", "client_id", "author", "body", "html", "created_at", "edited_at", "pinned", "key_event",
+    "photo",
 }
 BLOG_KEYS = {"slug", "title", "description", "status", "epoch", "head", "created_at"}
 
@@ -172,6 +173,7 @@ def test_get_posts_post_shape(client, make_post):
     assert post["key_event"] is True
     assert post["pinned"] is False
     assert post["edited_at"] is None
+    assert post["photo"] is None
     assert post["created_at"].endswith("Z")
 
 

@@ -139,7 +139,7 @@ def test_an_event_frame_is_the_wire_frame(blog, make_post):
     assert (frame["type"], frame["seq"], frame["kind"]) == ("event", 1, "post.created")
     assert set(frame["post"]) == {
         "id", "client_id", "author", "body", "html", "created_at", "edited_at", "pinned",
-        "key_event",
+        "key_event", "photo",
     }
     assert frame["post"]["author"] == {"username": "alice", "name": "Alice Author"}
     assert frame["post"]["created_at"].endswith("Z")

@@ -2,7 +2,8 @@
 
 Errors are JSON `{"error": code, "detail": text}` with a 4xx status, mapped from the app's
 exceptions in one place (`api_view`). Session auth; CSRF is enforced for signed-in writers (an
-anonymous write is answered 401, as there is no session to forge).
+anonymous write is answered 401, as there is no session to forge). Posts are created from JSON,
+or from multipart/form-data when a photo comes along.
 """
 
 import json
@@ -10,8 +11,10 @@ from collections.abc import Callable
 from functools import wraps
 from typing import Any
 
-from django.core.exceptions import RequestDataTooBig
-from django.http import HttpRequest, HttpResponse
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent
+from django.http import HttpRequest, HttpResponse, UnreadablePostError
+from django.http.multipartparser import MultiPartParserError
 from django.middleware.csrf import CsrfViewMiddleware
 from django.shortcuts import render
 from django.views.decorators.csrf import csrf_exempt
@@ -20,6 +23,10 @@ from .. import protocol, selectors, services
 from ..errors import Invalid, LiveblogError, NotAllowed, NotAuthenticated, TooLarge
 
 SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
+# A write may be this much larger than the largest photo: room for the other form fields and
+# the multipart framing.
+REQUEST_OVERHEAD_BYTES = 1024 * 1024
+POST_FIELDS = {"client_id", "body", "key_event", "pinned"}
 
 
 def raw_json(text: str, status: int = 200) -> HttpResponse:
@@ -65,6 +72,8 @@ def api_view(*methods: str) -> Callable:
                 if request.method not in SAFE_METHODS:
                     if not request.user.is_authenticated:
                         raise NotAuthenticated("sign in to write")
+                    _refuse_oversized(request)
+                    _parse_form(request)
                     _enforce_csrf(request)
                 return view(request, *args, **kwargs)
             except LiveblogError as error:
@@ -73,6 +82,52 @@ def api_view(*methods: str) -> Callable:
         return wrapper
 
     return decorate
+
+
+def _refuse_oversized(request: HttpRequest) -> None:
+    """Refuse a body larger than any acceptable write from its Content-Length, before any of
+    it is parsed or stored in temporary files."""
+    limit = settings.LIVEBLOG_MAX_PHOTO_BYTES + REQUEST_OVERHEAD_BYTES
+    try:
+        length = int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        length = 0  # Django then reads no body at all
+    if length > limit:
+        raise TooLarge(f"request body is larger than {limit / (1024 * 1024):g} MiB")
+
+
+def _parse_form(request: HttpRequest) -> None:
+    """Parse a form body now (the CSRF check reads request.POST), so that a malformed or
+    oversized one is answered with a JSON error rather than a server error."""
+    try:
+        request.POST  # noqa: B018 - parsed on first access
+    except RequestDataTooBig:
+        raise TooLarge("request body is too large") from None
+    except (MultiPartParserError, TooManyFieldsSent, TooManyFilesSent, UnreadablePostError):
+        raise Invalid("request body is not a valid form", code="bad_form") from None
+
+
+def form_body(
+    request: HttpRequest, *, fields: set[str], files: set[str]
+) -> tuple[dict[str, str], dict[str, Any]]:
+    """A multipart form's text fields and files, each given at most once; unknown fields are
+    refused, as in json_body. An empty text field in place of a file means no file."""
+    text = {name: _single(request.POST, name) for name in request.POST}
+    uploads = {name: _single(request.FILES, name) for name in request.FILES}
+    for name in files & set(text):
+        if text.pop(name):
+            raise Invalid(f"{name} must be a file")
+    unknown = sorted((set(text) - fields) | (set(uploads) - files))
+    if unknown:
+        raise Invalid(f"unknown field(s): {', '.join(unknown)}")
+    return text, uploads
+
+
+def _single(values: Any, name: str) -> Any:
+    found = values.getlist(name)
+    if len(found) != 1:
+        raise Invalid(f"{name} must be given once")
+    return found[0]
 
 
 def json_body(request: HttpRequest, *, fields: set[str]) -> dict:
@@ -140,9 +195,7 @@ def blog_detail(request: HttpRequest, slug: str) -> HttpResponse:
 def posts(request: HttpRequest, slug: str) -> HttpResponse:
     blog = selectors.blog_get(slug)
     if request.method == "POST":
-        fields = protocol.parse_post_fields(
-            json_body(request, fields={"client_id", "body", "key_event", "pinned"})
-        )
+        fields = _new_post(request)
         written = services.post_create(
             actor=request.user,
             blog=blog,
@@ -150,6 +203,8 @@ def posts(request: HttpRequest, slug: str) -> HttpResponse:
             body=fields.body,
             key_event=fields.key_event,
             pinned=fields.pinned,
+            photo=fields.photo,
+            photo_alt=fields.photo_alt,
         )
         return json_response(
             {"seq": written.seq, "post": written.data}, status=201 if written.created else 200
@@ -162,6 +217,13 @@ def posts(request: HttpRequest, slug: str) -> HttpResponse:
     return json_response(protocol.posts_page_json(
         epoch=blog.epoch, head=page.head, posts=page.posts, next_before=page.next_before
     ))
+
+
+def _new_post(request: HttpRequest) -> protocol.PostRequest:
+    if request.content_type == "multipart/form-data":
+        text, uploads = form_body(request, fields=POST_FIELDS | {"photo_alt"}, files={"photo"})
+        return protocol.parse_post_form(text, uploads.get("photo"))
+    return protocol.parse_post_fields(json_body(request, fields=POST_FIELDS))
 
 
 @api_view("PATCH", "DELETE")

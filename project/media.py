@@ -1,0 +1,36 @@
+"""Uploaded media (photos in posts) served by Django itself: the embedded default.
+
+In production the web server or object storage serves MEDIA_URL instead, and
+LIVEBLOG_SERVE_MEDIA=false leaves it out of the URLs.
+"""
+
+import re
+
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse
+from django.urls import URLPattern, re_path
+from django.views.decorators.http import require_safe
+from django.views.static import serve
+
+# Photo file names are unique (a random stem per photo) and never rewritten: a year, immutable.
+MEDIA_CACHE_CONTROL = "public, max-age=31536000, immutable"
+
+
+@require_safe
+def media_file(request: HttpRequest, path: str) -> HttpResponse:
+    # MEDIA_ROOT is read per request, not captured with the URL pattern.
+    response = serve(request, path, document_root=settings.MEDIA_ROOT)
+    response["Cache-Control"] = MEDIA_CACHE_CONTROL
+    return response
+
+
+def media_urlpatterns() -> list[URLPattern]:
+    """The MEDIA_URL route when Django serves media: only for a local path below the root
+    (a MEDIA_URL on another host, or "/", is not Django's to serve)."""
+    prefix = settings.MEDIA_URL
+    if not settings.LIVEBLOG_SERVE_MEDIA or not prefix.startswith("/") or prefix.startswith("//"):
+        return []
+    prefix = prefix.strip("/")
+    if not prefix:
+        return []
+    return [re_path(rf"^{re.escape(prefix)}/(?P<path>.+)$", media_file, name="media")]
