@@ -260,3 +260,93 @@ def test_an_author_cannot_change_someone_elses_post(new_page, server, api):
     mine = bea.locator("#feed article.post", has_text="By bea")
     expect(mine.locator(".post-edit")).to_be_visible()
 
+
+
+def jpeg_with_location(path, size=(2400, 1600)):
+    """A camera-like JPEG whose EXIF says where it was taken."""
+    from PIL import Image
+
+    image = Image.new("RGB", size)
+    for x in range(0, size[0], 40):  # some content, so it is not a flat colour
+        image.paste((x % 255, 120, 255 - x % 255), (x, 0, x + 20, size[1]))
+    exif = Image.Exif()
+    exif[0x010F] = "PhoneMaker"  # Make
+    gps = exif.get_ifd(0x8825)
+    gps[1], gps[2] = "N", (51.0, 33.0, 21.6)  # GPSLatitudeRef, GPSLatitude: Wembley
+    gps[3], gps[4] = "W", (0.0, 16.0, 48.0)
+    image.save(path, "JPEG", exif=exif, quality=90)
+    assert Image.open(path).getexif().get_ifd(0x8825), "the test image must carry GPS data"
+    return path
+
+
+def assert_no_metadata(data: bytes) -> tuple[int, int]:
+    import io
+
+    from PIL import Image
+
+    image = Image.open(io.BytesIO(data))
+    assert not image.getexif(), "EXIF survived"
+    assert "exif" not in image.info and "xmp" not in image.info
+    return image.size
+
+
+def test_a_photo_is_sent_without_its_location_and_shown_with_variants(
+    author, new_page, server, api, tmp_path
+):
+    reader = new_page("reader")
+    reader.goto(server.url + READER)
+    expect(reader.locator("#connection")).to_have_attribute("data-state", "live")
+    author.locator("#compose-photo").set_input_files(str(jpeg_with_location(tmp_path / "p.jpg")))
+    expect(author.locator("#photo-thumb")).to_be_visible()
+    author.locator("#compose textarea[name=body]").fill("Fans at the north gate")
+    author.locator("#compose button[type=submit]").click()
+    expect(author.locator("#compose-error")).to_contain_text("Describe the photo")
+    author.locator("#photo-alt").fill("Fans waving scarves at the north gate")
+    author.locator("#compose button[type=submit]").click()
+    expect(outbox_item(author, "Fans at the north gate")).to_have_attribute(
+        "data-state", "sent", timeout=OUTBOX_TIMEOUT_MS
+    )
+    image = reader.locator("#feed article.post figure.post-photo img")
+    expect(image).to_have_count(1)
+    expect(image).to_have_attribute("alt", "Fans waving scarves at the north gate")
+    srcset = image.get_attribute("srcset")
+    widths = [int(item.rsplit(" ", 1)[1].rstrip("w")) for item in srcset.split(", ")]
+    assert widths == [320, 640, 1024, 1600, 2048]
+    expect(image).to_have_js_property("complete", True)
+    assert image.evaluate("element => element.naturalWidth") > 0  # it loads and decodes
+    # Every served variant is free of metadata; so is every stored file.
+    for item in srcset.split(", "):
+        url = item.rsplit(" ", 1)[0]
+        response = reader.request.get(server.url + url)
+        assert response.ok and response.headers["content-type"] == "image/jpeg"
+        assert_no_metadata(response.body())
+    stored = sorted((server.site.directory / "media").rglob("*.jpg"))
+    assert len(stored) == 5
+    for path in stored:
+        assert_no_metadata(path.read_bytes())
+    posts = api.request("GET", f"/api/liveblog/{SLUG}/posts")[1]["posts"]
+    assert posts[0]["photo"]["alt"] == "Fans waving scarves at the north gate"
+
+
+def test_a_photo_queued_offline_survives_a_reload_and_goes_out(
+    author, server, api, tmp_path, browser_errors
+):
+    wait_for_offline_console(author)
+    with browser_errors.tolerated(offline_errors(server.port)):
+        author.context.set_offline(True)
+        author.locator("#compose-photo").set_input_files(
+            str(jpeg_with_location(tmp_path / "p.jpg", size=(800, 600)))
+        )
+        author.locator("#photo-alt").fill("The team bus arriving")
+        author.locator("#compose button[type=submit]").click()
+        queued = author.locator("#outbox li", has_text="The team bus arriving")
+        expect(queued).to_have_attribute("data-state", "queued")
+        author.reload()
+        expect(queued).to_have_attribute("data-state", "queued")
+        author.context.set_offline(False)
+        expect(queued).to_have_attribute("data-state", "sent", timeout=OUTBOX_TIMEOUT_MS)
+    posts = api.request("GET", f"/api/liveblog/{SLUG}/posts")[1]["posts"]
+    assert [post["photo"]["alt"] for post in posts] == ["The team bus arriving"]
+    assert posts[0]["photo"]["width"] == 800
+    image = author.locator("#feed article.post figure.post-photo img")
+    expect(image).to_have_attribute("alt", "The team bus arriving")

@@ -124,7 +124,7 @@ export class Outbox {
     const text = document.createElement("span");
     text.className = "outbox-text";
     const summary = entry.kind === "delete" ? (entry.fields.summary || `post ${entry.postId}`)
-      : (entry.fields.body || (entry.photo ? `Photo: ${entry.fields.photo_alt}` : ""));
+      : (entry.fields.body || (entry.fields.photo_alt ? `Photo: ${entry.fields.photo_alt}` : ""));
     text.textContent = `${KIND_LABELS[entry.kind]}${summary.slice(0, 120)}`;
     const state = document.createElement("span");
     state.className = "outbox-state";

@@ -55,6 +55,7 @@ class Site:
         site = cls(directory=directory)
         site.env = {
             "DATABASE_URL": f"sqlite:///{directory / 'db.sqlite3'}",
+            "MEDIA_ROOT": str(directory / "media"),
             "SECRET_KEY": TEST_SECRET_KEY,
             "ALLOWED_HOSTS": "127.0.0.1,localhost",
             "DEBUG": "0",
