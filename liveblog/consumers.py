@@ -1,8 +1,15 @@
-"""The websocket consumer: translates frames to selector/service calls and back. No logic of its own
-beyond the ordering rule of the protocol: register with the hub before reading the log, hold live
-events back while a snapshot or replay goes out, then drop those already sent."""
+"""The websocket consumer: translates frames to hub/selector/service calls and back. No logic of its
+own beyond the ordering rule of the protocol: register with the hub before reading the log (or
+the hub's ring), hold live events back while a snapshot or replay goes out, then drop those
+already sent.
+
+Every frame leaves through one outgoing side (`self.wire`, see wire.py), in order, without
+awaiting: the hub hands events over synchronously, so one slow reader never holds up the rest. A
+reader too far behind is closed (4008) and comes back with `since`.
+"""
 
 import asyncio
+import copy
 import logging
 from urllib.parse import parse_qs
 
@@ -11,13 +18,16 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 from django.db import DatabaseError
 
-from . import protocol, selectors, services
+from . import protocol, services
 from .errors import Invalid, LiveblogError, NotFound
-from .hub import get_hub
+from .hub import Frame, get_hub
+from .models import Blog
+from .wire import wire_for
 
 logger = logging.getLogger(__name__)
 
 CLOSE_NOT_FOUND = 4404
+CLOSE_TOO_SLOW = 4008
 CLOSE_UNAVAILABLE = 1011
 
 
@@ -33,36 +43,14 @@ class LiveblogConsumer(AsyncWebsocketConsumer):
     blog = None
     hub = None
     restart = None
+    wire = None
     # True while a snapshot or replay is being sent: live events wait in `held`.
     catching_up = True
     # Live delivery stopped after an impossible gap; the next ping makes the client resync.
     stalled = False
+    # Closed for being too slow: nothing more is sent.
+    cut_loose = False
     last_seq = 0
-
-    async def connect(self) -> None:
-        """Accept, find the blog, register with the hub, then send hello + catch-up + live."""
-        self.held: list[tuple[int, str]] = []
-        # One catch-up at a time: a resync and a log reset must not interleave their frames.
-        self.catching_up_lock = asyncio.Lock()
-        await self.accept()
-        slug = self.scope["url_route"]["kwargs"]["slug"]
-        try:
-            blog = await database_sync_to_async(selectors.blog_get)(slug)
-        except NotFound as error:
-            await self.send_error(error)
-            await self.close(code=CLOSE_NOT_FOUND)
-            return
-        since, epoch = await self._position_from_query()
-        hub = get_hub()
-        try:
-            await hub.subscribe(blog.pk, self)
-        except Exception:
-            logger.exception("could not subscribe a reader to blog %s", blog.pk)
-            await self.send(protocol.error_frame("unavailable", "try again shortly"))
-            await self.close(code=CLOSE_UNAVAILABLE)
-            return
-        self.blog, self.hub = blog, hub
-        await self.catch_up(since=since, epoch=epoch, hello=True)
 
     async def __call__(self, scope, receive, send) -> None:
         # Leave the hub however this consumer ends (a disconnect, an error, a cancellation), so
@@ -75,33 +63,77 @@ class LiveblogConsumer(AsyncWebsocketConsumer):
             if self.hub is not None:
                 await self.hub.unsubscribe(self.blog.pk, self)
 
+    async def connect(self) -> None:
+        """Accept, find the blog, register with the hub, then send hello + catch-up + live."""
+        self.held: list[Frame] = []
+        # One catch-up at a time: a resync and a log reset must not interleave their frames.
+        self.catching_up_lock = asyncio.Lock()
+        await self.accept()
+        self.wire = wire_for(
+            self.base_send,
+            max_backlog_bytes=settings.LIVEBLOG_MAX_BACKLOG_BYTES,
+            max_queued=settings.LIVEBLOG_REPLAY_WINDOW + settings.LIVEBLOG_MAX_QUEUED_FRAMES,
+        )
+        hub = get_hub()
+        slug = self.scope["url_route"]["kwargs"]["slug"]
+        try:
+            blog = await hub.blog(slug)
+        except NotFound as error:
+            await self.refuse(error.code, error.detail, CLOSE_NOT_FOUND)
+            return
+        since, epoch = self._position_from_query()
+        try:
+            await hub.subscribe(blog.pk, self)
+        except Blog.DoesNotExist:  # deleted since it was looked up
+            hub.blogs.pop(slug, None)
+            await self.refuse("not_found", f"no blog {slug!r}", CLOSE_NOT_FOUND)
+            return
+        except Exception:
+            logger.exception("could not subscribe a reader to blog %s", blog.pk)
+            await self.refuse("unavailable", "try again shortly", CLOSE_UNAVAILABLE)
+            return
+        self.blog, self.hub = blog, hub
+        await self.catch_up(since=since, epoch=epoch, hello=True)
+
+    async def refuse(self, code: str, detail: str, close_code: int) -> None:
+        self.out(protocol.error_frame(code, detail))
+        await self.close_after_frames(close_code)
+
+    async def close_after_frames(self, code: int) -> None:
+        if self.wire.direct:
+            await self.close(code=code)  # the frames before it are already written
+        else:
+            self.wire.close(code)
+
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         """One client frame: `resync` or `post`; anything else is answered with an error."""
         size = len(text_data.encode()) if text_data is not None else len(bytes_data or b"")
         if size > settings.LIVEBLOG_MAX_FRAME_BYTES:
-            await self.send(protocol.error_frame(
+            self.out(protocol.error_frame(
                 "too_large", f"frames are limited to {settings.LIVEBLOG_MAX_FRAME_BYTES} bytes"
             ))
             return
         if self.blog is None:
             return  # closing
         if text_data is None:
-            await self.send(protocol.error_frame("invalid", "frames must be JSON text"))
+            self.out(protocol.error_frame("invalid", "frames must be JSON text"))
             return
         try:
             request = protocol.parse_client_frame(text_data)
         except Invalid as error:
-            await self.send_error(error)
+            self.out(protocol.error_frame(error.code, error.detail))
             return
         if isinstance(request, protocol.ResyncRequest):
             await self.catch_up(since=request.since, epoch=request.epoch, hello=False)
         else:
             await self.publish(request)
 
-    async def send_error(self, error: LiveblogError) -> None:
-        await self.send(protocol.error_frame(error.code, error.detail))
+    def out(self, text: str) -> None:
+        """Send one frame (in order after everything sent before)."""
+        if not self.cut_loose:
+            self.wire.write(text)
 
-    async def _position_from_query(self) -> tuple[int | None, str | None]:
+    def _position_from_query(self) -> tuple[int | None, str | None]:
         query = parse_qs(self.scope.get("query_string", b"").decode(errors="replace"))
         epoch = query.get("epoch", [None])[0] or None
         raw_since = query.get("since", [None])[0]
@@ -111,7 +143,7 @@ class LiveblogConsumer(AsyncWebsocketConsumer):
             return protocol.int_param(raw_since, "since"), epoch
         except Invalid as error:
             # Not fatal: the reader gets a snapshot, and the error says why.
-            await self.send_error(error)
+            self.out(protocol.error_frame(error.code, error.detail))
             return None, epoch
 
     # --- Catch-up and live delivery -----------------------------------------------------------
@@ -125,38 +157,38 @@ class LiveblogConsumer(AsyncWebsocketConsumer):
     async def _catch_up(self, *, since: int | None, epoch: str | None, hello: bool) -> None:
         self.catching_up, self.held, self.stalled = True, [], False
         try:
-            state = await database_sync_to_async(selectors.catch_up)(
-                self.blog, since=since, epoch=epoch
-            )
+            state = await self.hub.catch_up(copy.copy(self.blog), since=since, epoch=epoch)
+            if hello:
+                self.out(protocol.hello_frame(
+                    slug=self.blog.slug, epoch=state.epoch, head=state.head,
+                    heartbeat=_heartbeat(),
+                ))
+            if state.snapshot is not None:
+                self.out(state.snapshot)
+            for frame in state.frames:
+                self.out(frame)
+            sent = state.more_from
+            while sent:  # a long replay from the database, page by page
+                frames = await self.hub.replay_page(self.blog, since=sent, head=state.head)
+                for frame in frames:
+                    self.out(frame)
+                sent = sent + len(frames) if frames and sent + len(frames) < state.head else 0
         except DatabaseError:
             logger.exception("catch-up for blog %s failed", self.blog.pk)
-            await self.send(protocol.error_frame("unavailable", "try again shortly"))
-            await self.close(code=CLOSE_UNAVAILABLE)  # the client reconnects with its since
-            return
-        if hello:
-            await self.send(protocol.hello_frame(
-                blog=self.blog, head=state.head, heartbeat=_heartbeat()
-            ))
-        if state.snapshot is not None:
-            page = state.snapshot
-            await self.send(protocol.encode(protocol.snapshot_json(
-                blog=page.blog, head=page.head, posts=page.posts, next_before=page.next_before,
-            )))
-        else:
-            for frame in state.frames:
-                await self.send(frame)
+            await self.refuse("unavailable", "try again shortly", CLOSE_UNAVAILABLE)
+            return  # the client reconnects with its since
         self.last_seq = state.head
-        await self.send(protocol.live_frame(state.head))
-        while self.held:  # more may arrive while these go out
-            seq, frame = self.held.pop(0)
-            await self._send_event(seq, frame)
+        self.out(protocol.live_frame(state.head))
+        for frame in self.held:
+            self._send_event(frame)
+        self.held = []
         self.catching_up = False
 
-    async def hub_event(self, seq: int, frame: str) -> None:
+    def hub_event(self, frame: Frame) -> None:
         if self.catching_up:
-            self.held.append((seq, frame))
+            self.held.append(frame)
         else:
-            await self._send_event(seq, frame)
+            self._send_event(frame)
 
     def hub_reset(self) -> None:
         """The blog's log started over: nothing of the old epoch goes out any more; a snapshot
@@ -164,22 +196,37 @@ class LiveblogConsumer(AsyncWebsocketConsumer):
         self.catching_up = True
         self.restart = asyncio.ensure_future(self.catch_up(since=None, epoch=None, hello=False))
 
-    async def hub_ping(self, head: int) -> None:
+    def hub_ping(self, head: int) -> None:
         if not self.catching_up:  # a heartbeat never lands inside a replay
-            await self.send(protocol.ping_frame(head))
+            self.out(protocol.ping_frame(head))
 
-    async def _send_event(self, seq: int, frame: str) -> None:
-        if seq <= self.last_seq or self.stalled:
+    def _send_event(self, frame: Frame) -> None:
+        if frame.seq <= self.last_seq or self.stalled or self.cut_loose:
             return  # already sent in the replay
-        if seq != self.last_seq + 1:
+        if frame.seq != self.last_seq + 1:
             # The hub hands out gapless runs, so this is a bug; never send a gap. The client
             # sees ping.head ahead of its last seq and resyncs, which restarts delivery.
             logger.error("blog %s: seq %s after %s; stalling until resync",
-                         self.blog.pk, seq, self.last_seq)
+                         self.blog.pk, frame.seq, self.last_seq)
             self.stalled = True
             return
-        self.last_seq = seq
-        await self.send(frame)
+        self.last_seq = frame.seq
+        if not self.wire.write(frame.text, frame.prepared(self.wire), bounded=True):
+            self._cut_loose()
+
+    def _cut_loose(self) -> None:
+        """Too far behind (or gone): stop sending and close; a live reader reconnects with
+        `since` and is replayed from the ring, without holding up anyone else."""
+        if self.cut_loose:
+            return
+        self.cut_loose = True
+        logger.info("blog %s: a reader fell behind at seq %s; closing it to resync",
+                    self.blog.pk, self.last_seq)
+        if self.wire.direct:
+            self.wire.protocol.sendClose(code=CLOSE_TOO_SLOW)
+        else:
+            self.wire.queue.clear()  # what it missed comes back by replay
+            self.wire.close(CLOSE_TOO_SLOW)
 
     # --- Authors ------------------------------------------------------------------------------
 
@@ -195,12 +242,12 @@ class LiveblogConsumer(AsyncWebsocketConsumer):
                 pinned=request.pinned,
             )
         except LiveblogError as error:
-            await self.send_error(error)
+            self.out(protocol.error_frame(error.code, error.detail))
             return
         except DatabaseError:
             logger.exception("post over the websocket failed")
-            await self.send(protocol.error_frame("unavailable", "not saved; send it again"))
+            self.out(protocol.error_frame("unavailable", "not saved; send it again"))
             return
-        await self.send(protocol.ack_frame(
+        self.out(protocol.ack_frame(
             client_id=str(request.client_id), seq=written.seq, post=written.data
         ))

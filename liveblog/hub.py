@@ -2,41 +2,85 @@
 
 Readers of a blog on this process register here; the hub is the only member of the blog's group
 for this process, so each event crosses the channel layer once per process (not once per reader)
-and reaches every local reader as the same encoded frame.
+and reaches every local reader as the same encoded frame (framed once, too, under daphne).
 
 The hub hands its readers a gapless, ordered run of events. The channel layer is lossy (capacity,
 expiry, a Redis restart) and may reorder two writers' broadcasts, so the hub fills any gap from
 the database log, and on every heartbeat it compares its head with the committed head, re-joins
 its groups and catches up from the log: live delivery heals by itself.
+
+It also keeps each blog's recent frames in memory (a ring as long as the replay window), so a
+reconnecting reader is replayed without a database query: a reconnect storm of a thousand readers
+costs a few queries per blog, not thousands. Snapshots are cached per head for the same reason.
+Delivery is synchronous: a reader's outgoing side never makes the hub wait (see wire.py).
 """
 
 import asyncio
 import logging
 import weakref
+from collections import OrderedDict, deque
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 from django.conf import settings
 
-from . import selectors
+from . import protocol, selectors
 from .broadcast import EVENT_MESSAGE_TYPE, RESET_MESSAGE_TYPE, blog_group
+from .models import Blog
 
 logger = logging.getLogger(__name__)
 
 # Two writers' broadcasts can arrive in either order; wait this long for the missing one
 # before asking the database for it.
 GAP_GRACE_SECONDS = 0.05
+# Blogs looked up by slug, kept so that a reconnecting reader costs no query. Bounded: a
+# process serves a handful of live blogs at a time.
+BLOG_CACHE_SIZE = 256
+# A replay from the database goes out in pages of this many events (memory stays flat).
+DB_REPLAY_PAGE = 1000
+
+
+class Frame:
+    """One event as it goes out: its seq, its JSON text, and (under daphne) the same text framed
+    once for every reader of this process."""
+
+    __slots__ = ("seq", "text", "_prepared")
+
+    def __init__(self, seq: int, text: str) -> None:
+        self.seq = seq
+        self.text = text
+        self._prepared = None
+
+    def prepared(self, wire: Any) -> Any:
+        if self._prepared is None and wire.direct:
+            self._prepared = wire.prepare(self.text)
+        return self._prepared
 
 
 class Subscriber(Protocol):
-    async def hub_event(self, seq: int, frame: str) -> None: ...
+    def hub_event(self, frame: Frame) -> None:
+        """One live event, in order. Must not block."""
 
-    async def hub_ping(self, head: int) -> None: ...
+    def hub_ping(self, head: int) -> None:
+        """A heartbeat with this process's committed head. Must not block."""
 
     def hub_reset(self) -> None:
         """The log started over (new epoch): start over from a snapshot. Must not block."""
+
+
+@dataclass(frozen=True)
+class CatchUp:
+    """What a (re)connecting reader is sent: the head it brings the reader to, and either the
+    snapshot (its JSON text) or the replayed frames; `more_from` > 0 means the replay continues
+    from the database after the frames given."""
+
+    head: int
+    epoch: str
+    snapshot: str | None = None
+    frames: list[str] = field(default_factory=list)
+    more_from: int = 0
 
 
 @dataclass(eq=False)
@@ -48,31 +92,58 @@ class _BlogFeed:
     head: int | None = None
     # The epoch of those numbers; messages of any other epoch are dropped.
     epoch: str | None = None
+    # The newest events, oldest first, ending at `head` (seq, frame text).
+    ring: deque = field(default_factory=deque)
+    # The encoded snapshot frame at a head, reused by every reader asking at that head.
+    snapshot: tuple[int, str] | None = None
     pending: dict[int, str] = field(default_factory=dict)
     # Messages that came before the head and epoch were known.
     early: list[dict] = field(default_factory=list)
     fill_upto: int = 0
     started: asyncio.Future | None = None
     filling: asyncio.Task | None = None
-    # Held while frames go out, so that two deliveries never interleave.
-    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+    def replay(self, since: int) -> list[str] | None:
+        """Frames `since+1 … head` from memory, or None if the ring does not reach back."""
+        if since == self.head:
+            return []
+        if not self.ring or self.ring[0][0] > since + 1:
+            return None
+        start = since + 1 - self.ring[0][0]
+        return [text for _, text in list(self.ring)[start:]]
 
 
 class Hub:
-    def __init__(self, layer) -> None:
+    def __init__(self, layer: Any) -> None:
         self.layer = layer
         self.feeds: dict[int, _BlogFeed] = {}
+        self.blogs: OrderedDict[str, Blog] = OrderedDict()
         self.channel: str | None = None
         self._membership = asyncio.Lock()
         self._reader: asyncio.Task | None = None
         self._ticker: asyncio.Task | None = None
 
-    # --- Readers coming and going -----------------------------------------------------------
+    # --- Blogs by slug ------------------------------------------------------------------------
+
+    async def blog(self, slug: str) -> Blog:
+        """The blog for a slug; from memory after the first reader (raises NotFound)."""
+        blog = self.blogs.get(slug)
+        if blog is None:
+            blog = await database_sync_to_async(selectors.blog_get)(slug)
+            self.blogs[slug] = blog
+            while len(self.blogs) > BLOG_CACHE_SIZE:
+                self.blogs.popitem(last=False)
+        else:
+            self.blogs.move_to_end(slug)
+        return blog
+
+    # --- Readers coming and going -------------------------------------------------------------
 
     async def subscribe(self, blog_id: int, subscriber: Subscriber) -> None:
         """Register a reader. Returns once this process is in the blog's group and knows the
-        committed head: whatever the caller reads from the log afterwards overlaps what the
-        hub delivers from here on, so nothing falls between a replay and live delivery."""
+        committed head: whatever the caller reads afterwards (the ring, or the log) overlaps
+        what the hub delivers from here on, so nothing falls between a replay and live
+        delivery."""
         feed = self.feeds.get(blog_id)
         if feed is None:
             feed = self.feeds[blog_id] = _BlogFeed(blog_id)
@@ -114,19 +185,26 @@ class Hub:
                     self._ticker = asyncio.ensure_future(self._tick())
                 # A failed join is retried on every heartbeat; meanwhile the log heals delivery.
                 await self._layer_call("group_add", feed.blog_id)
-            head, epoch = await database_sync_to_async(selectors.blog_position)(feed.blog_id)
+            head, epoch, recent = await database_sync_to_async(self._read_tail)(feed.blog_id)
         except Exception:
             # Forget the failed feed so that the next reader starts afresh.
             if self.feeds.get(feed.blog_id) is feed:
                 del self.feeds[feed.blog_id]
             raise
-        async with feed.lock:
-            feed.head, feed.epoch = head, epoch
-            for message in feed.early:
-                if message.get("type") == EVENT_MESSAGE_TYPE and message.get("epoch") == epoch:
-                    feed.pending[int(message["seq"])] = str(message["frame"])
-            feed.early.clear()
-            await self._drain(feed)
+        feed.head, feed.epoch = head, epoch
+        feed.ring = deque(recent, maxlen=settings.LIVEBLOG_REPLAY_WINDOW)
+        for message in feed.early:
+            if message.get("type") == EVENT_MESSAGE_TYPE and message.get("epoch") == epoch:
+                feed.pending[int(message["seq"])] = str(message["frame"])
+        feed.early.clear()
+        self._drain(feed)
+
+    @staticmethod
+    def _read_tail(blog_id: int) -> tuple[int, str, list[tuple[int, str]]]:
+        """The committed head and epoch, and the events of the replay window before it."""
+        head, epoch = selectors.blog_position(blog_id)
+        window = settings.LIVEBLOG_REPLAY_WINDOW
+        return head, epoch, selectors.events_range(blog_id, epoch, max(0, head - window), head)
 
     def _stop(self) -> None:
         for task in (self._reader, self._ticker):
@@ -154,6 +232,44 @@ class Hub:
             )
         except Exception as error:  # noqa: BLE001 - the heartbeat heals membership
             logger.warning("channel layer %s for blog %s failed: %r", method, blog_id, error)
+
+    # --- Catching a reader up -----------------------------------------------------------------
+
+    async def catch_up(self, blog: Blog, *, since: int | None, epoch: str | None) -> CatchUp:
+        """What a reader registered with this hub is sent before live events: from memory
+        when the ring reaches back to `since` or the snapshot at the current head is cached,
+        else from the database."""
+        feed = self.feeds[blog.pk]
+        current = since is not None and (epoch is None or epoch == feed.epoch)
+        if current and since <= feed.head:
+            frames = feed.replay(since)
+            if frames is not None:
+                return CatchUp(head=feed.head, epoch=feed.epoch, frames=frames)
+        if feed.snapshot is not None and feed.snapshot[0] == feed.head and selectors.needs_snapshot(
+            since=since, epoch=epoch, current_epoch=feed.epoch, head=feed.head
+        ):
+            return CatchUp(head=feed.head, epoch=feed.epoch, snapshot=feed.snapshot[1])
+        state = await database_sync_to_async(selectors.catch_up)(
+            blog, since=since, epoch=epoch, limit=DB_REPLAY_PAGE
+        )
+        if state.snapshot is None:
+            last = since + len(state.frames)
+            return CatchUp(head=state.head, epoch=blog.epoch, frames=state.frames,
+                           more_from=last if last < state.head else 0)
+        page = state.snapshot
+        text = protocol.encode(protocol.snapshot_json(
+            blog=page.blog, head=page.head, posts=page.posts, next_before=page.next_before
+        ))
+        if page.head == feed.head and page.blog.epoch == feed.epoch:
+            feed.snapshot = (page.head, text)
+        return CatchUp(head=page.head, epoch=page.blog.epoch, snapshot=text)
+
+    async def replay_page(self, blog: Blog, *, since: int, head: int) -> list[str]:
+        """The next page of a long replay from the database (`since+1 …`, up to `head`)."""
+        replay = await database_sync_to_async(selectors.events_since)(
+            blog, since, limit=DB_REPLAY_PAGE, head=head
+        )
+        return replay.frames
 
     # --- Events in, frames out ----------------------------------------------------------------
 
@@ -184,48 +300,51 @@ class Hub:
             if message.get("epoch") != feed.epoch:
                 await self._reset(feed)
         elif message.get("type") == EVENT_MESSAGE_TYPE and message.get("epoch") == feed.epoch:
-            async with feed.lock:
-                await self._accept(feed, int(message["seq"]), str(message["frame"]))
+            self._accept(feed, int(message["seq"]), str(message["frame"]))
 
     async def _reset(self, feed: _BlogFeed, position: tuple[int, str] | None = None) -> None:
         """The log started over: take the new head and epoch, and restart every reader."""
         if position is None:
-            position = await database_sync_to_async(selectors.blog_position)(feed.blog_id)
-        async with feed.lock:
-            feed.head, feed.epoch = position
-            feed.pending.clear()
-            feed.fill_upto = 0
-            logger.info("blog %s: log reset, epoch %s", feed.blog_id, feed.epoch)
-            for subscriber in list(feed.subscribers):
-                try:
-                    subscriber.hub_reset()
-                except Exception:  # noqa: BLE001
-                    logger.exception("resetting a reader of blog %s failed", feed.blog_id)
+            head, epoch, recent = await database_sync_to_async(self._read_tail)(feed.blog_id)
+        else:
+            (head, epoch), recent = position, []
+        feed.head, feed.epoch = head, epoch
+        feed.ring = deque(recent, maxlen=settings.LIVEBLOG_REPLAY_WINDOW)
+        feed.snapshot = None
+        feed.pending.clear()
+        feed.fill_upto = 0
+        logger.info("blog %s: log reset, epoch %s", feed.blog_id, feed.epoch)
+        for subscriber in list(feed.subscribers):
+            try:
+                subscriber.hub_reset()
+            except Exception:  # noqa: BLE001
+                logger.exception("resetting a reader of blog %s failed", feed.blog_id)
 
-    async def _accept(self, feed: _BlogFeed, seq: int, frame: str) -> None:
+    def _accept(self, feed: _BlogFeed, seq: int, frame: str) -> None:
         """Deliver `seq` and whatever it unblocks; keep it aside if it comes early."""
-        if feed.head is not None and seq <= feed.head:
-            return  # already delivered, or older than this process's first head (in the log)
+        if seq <= feed.head:
+            return  # already delivered, or older than this process's first head (in the ring)
         feed.pending[seq] = frame
-        if feed.head is not None:
-            await self._drain(feed)
+        self._drain(feed)
 
-    async def _drain(self, feed: _BlogFeed) -> None:
+    def _drain(self, feed: _BlogFeed) -> None:
         while feed.head + 1 in feed.pending:
             seq = feed.head + 1
-            await self._deliver(feed, seq, feed.pending.pop(seq))
+            self._deliver(feed, Frame(seq, feed.pending.pop(seq)))
         for seq in [seq for seq in feed.pending if seq <= feed.head]:
             del feed.pending[seq]
         if feed.pending:  # a gap: the layer lost or reordered something
             self._fill_soon(feed, upto=min(feed.pending) - 1)
 
-    async def _deliver(self, feed: _BlogFeed, seq: int, frame: str) -> None:
-        feed.head = seq
+    def _deliver(self, feed: _BlogFeed, frame: Frame) -> None:
+        feed.head = frame.seq
+        feed.ring.append((frame.seq, frame.text))
+        feed.snapshot = None
         for subscriber in list(feed.subscribers):
             try:
-                await subscriber.hub_event(seq, frame)
+                subscriber.hub_event(frame)
             except Exception:  # noqa: BLE001 - one broken reader must not stop the others
-                logger.exception("delivering blog %s seq %s failed", feed.blog_id, seq)
+                logger.exception("delivering blog %s seq %s failed", feed.blog_id, frame.seq)
 
     # --- Healing from the log -----------------------------------------------------------------
 
@@ -247,17 +366,14 @@ class Hub:
             except Exception as error:  # noqa: BLE001 - the next heartbeat tries again
                 logger.warning("filling blog %s from the log failed: %r", feed.blog_id, error)
                 return
-            if not rows:
-                return
+            if not rows or feed.epoch != epoch:
+                return  # nothing there yet, or the log started over while we read
             logger.info(
                 "blog %s: %d event(s) from the log after seq %s",
                 feed.blog_id, len(rows), feed.head,
             )
-            async with feed.lock:
-                if feed.epoch != epoch:
-                    return  # the log started over while we read
-                for seq, frame in rows:
-                    await self._accept(feed, seq, frame)
+            for seq, frame in rows:
+                self._accept(feed, seq, frame)
 
     async def _tick(self) -> None:
         """Every heartbeat: one query for the committed heads of this process's blogs, a
@@ -294,12 +410,11 @@ class Hub:
             elif committed > feed.head:
                 feed.fill_upto = max(feed.fill_upto, committed)
                 await self._fill(feed)
-            async with feed.lock:
-                for subscriber in list(feed.subscribers):
-                    try:
-                        await subscriber.hub_ping(feed.head)
-                    except Exception:  # noqa: BLE001
-                        logger.exception("ping to a reader of blog %s failed", feed.blog_id)
+            for subscriber in list(feed.subscribers):
+                try:
+                    subscriber.hub_ping(feed.head)
+                except Exception:  # noqa: BLE001
+                    logger.exception("ping to a reader of blog %s failed", feed.blog_id)
 
 
 _hubs: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Hub]" = weakref.WeakKeyDictionary()

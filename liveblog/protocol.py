@@ -83,10 +83,9 @@ def event_frame(*, seq: int, kind: str, at: datetime, payload: dict) -> str:
     return encode({"type": "event", "seq": seq, "kind": kind, "at": iso(at), **payload})
 
 
-def hello_frame(*, blog: Blog, head: int, heartbeat: float) -> str:
+def hello_frame(*, slug: str, epoch: str, head: int, heartbeat: float) -> str:
     return encode(
-        {"type": "hello", "blog": blog.slug, "epoch": blog.epoch, "head": head,
-         "heartbeat": heartbeat}
+        {"type": "hello", "blog": slug, "epoch": epoch, "head": head, "heartbeat": heartbeat}
     )
 
 

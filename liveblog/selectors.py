@@ -141,12 +141,14 @@ def events_range(blog_id: int, epoch: str, after: int, upto: int) -> list[tuple[
     )
 
 
-def needs_snapshot(blog: Blog, *, since: int | None, epoch: str | None, head: int) -> bool:
+def needs_snapshot(
+    *, since: int | None, epoch: str | None, current_epoch: str, head: int
+) -> bool:
     """A client starts over when it has no position, holds another epoch's numbers, claims a
     seq beyond the head, or is further behind than the replay window."""
     return (
         since is None
-        or (epoch is not None and epoch != blog.epoch)
+        or (epoch is not None and epoch != current_epoch)
         or since > head
         or head - since > settings.LIVEBLOG_REPLAY_WINDOW
     )
@@ -167,7 +169,7 @@ def catch_up(
     """The reads behind a websocket connect or resync, and the events API (which pages the
     replay with `limit`; the websocket sends all of it)."""
     blog.refresh_from_db(fields=_BLOG_STATE)
-    if needs_snapshot(blog, since=since, epoch=epoch, head=blog.head):
+    if needs_snapshot(since=since, epoch=epoch, current_epoch=blog.epoch, head=blog.head):
         page = blog_snapshot(blog)
         return CatchUp(head=page.head, snapshot=page, frames=[])
     replay = events_since(blog, since, limit=limit, head=blog.head)

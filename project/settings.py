@@ -154,6 +154,11 @@ else:
 LIVEBLOG_HEARTBEAT_SECONDS = env_number("LIVEBLOG_HEARTBEAT_SECONDS", 15)
 LIVEBLOG_REPLAY_WINDOW = int(os.environ.get("LIVEBLOG_REPLAY_WINDOW", "1000"))
 LIVEBLOG_MAX_FRAME_BYTES = 64 * 1024
+# A reader with more than this unsent (daphne's write buffer; or queued frames under another
+# ASGI server) is too slow: it is closed and comes back with `since`, so it never holds
+# memory or the others up.
+LIVEBLOG_MAX_BACKLOG_BYTES = int(os.environ.get("LIVEBLOG_MAX_BACKLOG_BYTES", str(1024 * 1024)))
+LIVEBLOG_MAX_QUEUED_FRAMES = int(os.environ.get("LIVEBLOG_MAX_QUEUED_FRAMES", "256"))
 LIVEBLOG_MAX_BODY_CHARS = int(os.environ.get("LIVEBLOG_MAX_BODY_CHARS", "20000"))
 # Photos in posts: an upload larger than this is refused (413) before it is decoded, and a
 # request whose Content-Length exceeds it by more than a MiB (room for the other fields) is

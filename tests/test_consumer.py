@@ -10,7 +10,7 @@ from channels.db import database_sync_to_async
 from django.db import connection
 
 from liveblog import selectors, services
-from liveblog.hub import get_hub
+from liveblog.hub import _BlogFeed, get_hub
 from liveblog.models import Blog, Event, Post
 from tests.support.comms import Reader
 
@@ -266,6 +266,8 @@ async def test_replay_racing_live_posts_loses_and_duplicates_nothing(
         return state
 
     monkeypatch.setattr(selectors, "catch_up", racing_catch_up)
+    # As if the hub's ring did not reach back that far: the replay comes from the database.
+    monkeypatch.setattr(_BlogFeed, "replay", lambda feed, since: None)
     reader = await Reader.open(blog.slug, f"?since=1&epoch={blog.epoch}")
     await reader.expect("hello")
     frames = await reader.until(lambda frame: frame.get("seq") == 9)
@@ -352,7 +354,7 @@ async def test_a_database_failure_during_catch_up_closes_cleanly(blog, monkeypat
         raise OperationalError("database is gone")
 
     monkeypatch.setattr(selectors, "catch_up", broken)
-    reader = await Reader.open(blog.slug, "?since=0")
+    reader = await Reader.open(blog.slug)  # a snapshot, read from the database
     error = await reader.expect("error")
     assert error["code"] == "unavailable"
     assert await reader.communicator.receive_output(timeout=2) == {
@@ -402,3 +404,37 @@ async def test_a_log_reset_sends_connected_readers_a_snapshot_of_the_new_epoch(
     assert (await late.expect("snapshot"))["head"] == 1
     await late.close()
     await reader.close()
+
+
+async def test_a_reconnect_within_the_ring_is_replayed_without_the_database(
+    blog, publish, monkeypatch
+):
+    first = await Reader.open(blog.slug, f"?since=0&epoch={blog.epoch}")
+    await first.expect("hello")
+    await first.events_until_live()
+    for number in range(5):
+        await publish(f"update {number}")
+    await first.until(lambda frame: frame.get("seq") == 5)
+
+    def no_database(*args, **kwargs):
+        raise AssertionError("a replay within the ring must not read the database")
+
+    monkeypatch.setattr(selectors, "catch_up", no_database)
+    monkeypatch.setattr(selectors, "blog_get", no_database)
+    again = await Reader.open(blog.slug, f"?since=2&epoch={blog.epoch}")
+    assert (await again.expect("hello"))["head"] == 5
+    events, live = await again.events_until_live()
+    assert [event["seq"] for event in events] == [3, 4, 5]
+    assert [event["post"]["body"] for event in events] == ["update 2", "update 3", "update 4"]
+    # A snapshot at an unchanged head is built once and then served from memory too.
+    monkeypatch.undo()
+    fresh = await Reader.open(blog.slug)
+    await fresh.expect("hello")
+    snapshot = await fresh.expect("snapshot")
+    monkeypatch.setattr(selectors, "catch_up", no_database)
+    monkeypatch.setattr(selectors, "blog_get", no_database)
+    another = await Reader.open(blog.slug)
+    await another.expect("hello")
+    assert await another.expect("snapshot") == snapshot
+    for reader in (first, again, fresh, another):
+        await reader.close()

@@ -27,13 +27,13 @@ class Recorder:
         self.resets += 1
         self.changed.set()
 
-    async def hub_event(self, seq, frame):
-        self.seqs.append(seq)
+    def hub_event(self, frame):
+        self.seqs.append(frame.seq)
         self.changed.set()
         if self.fail:
             raise RuntimeError("this reader's socket is broken")
 
-    async def hub_ping(self, head):
+    def hub_ping(self, head):
         self.pings.append(head)
         self.changed.set()
 
