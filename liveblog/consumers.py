@@ -19,6 +19,7 @@ from django.conf import settings
 from django.db import DatabaseError
 
 from . import protocol, services
+from .auth import user_of
 from .errors import Invalid, LiveblogError, NotFound
 from .hub import Frame, get_hub
 from .models import Blog
@@ -234,7 +235,7 @@ class LiveblogConsumer(AsyncWebsocketConsumer):
         """A signed-in author's `post`: the same service as the HTTP API, answered with `ack`."""
         try:
             written = await database_sync_to_async(services.post_create)(
-                actor=self.scope.get("user"),
+                actor=await user_of(self.scope),
                 blog=self.blog,
                 client_id=request.client_id,
                 body=request.body,
