@@ -10,16 +10,19 @@ import signal
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from .burst import burst
+from .idle import idle
 from .loadgen import raise_nofile_limit
-from .report import format_table, machine, notes, write_json
+from .report import failed_row, format_table, machine, notes, server_code, write_json
 from .scenarios import Config, fanout, replay
+from .storm import storm
 
 RESULTS = Path(__file__).resolve().parent / "results"
-SCENARIOS = ("fanout", "replay")
+SCENARIOS = ("fanout", "burst", "storm", "idle", "replay")
 SERVERS = ("liveblog", "reference")
 
 
@@ -46,9 +49,25 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--interval", type=float, default=1.0, help="seconds between posts (1)")
     parser.add_argument("--procs", type=int, default=2, help="load generator processes (2)")
     parser.add_argument("--scenarios", type=_choices(SCENARIOS), default=list(SCENARIOS),
-                        help="comma-separated: fanout,replay (default both)")
+                        help="comma-separated: fanout,burst,storm,idle,replay (default all)")
     parser.add_argument("--servers", type=_choices(SERVERS), default=list(SERVERS),
                         help="comma-separated: liveblog,reference (default both)")
+    parser.add_argument("--burst-readers", type=int, default=1000,
+                        help="readers in the burst (1000)")
+    parser.add_argument("--burst-posts", type=int, default=50, help="posts in the burst (50)")
+    parser.add_argument("--burst-seconds", type=float, default=1.0,
+                        help="the burst's posts are spread over this many seconds (1)")
+    parser.add_argument("--storm-readers", type=int, default=1000,
+                        help="readers that drop and reconnect at once (1000)")
+    parser.add_argument("--storm-missed", type=int, default=20,
+                        help="events each storm reader reconnects behind (20)")
+    parser.add_argument("--storm-concurrency", type=int, default=0,
+                        help="storm reconnects in flight per load generator process "
+                             "(default 0: all at once)")
+    parser.add_argument("--idle-readers", type=_int_list, default=[1000, 5000, 10_000],
+                        help="idle reader counts, comma-separated (1000,5000,10000)")
+    parser.add_argument("--idle-settle", type=float, default=3.0,
+                        help="seconds between all idle readers live and the settled RSS (3)")
     parser.add_argument("--replay-events", type=int, default=10_000,
                         help="events in the replayed blog (10000)")
     parser.add_argument("--replay-runs", type=int, default=3, help="replays per server (3)")
@@ -71,25 +90,74 @@ def _terminate(signum: int, frame: object) -> None:
     raise SystemExit(128 + signum)  # unwinds through every `with`, which stops the servers
 
 
-def run(args: argparse.Namespace, work: Path) -> tuple[list[dict[str, Any]], dict | None, bool]:
-    """The scenarios' rows, the replay seeding stats, and whether every scenario ran."""
-    config = Config(
+def config_from(args: argparse.Namespace, work: Path) -> Config:
+    return Config(
         readers=args.readers, posts=args.posts, interval=args.interval, procs=args.procs,
         servers=args.servers, replay_events=args.replay_events, replay_runs=args.replay_runs,
         frame_bytes=args.frame_bytes, drain_timeout=args.drain_timeout, work=work,
+        burst_readers=args.burst_readers, burst_posts=args.burst_posts,
+        burst_seconds=args.burst_seconds, storm_readers=args.storm_readers,
+        storm_missed=args.storm_missed, storm_concurrency=args.storm_concurrency,
+        idle_readers=args.idle_readers,
+        idle_settle=args.idle_settle,
     )
+
+
+def _liveblog_frame_bytes(rows: list[dict[str, Any]]) -> int | None:
+    """The event frame size the Liveblog fan-out rows measured (the reference's payload)."""
+    sizes = [row["frame_bytes"] for row in rows if row["server"] == "liveblog"
+             and row.get("frame_bytes")]
+    return sizes[-1] if sizes else None
+
+
+def _scenarios(config: Config, chosen: list[str], rows: list[dict[str, Any]],
+               seeding: dict[str, Any]) -> Iterator[tuple[str, Callable[[], list[dict]]]]:
+    """(name, run) of each chosen scenario, in the order of SCENARIOS. The burst runs after
+    fan-out, whose Liveblog frame size becomes the reference's payload."""
+    def replay_rows() -> list[dict[str, Any]]:
+        replay_rows, stats = replay(config, _progress)
+        seeding.update(stats)
+        return replay_rows
+
+    table: dict[str, Callable[[], list[dict]]] = {
+        "fanout": lambda: fanout(config, _progress),
+        "burst": lambda: burst(config, _progress, _liveblog_frame_bytes(rows)),
+        "storm": lambda: storm(config, _progress),
+        "idle": lambda: idle(config, _progress),
+        "replay": replay_rows,
+    }
+    return ((name, table[name]) for name in SCENARIOS if name in chosen)
+
+
+def _stamped(row: dict[str, Any], code: str, load: tuple[float, ...]) -> dict[str, Any]:
+    """The row with the load average before its scenario and, for Liveblog, the server code's
+    hash (before → after, if it changed on disk while the scenario ran)."""
+    row = {**row, "load_average_before": load}
+    if row["server"] != "reference":
+        now = server_code()
+        row["server_code"] = code if now == code else f"{code}→{now}"
+    return row
+
+
+def run(args: argparse.Namespace, work: Path) -> tuple[list[dict[str, Any]], dict | None, bool]:
+    """The scenarios' rows (a failed scenario gives one row saying why, and the others still
+    run), the replay seeding stats, and whether every scenario ran."""
+    config = config_from(args, work)
     rows: list[dict[str, Any]] = []
-    seeding = None
+    seeding: dict[str, Any] = {}
     try:
-        if "fanout" in args.scenarios:
-            rows += fanout(config, _progress)
-        if "replay" in args.scenarios:
-            replay_rows, seeding = replay(config, _progress)
-            rows += replay_rows
+        for name, scenario in _scenarios(config, args.scenarios, rows, seeding):
+            code, load = server_code(), os.getloadavg()
+            try:
+                new_rows = scenario()
+            except Exception as error:  # noqa: BLE001 - one broken scenario, not the whole run
+                _progress(f"{name} failed: {type(error).__name__}: {error}")
+                new_rows = [failed_row(name, error)]
+            rows += [_stamped(row, code, load) for row in new_rows]
     except KeyboardInterrupt:
         _progress("interrupted: servers stopped; partial results below, no JSON written")
-        return rows, seeding, False
-    return rows, seeding, True
+        return rows, seeding or None, False
+    return rows, seeding or None, True
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -116,7 +184,7 @@ def main(argv: list[str] | None = None) -> int:
     write_json(args.out, {"machine": info, "options": _options(args), "elapsed_s": elapsed,
                           "rows": rows, "replay_seeding": seeding})
     print(f"\n{elapsed} s; results in {args.out}")
-    return 0
+    return 1 if any(row.get("failed") for row in rows) else 0
 
 
 def _options(args: argparse.Namespace) -> dict[str, Any]:

@@ -14,8 +14,16 @@ shared by every process on Linux, so the poster's clock and ours agree). A line 
     finish <events> <timeout>
 
 waits until every live reader has <events> events (at most <timeout> seconds), closes the
-sockets and writes the JSON result to --out. With --procs > 1 this process only spawns
-`--procs` copies of itself with --procs 1, relays the protocol and merges their results.
+sockets and writes the JSON result to --out. Before that, any number of
+
+    storm <url>
+
+lines drop every reader's socket at once (the TCP connection is aborted, as when a phone loses
+its network) and reconnect every reader to <url> at once (at most --storm-concurrency connects
+in flight per process; default: all), each reading hello → replay → live again. When all are
+live again (or gave up) one line goes to stdout: `stormed {…}`. With --procs > 1 this process
+only spawns `--procs` copies of itself with --procs 1, relays the protocol and merges their
+results.
 """
 
 from __future__ import annotations
@@ -58,7 +66,9 @@ class Reader:
 
     index: int
     live_seconds: float | None = None  # connect started → `live` received (last attempt)
+    live_at: float | None = None  # when `live` came (time.monotonic())
     catch_up_events: int = 0  # `event` frames between hello and `live`
+    catch_up_seqs: str = ""  # "first..last" of those (" with gaps" if they were not a run)
     failed_attempts: int = 0
     error: str | None = None  # why the last attempt failed, if it never went live
     closed_early: str | None = None  # the socket closed before we closed it
@@ -76,6 +86,7 @@ class Options:
     concurrency: int
     attempts: int
     live_timeout: float
+    storm_concurrency: int = 0  # 0: every reader at once
 
 
 class Worker:
@@ -85,6 +96,7 @@ class Worker:
         self.options = options
         self.readers = [Reader(index) for index in range(options.readers)]
         self.sockets: list[ClientConnection] = []
+        self.tasks: list[asyncio.Task] = []
         self.frame_bytes: Counter[int] = Counter()
         self.closing = False
         self.first_connect: float | None = None
@@ -92,31 +104,72 @@ class Worker:
 
     async def run(self) -> dict[str, Any]:
         gate = asyncio.Semaphore(self.options.concurrency)
-        settled = [asyncio.Event() for _ in self.readers]
-        tasks = [asyncio.create_task(self._read(reader, gate, settled[reader.index]))
-                 for reader in self.readers]
-        await asyncio.gather(*(event.wait() for event in settled))
+        self.tasks = await self._connect_all(self.options.url, gate)
+        self._freeze()
+        print("ready " + json.dumps(self._ready_summary()), flush=True)
+        while (command := await _next_command())[0] == "storm":
+            print("stormed " + json.dumps(await self._storm(command[1])), flush=True)
+        _, expected, timeout = command
+        await self._wait_for(expected, timeout)
+        await self._close_all()
+        for task in self.tasks:
+            task.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+        return self.result()
+
+    @staticmethod
+    def _freeze() -> None:
         # The connections are here to stay: take them out of the garbage collector's sight,
         # so that a full collection in this process cannot stall the arrival stamps.
         gc.collect()
         gc.freeze()
-        print("ready " + json.dumps(self._ready_summary()), flush=True)
-        expected, timeout = await _finish_command()
-        await self._wait_for(expected, timeout)
-        await self._close_all()
-        for task in tasks:
+
+    async def _connect_all(self, url: str, gate: asyncio.Semaphore) -> list[asyncio.Task]:
+        """A reading task per reader; returns once every reader is live or has given up."""
+        settled = [asyncio.Event() for _ in self.readers]
+        tasks = [asyncio.create_task(self._read(reader, url, gate, settled[reader.index]))
+                 for reader in self.readers]
+        await asyncio.gather(*(event.wait() for event in settled))
+        return tasks
+
+    async def _storm(self, url: str) -> dict[str, Any]:
+        """Drop every socket at once, reconnect every reader to `url`; the storm's numbers."""
+        for task in self.tasks:
             task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        return self.result()
+        for ws in self.sockets:
+            ws.transport.abort()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+        self.sockets.clear()
+        started = time.monotonic()
+        for reader in self.readers:
+            reader.live_seconds = reader.live_at = reader.error = None
+            reader.failed_attempts, reader.catch_up_seqs = 0, ""
+        gate = asyncio.Semaphore(self.options.storm_concurrency or len(self.readers))
+        self.tasks = await self._connect_all(url, gate)
+        self._freeze()
+        return self._storm_summary(started)
+
+    def _storm_summary(self, started: float) -> dict[str, Any]:
+        live = [reader for reader in self.readers if reader.live_at is not None]
+        return {
+            "readers": len(self.readers), "live": len(live), "storm_started": started,
+            "last_live": max((reader.live_at for reader in live), default=None),
+            "since_drop_ms": [(reader.live_at - started) * 1000 for reader in live],
+            "connect_to_live_ms": [reader.live_seconds * 1000 for reader in live],
+            "catch_up": dict(Counter(reader.catch_up_seqs for reader in live)),
+            "failed_attempts": sum(reader.failed_attempts for reader in self.readers),
+            "errors": dict(Counter(r.error for r in self.readers if r.error)),
+        }
 
     def _ready_summary(self) -> dict[str, Any]:
         live = sum(reader.live_seconds is not None for reader in self.readers)
         return {"readers": len(self.readers), "live": live,
                 "first_connect": self.first_connect, "last_live": self.last_live}
 
-    async def _read(self, reader: Reader, gate: asyncio.Semaphore, settled: asyncio.Event) -> None:
+    async def _read(self, reader: Reader, url: str, gate: asyncio.Semaphore,
+                    settled: asyncio.Event) -> None:
         async with gate:
-            ws = await self._open(reader)
+            ws = await self._open(reader, url)
         settled.set()
         if ws is None:
             return
@@ -144,7 +197,7 @@ class Worker:
         reader.arrivals[seq] = now
         reader.last_seq = max(reader.last_seq, seq)
 
-    async def _open(self, reader: Reader) -> ClientConnection | None:
+    async def _open(self, reader: Reader, url: str) -> ClientConnection | None:
         """Connect and read up to `live`, with retries; None if every attempt failed."""
         for attempt in range(self.options.attempts):
             started = time.monotonic()
@@ -153,12 +206,12 @@ class Worker:
             ws = None
             try:
                 ws = await connect(
-                    self.options.url, origin=self.options.origin, open_timeout=OPEN_TIMEOUT,
+                    url, origin=self.options.origin, open_timeout=OPEN_TIMEOUT,
                     ping_interval=None, max_size=None, max_queue=None, compression=None,
                     proxy=None,
                 )
                 async with asyncio.timeout(self.options.live_timeout):
-                    reader.catch_up_events = await self._catch_up(ws)
+                    seqs = await self._catch_up(ws)
             except (OSError, TimeoutError, websockets.WebSocketException, CatchUpError) as error:
                 reader.error = f"{type(error).__name__}: {error}"[:200]
                 reader.failed_attempts += 1
@@ -167,22 +220,23 @@ class Worker:
                 await asyncio.sleep(0.5 * (attempt + 1))
                 continue
             now = time.monotonic()
-            reader.live_seconds, reader.error = now - started, None
+            reader.live_seconds, reader.live_at, reader.error = now - started, now, None
+            reader.catch_up_events, reader.catch_up_seqs = len(seqs), _run_of(seqs)
             self.last_live = max(self.last_live or now, now)
             self.sockets.append(ws)
             return ws
         return None
 
-    async def _catch_up(self, ws: ClientConnection) -> int:
-        """Frames up to `live`; returns how many `event` frames came before it."""
-        events = 0
+    async def _catch_up(self, ws: ClientConnection) -> list[int]:
+        """Frames up to `live`; returns the seqs of the `event` frames that came before it."""
+        seqs = []
         async for raw in ws:
             frame = json.loads(raw)
             kind = frame.get("type")
             if kind == "live":
-                return events
+                return seqs
             if kind == "event":
-                events += 1
+                seqs.append(frame["seq"])
                 self.frame_bytes[len(raw.encode())] += 1
             elif kind == "error":
                 raise CatchUpError(f"error frame {frame}")
@@ -222,6 +276,7 @@ class Worker:
             "closed_early": dict(Counter(r.closed_early for r in live if r.closed_early)),
             "live_seconds": [reader.live_seconds for reader in live],
             "catch_up_events": [reader.catch_up_events for reader in live],
+            "catch_up": dict(Counter(reader.catch_up_seqs for reader in live)),
             "frame_bytes": {str(size): count for size, count in self.frame_bytes.items()},
             "arrivals": arrivals,
             "first_connect": self.first_connect,
@@ -229,20 +284,37 @@ class Worker:
         }
 
 
-async def _finish_command() -> tuple[int, float]:
-    """Block (in a thread) until `finish <events> <timeout>` arrives on stdin."""
+def _run_of(seqs: list[int]) -> str:
+    """"first..last" of a catch-up's seqs, " with gaps" if they are not one gapless run."""
+    if not seqs:
+        return "none"
+    gapless = seqs == list(range(seqs[0], seqs[0] + len(seqs)))
+    return f"{seqs[0]}..{seqs[-1]}" + ("" if gapless else " with gaps")
+
+
+def parse_command(line: str) -> tuple | None:
+    """`storm <url>` → ("storm", url); `finish <events> <timeout>` → ("finish", n, s)."""
+    words = line.split()
+    if len(words) == 2 and words[0] == "storm":
+        return "storm", words[1]
+    if len(words) == 3 and words[0] == "finish":
+        return "finish", int(words[1]), float(words[2])
+    return None
+
+
+async def _next_command() -> tuple:
+    """Block (in a thread) until `storm …` or `finish …` arrives on stdin."""
     while True:
         line = await asyncio.to_thread(sys.stdin.readline)
         if not line:  # our parent went away: finish now
-            return 0, 0.0
-        words = line.split()
-        if len(words) == 3 and words[0] == "finish":
-            return int(words[1]), float(words[2])
+            return "finish", 0, 0.0
+        if command := parse_command(line):
+            return command
 
 
 # --- Several processes -------------------------------------------------------------------------
 
-_EARLIEST = {"first_connect"}
+_EARLIEST = {"first_connect", "storm_started"}
 _LATEST = {"last_live"}
 
 
@@ -276,6 +348,7 @@ def _spawn_workers(args: argparse.Namespace, directory: Path) -> list[subprocess
             sys.executable, "-m", "bench.loadgen", "--url", args.url, "--readers", str(share),
             "--procs", "1", "--concurrency", str(args.concurrency),
             "--attempts", str(args.attempts), "--live-timeout", str(args.live_timeout),
+            "--storm-concurrency", str(args.storm_concurrency),
             "--out", str(directory / f"worker-{index}.json"),
         ]
         if args.origin:
@@ -285,22 +358,40 @@ def _spawn_workers(args: argparse.Namespace, directory: Path) -> list[subprocess
     return workers
 
 
+def _replies(workers: list[subprocess.Popen], word: str) -> list[dict[str, Any]]:
+    """One `<word> {json}` line from every worker."""
+    replies = []
+    for worker in workers:
+        line = worker.stdout.readline()
+        if not line.startswith(f"{word} "):
+            raise SystemExit(f"a loadgen worker failed (exit {worker.wait()})")
+        replies.append(json.loads(line.removeprefix(f"{word} ")))
+    return replies
+
+
+def _relay_commands(workers: list[subprocess.Popen]) -> None:
+    """Pass every command on to the workers, with one merged answer per storm, until finish."""
+    while True:
+        line = sys.stdin.readline() or "finish 0 0\n"
+        command = parse_command(line)
+        if command is None:
+            continue
+        for worker in workers:
+            worker.stdin.write(line)
+            worker.stdin.flush()
+        if command[0] == "finish":
+            return
+        print("stormed " + json.dumps(merge(_replies(workers, "stormed"))), flush=True)
+
+
 def _relay(args: argparse.Namespace) -> dict[str, Any]:
     """Run --procs workers, print one merged `ready`, pass `finish` on, merge the results."""
     with tempfile.TemporaryDirectory(prefix="loadgen-") as tmp:
         workers = _spawn_workers(args, Path(tmp))
         try:
-            ready = []
-            for worker in workers:
-                line = worker.stdout.readline()
-                if not line.startswith("ready "):
-                    raise SystemExit(f"a loadgen worker failed (exit {worker.wait()})")
-                ready.append(json.loads(line.removeprefix("ready ")))
+            ready = _replies(workers, "ready")
             print("ready " + json.dumps(merge(ready)), flush=True)
-            command = sys.stdin.readline() or "finish 0 0\n"
-            for worker in workers:
-                worker.stdin.write(command)
-                worker.stdin.flush()
+            _relay_commands(workers)
             for worker in workers:
                 worker.wait()
             return merge([json.loads((Path(tmp) / f"worker-{index}.json").read_text())
@@ -325,6 +416,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--attempts", type=int, default=3, help="tries per reader (default 3)")
     parser.add_argument("--live-timeout", type=float, default=60.0,
                         help="seconds from handshake to `live` (default 60)")
+    parser.add_argument("--storm-concurrency", type=int, default=0,
+                        help="reconnects in flight per process in a storm (default 0: all)")
     parser.add_argument("--out", type=Path, required=True, help="where to write the JSON result")
     args = parser.parse_args(argv)
     args.procs = max(1, min(args.procs, args.readers))
@@ -337,7 +430,8 @@ def main(argv: list[str] | None = None) -> None:
     if args.procs == 1:
         options = Options(url=args.url, origin=args.origin, readers=args.readers,
                           concurrency=args.concurrency, attempts=args.attempts,
-                          live_timeout=args.live_timeout)
+                          live_timeout=args.live_timeout,
+                          storm_concurrency=args.storm_concurrency)
         result = asyncio.run(Worker(options).run())
     else:
         result = _relay(args)

@@ -10,6 +10,7 @@ import os
 import re
 import select
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -64,18 +65,63 @@ def log_issues(path: Path, *, sample: int = 8) -> dict[str, Any]:
             "sample": issues[:sample]}
 
 
+# --- What /proc says about a server process ---------------------------------------------------
+
+
+def _status_kb(pid: int, field: str) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(f"{field}:"):
+            return int(line.split()[1])
+    raise BenchError(f"no {field} in /proc/{pid}/status")
+
+
+def rss_kb(pid: int) -> int:
+    """The process's resident set size (VmRSS), in KiB."""
+    return _status_kb(pid, "VmRSS")
+
+
+def open_files(pid: int) -> int:
+    """How many file descriptors the process holds."""
+    return len(os.listdir(f"/proc/{pid}/fd"))
+
+
+def nofile_limit(pid: int) -> int:
+    """The process's soft open-file limit."""
+    for line in Path(f"/proc/{pid}/limits").read_text().splitlines():
+        if line.startswith("Max open files"):
+            return int(line.split()[3])
+    raise BenchError(f"no open-file limit in /proc/{pid}/limits")
+
+
+def listen_drops() -> dict[str, int]:
+    """The kernel's count (all sockets) of connections a full accept queue turned away."""
+    lines = Path("/proc/net/netstat").read_text().splitlines()
+    for names, values in zip(lines[::2], lines[1::2], strict=False):
+        if names.startswith("TcpExt:"):
+            table = dict(zip(names.split()[1:], map(int, values.split()[1:]), strict=True))
+            return {key: table.get(key, 0) for key in ("ListenOverflows", "ListenDrops")}
+    return {"ListenOverflows": 0, "ListenDrops": 0}
+
+
 class QuietDaphne(DaphneServer):
     """tests.support's DaphneServer, started with `-v 0` (warnings and errors only, no access
     log: an INFO line per websocket connect would slow the server under test), through
-    bench.launch_daphne (daphne's own CLI, plus a log line per full garbage collection), in a
-    session of its own."""
+    bench.launch_daphne (daphne's own CLI, plus a log line per full garbage collection and a
+    database query counter behind a loopback side channel, see `queries`), in a session of its
+    own."""
+
+    @property
+    def probe_file(self) -> Path:
+        return self.site.directory / f"probe-{self.port}.port"
 
     def start(self, timeout: float = 30) -> QuietDaphne:
+        self.probe_file.unlink(missing_ok=True)
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "bench.launch_daphne", "-v", "0", "-b", "127.0.0.1",
                  "-p", str(self.port), "project.asgi:application"],
-                cwd=REPO, env=self.site.process_env(**self.extra_env),
+                cwd=REPO, env=self.site.process_env(BENCH_PROBE_FILE=str(self.probe_file),
+                                                    **self.extra_env),
                 stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
             )
         deadline = time.monotonic() + timeout
@@ -84,6 +130,19 @@ class QuietDaphne(DaphneServer):
                 raise BenchError(f"daphne on port {self.port} did not start:\n{self.log()}")
             time.sleep(0.1)
         return self
+
+    def queries(self) -> dict[str, Any]:
+        """The server's database query count so far: {"queries", "connections", "statements"}."""
+        port = int(self.probe_file.read_text())
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as probe:
+            data = b""
+            while chunk := probe.recv(65536):
+                data += chunk
+        return json.loads(data)
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
 
     def stop(self) -> None:
         if self.process is not None:
@@ -128,6 +187,10 @@ class ReferenceServer:
         self.port = int(line.split()[1])
         return self
 
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
     def stop(self) -> None:
         if self.process is not None:
             stop_process_group(self.process)
@@ -154,6 +217,16 @@ class LoadGen:
         if not line.startswith("ready "):
             raise BenchError(f"the load generator said {line!r}")
         return json.loads(line.removeprefix("ready "))
+
+    def storm(self, url: str, *, timeout: float) -> dict[str, Any]:
+        """Every reader drops its socket at once and reconnects to `url`; returns when all are
+        live again (or gave up), with the storm's numbers."""
+        self.process.stdin.write(f"storm {url}\n")
+        self.process.stdin.flush()
+        line = read_line(self.process.stdout, timeout=timeout, what="the load generator's storm")
+        if not line.startswith("stormed "):
+            raise BenchError(f"the load generator said {line!r}")
+        return json.loads(line.removeprefix("stormed "))
 
     def finish(self, *, events: int, timeout: float) -> dict[str, Any]:
         """Wait until every reader has `events` events (at most `timeout` s); the results."""

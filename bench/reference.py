@@ -15,6 +15,7 @@ import json
 from websockets.asyncio.server import ServerConnection, broadcast, serve
 
 from bench import gctrace
+from bench.loadgen import raise_nofile_limit
 
 LIVE_FRAME = json.dumps({"type": "live", "head": 0}, separators=(",", ":"))
 
@@ -63,6 +64,7 @@ def main() -> None:
     parser.add_argument("--frame-bytes", type=int, default=800)
     args = parser.parse_args()
     gctrace.install()
+    raise_nofile_limit()
     replay = [event_frame(seq, args.frame_bytes) for seq in range(1, args.replay_events + 1)]
     try:
         asyncio.run(serve_forever(args.port, replay))

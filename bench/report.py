@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import datetime
+import hashlib
 import importlib.metadata
 import json
 import math
 import os
 import platform
 import resource
+import subprocess
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 PACKAGES = ("Django", "channels", "daphne", "Twisted", "autobahn", "websockets")
+REPO = Path(__file__).resolve().parents[1]
+SERVER_CODE = ("liveblog", "project")  # what a fresh daphne process loads of ours
 
 
 def percentile(sorted_values: Sequence[float], fraction: float) -> float | None:
@@ -55,6 +59,28 @@ def _version(package: str) -> str:
         return "not installed"
 
 
+def server_code() -> str:
+    """A short hash of the server's code as it is on disk now (every row starts a fresh server
+    process, so a change during a run shows up as rows with different hashes)."""
+    digest = hashlib.sha256()
+    for top in SERVER_CODE:
+        for path in sorted((REPO / top).rglob("*")):
+            if path.is_file() and "__pycache__" not in path.parts:
+                digest.update(str(path.relative_to(REPO)).encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:12]
+
+
+def git_state() -> dict[str, str]:
+    """The commit checked out and whether the server's code differs from it."""
+    def git(*args: str) -> str:
+        done = subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True)
+        return done.stdout.strip() if done.returncode == 0 else "unknown"
+
+    changed = git("status", "--porcelain", "--", *SERVER_CODE)
+    return {"commit": git("rev-parse", "--short", "HEAD"),
+            "server_code_uncommitted": "yes" if changed else "no"}
+
+
 def machine() -> dict[str, Any]:
     return {
         "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
@@ -65,6 +91,8 @@ def machine() -> dict[str, Any]:
         "load_average": os.getloadavg(),
         "nofile_limit": resource.getrlimit(resource.RLIMIT_NOFILE)[0],
         "packages": {package: _version(package) for package in PACKAGES},
+        "git": git_state(),
+        "server_code": server_code(),
     }
 
 
@@ -72,17 +100,65 @@ def _ms(value: float | None) -> str:
     return "-" if value is None else f"{value:.1f}"
 
 
+def _seconds(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f} s"
+
+
+def failed_row(scenario: str, error: BaseException) -> dict[str, Any]:
+    """The row of a scenario that could not run to its end."""
+    return {"scenario": scenario, "server": "-", "readers": None, "failed": True,
+            "error": f"{type(error).__name__}: {error}"[:2000],
+            "latency_ms": {"p50": None, "p99": None, "max": None}}
+
+
+def _fanout_result(row: dict[str, Any]) -> str:
+    return f"{row['lost']} / {row['expected']} lost"
+
+
+def _burst_result(row: dict[str, Any]) -> str:
+    return (f"{row['lost']} / {row['expected']} lost; last reader has #{row['posts']} "
+            f"after {_seconds(row['all_have_last_s'])}")
+
+
+def _storm_result(row: dict[str, Any]) -> str:
+    events = row["expected_catch_up"]
+    exact = ("exactly " + events if events != "none" else "no replay") + " then live"
+    return f"{row['lost']} lost; all live after {_seconds(row['total_s'])}; {exact}"
+
+
+def _idle_result(row: dict[str, Any]) -> str:
+    rss, per = row["rss_kb"], row["kb_per_connection"]
+    capped = " (capped)" if row["capped"] else ""
+    return (f"{row['held']} held{capped}; RSS {rss['before'] / 1024:.0f} → "
+            f"{rss['settled'] / 1024:.0f} MB, {'-' if per is None else f'{per:.1f}'} KB/conn")
+
+
+def _replay_result(row: dict[str, Any]) -> str:
+    return (f"{row['lost']} lost, {row['seconds']:.2f} s, "
+            f"{row['events_per_second']:,.0f} ev/s")
+
+
+RESULTS = {"fan-out": _fanout_result, "burst": _burst_result, "storm": _storm_result,
+           "idle": _idle_result, "replay": _replay_result}
+
+
+def _queries(row: dict[str, Any]) -> str:
+    queries = row.get("queries")
+    if not queries:
+        return "-"
+    count = queries["queries"]
+    return f"{count:g}" if isinstance(count, float) else str(count)
+
+
 def table_rows(rows: list[dict[str, Any]]) -> list[list[str]]:
-    lines = [["scenario", "server", "readers", "p50 ms", "p99 ms", "max ms", "lost / time"]]
+    lines = [["scenario", "server", "readers", "p50 ms", "p99 ms", "max ms", "queries", "result"]]
     for row in rows:
         latency = row["latency_ms"]
-        if row["scenario"] == "fan-out":
-            last = f"{row['lost']} / {row['expected']}"
-        else:
-            last = (f"{row['lost']} lost, {row['seconds']:.2f} s, "
-                    f"{row['events_per_second']:,.0f} ev/s")
-        lines.append([row["scenario"], row["server"], str(row["readers"]), _ms(latency["p50"]),
-                      _ms(latency["p99"]), _ms(latency["max"]), last])
+        result = (f"FAILED: {row['error'][:80]}" if row.get("failed")
+                  else RESULTS[row["scenario"]](row))
+        lines.append([row["scenario"], row["server"], str(row["readers"] or "-"),
+                      _ms(latency["p50"]), _ms(latency["p99"]), _ms(latency["max"]),
+                      _queries(row), result])
     return lines
 
 
@@ -91,7 +167,7 @@ def format_table(rows: list[dict[str, Any]]) -> str:
     widths = [max(len(line[column]) for line in lines) for column in range(len(lines[0]))]
     text = []
     for number, line in enumerate(lines):
-        cells = [cell.ljust(width) if column < 2 else cell.rjust(width)
+        cells = [cell.ljust(width) if column < 2 or column == len(line) - 1 else cell.rjust(width)
                  for column, (cell, width) in enumerate(zip(line, widths, strict=True))]
         text.append("  ".join(cells).rstrip())
         if number == 0:
@@ -99,33 +175,119 @@ def format_table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(text)
 
 
-def notes(rows: list[dict[str, Any]], seeding: dict[str, Any] | None) -> list[str]:
-    """One line per row on how it went (connects, errors, the server's log), and the seeding."""
-    lines = []
-    for row in rows:
-        name = f"{row['scenario']} {row['server']} {row['readers']}"
-        parts = []
-        if connect := row.get("connect"):
-            parts.append(f"{connect['live']}/{row['readers']} live in {connect['wall_s']:.1f} s "
-                         f"(connect→live p50 {_ms(connect['live_ms']['p50'])} ms, "
-                         f"max {_ms(connect['live_ms']['max'])} ms)")
-        if row.get("post_call_ms", {}).get("p50") is not None:
-            parts.append(f"publish call p50 {row['post_call_ms']['p50']:.1f} ms")
-        for key in ("failed_attempts", "duplicates", "out_of_order", "unexpected"):
-            if row.get(key):
-                parts.append(f"{key.replace('_', ' ')} {row[key]}")
-        if row.get("errors"):
-            parts.append(f"errors {row['errors']}")
-        if row.get("closed_early"):
-            parts.append(f"closed early {row['closed_early']}")
-        if gc := row.get("server_gc"):
+def _connect_note(row: dict[str, Any]) -> list[str]:
+    connect = row.get("connect")
+    if not connect:
+        return []
+    return [f"{connect['live']}/{row['readers']} live in {connect['wall_s']:.1f} s "
+            f"(connect→live p50 {_ms(connect['live_ms']['p50'])} ms, "
+            f"max {_ms(connect['live_ms']['max'])} ms)"]
+
+
+def _delivery_notes(row: dict[str, Any]) -> list[str]:
+    parts = []
+    if row["scenario"] == "burst":
+        parts.append(f"the {row['posts']} create calls started over {row['calls_spread_s']:.2f} s"
+                     + ("" if row["all_have_last_s"] is not None else
+                        f", only {row['last_post_readers']} readers got the last post"))
+    if row.get("post_call_ms", {}).get("p50") is not None:
+        parts.append(f"publish call p50 {row['post_call_ms']['p50']:.1f} ms, "
+                     f"max {row['post_call_ms']['max']:.1f} ms")
+    if gc := row.get("server_gc"):
+        if "posts_hit" in gc:
             parts.append(f"server full GCs {gc['full_collections']}, "
                          f"{gc['posts_hit']} during a delivery"
                          + (f" (longest {gc['longest_hit_ms']:.0f} ms)" if gc["posts_hit"] else ""))
-        log = row.get("server_log", {})
-        parts.append(f"server log: {log.get('issues', 0)} warning/error line(s)")
-        lines.append(f"  {name}: " + "; ".join(parts))
-        lines += [f"      | {line}" for line in log.get("sample", [])[:3]]
+        else:
+            parts.append(f"server full GCs during it {gc['full_collections']} ({gc['ms']:.0f} ms)")
+    return parts
+
+
+def _storm_notes(row: dict[str, Any]) -> list[str]:
+    if row["scenario"] != "storm":
+        return []
+    wrong = {run: count for run, count in row["catch_up"].items()
+             if run != row["expected_catch_up"]}
+    expected = row["expected_catch_up"]
+    events = "no events" if expected == "none" else f"exactly {expected}"
+    pace = (f"{row['concurrency']} in flight per load generator" if row["concurrency"]
+            else "all at once")
+    return [f"reconnects {pace}",
+            f"{row['live']}/{row['readers']} live again, {row['exact']} with {events} before live"
+            + (f", others {wrong}" if wrong else ""),
+            f"connect→live p50 {_ms(row['connect_to_live_ms']['p50'])} ms, "
+            f"max {_ms(row['connect_to_live_ms']['max'])} ms"]
+
+
+def _idle_notes(row: dict[str, Any]) -> list[str]:
+    if row["scenario"] != "idle":
+        return []
+    rss, fds = row["rss_kb"], row["server_fds"]
+    parts = [f"VmRSS {rss['before']:,} KB before, {rss['live']:,} KB when all were live, "
+             f"{rss['settled']:,} KB {row['settle_s']:g} s later",
+             f"server fds {fds['before']} → {fds['live']}",
+             f"{row['procs']} load generator processes"]
+    if row["capped"]:
+        parts.append(row["capped"])
+    return parts
+
+
+def _query_notes(row: dict[str, Any]) -> list[str]:
+    queries = row.get("queries")
+    if not queries:
+        return []
+    per = queries.get("per")
+    count = queries["queries"]
+    text = f"{count:g} database queries" + (f" per {per}" if per else "")
+    if row["scenario"] in ("fan-out", "burst") and row.get("posts"):
+        text += f" ({count / row['posts']:.1f} per post)"
+    if row["scenario"] in ("idle", "storm") and row.get("live"):
+        text += f" ({count / row['live']:.2f} per reader)"
+    return [text + f", {queries['connections_opened']:g} connections opened"]
+
+
+def _problem_notes(row: dict[str, Any]) -> list[str]:
+    parts = []
+    for key in ("failed_attempts", "duplicates", "out_of_order", "unexpected"):
+        if row.get(key):
+            parts.append(f"{key.replace('_', ' ')} {row[key]}")
+    if row.get("errors"):
+        parts.append(f"errors {row['errors']}")
+    if row.get("closed_early"):
+        parts.append(f"closed early {row['closed_early']}")
+    if drops := {key: value for key, value in row.get("listen_drops", {}).items() if value}:
+        parts.append(f"kernel listen queue {drops}")
+    return parts
+
+
+def _row_notes(row: dict[str, Any]) -> list[str]:
+    name = f"{row['scenario']} {row['server']} {row['readers'] or ''}".rstrip()
+    if row.get("failed"):
+        return [f"  {name}: FAILED: {row['error']}"]
+    parts = [*_connect_note(row), *_storm_notes(row), *_idle_notes(row), *_delivery_notes(row),
+             *_query_notes(row), *_problem_notes(row)]
+    log = row.get("server_log", {})
+    parts.append(f"server log: {log.get('issues', 0)} warning/error line(s)")
+    lines = [f"  {name}: " + "; ".join(parts)]
+    if statements := (row.get("queries") or {}).get("top_statements"):
+        lines += [f"      sql {item['count']:>6g} × {item['sql'][:110]}" for item in statements[:3]]
+    return lines + [f"      | {line}" for line in log.get("sample", [])[:3]]
+
+
+def _code_notes(rows: list[dict[str, Any]]) -> list[str]:
+    """A warning when the server's code changed on disk while the run went on."""
+    codes = {row.get("server_code") for row in rows} - {None}
+    if len(codes) < 2:
+        return []
+    return ["  the server code changed during this run: "
+            + ", ".join(f"{row['scenario']} {row['server']} {row['readers']} ran {code}"
+                        for row in rows if (code := row.get("server_code")))]
+
+
+def notes(rows: list[dict[str, Any]], seeding: dict[str, Any] | None) -> list[str]:
+    """Lines on how each row went (connects, errors, queries, the server's log), the replay's
+    seeding, and a warning if the server's code changed during the run."""
+    lines = [line for row in rows for line in _row_notes(row)] + _code_notes(rows)
     if seeding:
         lines.append(
             f"  replay log: {seeding['events']} events by post_create in {seeding['seconds']} s; "

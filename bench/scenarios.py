@@ -1,4 +1,5 @@
-"""The scenarios. Each returns one row per server: a dict with the numbers and how it went.
+"""The scenarios, and what they share. Each returns one row per server: a dict with the numbers
+and how it went. Here: fan-out and replay; burst, storm and idle have modules of their own.
 
 fan-out: N readers of one blog, one post per `interval` seconds; latency from just before the
     HTTP create call (reference: the control frame) to each reader's receipt of the event frame.
@@ -12,8 +13,9 @@ import json
 import subprocess
 import sys
 import time
+from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +25,14 @@ from tests.support.servers import REPO, ApiClient, Site
 from tests.support.ws import feed_url
 
 from . import gctrace, seed
-from .processes import BenchError, liveblog_server, loadgen, log_issues, reference_server
+from .processes import (
+    BenchError,
+    QuietDaphne,
+    liveblog_server,
+    loadgen,
+    log_issues,
+    reference_server,
+)
 from .reference import event_frame
 from .report import summary
 
@@ -43,6 +52,14 @@ class Config:
     frame_bytes: int
     drain_timeout: float
     work: Path
+    burst_readers: int = 1000
+    burst_posts: int = 50
+    burst_seconds: float = 1.0
+    storm_readers: int = 1000
+    storm_missed: int = 20
+    storm_concurrency: int = 0  # reconnects in flight per load generator process; 0: all
+    idle_readers: list[int] = field(default_factory=lambda: [1000, 5000, 10000])
+    idle_settle: float = 3.0
 
 
 @dataclass
@@ -54,12 +71,13 @@ class Sent:
     call_ms: float
 
 
-def paced(config: Config, publish: Callable[[int], int]) -> list[Sent]:
-    """Call `publish(k)` (which returns the seq) once per interval, `config.posts` times."""
+def paced(count: int, interval: float, publish: Callable[[int], int]) -> list[Sent]:
+    """Call `publish(k)` (which returns the seq) once per interval, `count` times, each call
+    after the previous one has returned."""
     sent = []
     start = time.monotonic()
-    for number in range(config.posts):
-        delay = start + number * config.interval - time.monotonic()
+    for number in range(count):
+        delay = start + number * interval - time.monotonic()
         if delay > 0:
             time.sleep(delay)
         started = time.monotonic()
@@ -68,11 +86,29 @@ def paced(config: Config, publish: Callable[[int], int]) -> list[Sent]:
     return sent
 
 
+# --- Database queries (Liveblog's daphne counts them, see bench.launch_daphne) ------------------
+
+QueryProbe = Callable[[], dict[str, Any]]
+
+
+def query_delta(before: dict[str, Any], after: dict[str, Any], *, top: int = 6) -> dict[str, Any]:
+    """The queries run between two probe readings, with the most frequent statements."""
+    counts = Counter(after["statements"])
+    counts.subtract(before["statements"])
+    return {
+        "queries": after["queries"] - before["queries"],
+        "connections_opened": after["connections"] - before["connections"],
+        "top_statements": [{"count": count, "sql": sql[:160]}
+                           for sql, count in counts.most_common(top) if count > 0],
+    }
+
+
 # --- fan-out ------------------------------------------------------------------------------
 
 
 def fanout_row(server: str, readers: int, sent: list[Sent], result: dict[str, Any],
-               config: Config, log: Path) -> dict[str, Any]:
+               config: Config, log: Path, *, scenario: str = "fan-out",
+               queries: dict[str, Any] | None = None) -> dict[str, Any]:
     """The row: latencies from the arrivals, losses, connects, and the server's log (its
     warnings and errors, and the full garbage collections that overlapped a delivery)."""
     arrivals: dict[str, list[float]] = result["arrivals"]
@@ -90,9 +126,9 @@ def fanout_row(server: str, readers: int, sent: list[Sent], result: dict[str, An
     known = {str(post.seq) for post in sent}
     live_ms = [seconds * 1000 for seconds in result["live_seconds"]]
     return {
-        "scenario": "fan-out", "server": server, "readers": readers, "posts": len(sent),
+        "scenario": scenario, "server": server, "readers": readers, "posts": len(sent),
         "interval_s": config.interval, "procs": config.procs,
-        "latency_ms": summary(latencies), "expected": expected,
+        "latency_ms": summary(latencies), "expected": expected, "queries": queries,
         "lost": expected - len(latencies),
         "unexpected": sum(len(times) for seq, times in arrivals.items() if seq not in known),
         "duplicates": result["duplicates"], "out_of_order": result["out_of_order"],
@@ -102,7 +138,7 @@ def fanout_row(server: str, readers: int, sent: list[Sent], result: dict[str, An
                     "wall_s": round((result["last_live"] or 0) - (result["first_connect"] or 0), 2),
                     "live_ms": summary(live_ms)},
         "post_call_ms": summary([post.call_ms for post in sent]),
-        "frame_bytes": _typical_frame_bytes(result),
+        "frame_bytes": typical_frame_bytes(result),
         "server_log": log_issues(log),
         "server_gc": {"full_collections": len(collections),
                       "posts_hit": sum(1 for post in per_post if post["gc_pause_ms"]),
@@ -111,37 +147,51 @@ def fanout_row(server: str, readers: int, sent: list[Sent], result: dict[str, An
     }
 
 
-def _typical_frame_bytes(result: dict[str, Any]) -> int | None:
+def typical_frame_bytes(result: dict[str, Any]) -> int | None:
     """The most common size of the event frames the readers got."""
     sizes: dict[str, int] = result["frame_bytes"]
     return int(max(sizes, key=sizes.__getitem__)) if sizes else None
 
 
-def _run_readers(url: str, origin: str | None, readers: int, config: Config, name: str,
-                 publish: Callable[[int], int]) -> tuple[list[Sent], dict[str, Any]]:
-    """Readers up, posts out, results in."""
+def run_readers(url: str, origin: str | None, readers: int, config: Config, name: str,
+                post_all: Callable[[], list[Sent]], probe: QueryProbe | None = None,
+                ) -> tuple[list[Sent], dict[str, Any], dict[str, Any] | None]:
+    """Readers up, posts out, results in; with a probe, the queries the server ran from the
+    first post until every reader had every frame and closed."""
     out = config.work / f"{name}.json"
     with loadgen(url, origin=origin, readers=readers, procs=config.procs, out=out) as load:
         ready = load.wait_ready(CONNECT_TIMEOUT)
         if ready["live"] < readers:
             print(f"    only {ready['live']} of {readers} readers went live", file=sys.stderr)
         time.sleep(SETTLE_SECONDS)
-        sent = paced(config, publish)
-        return sent, load.finish(events=len(sent), timeout=config.drain_timeout)
+        before = probe() if probe else None
+        sent = post_all()
+        result = load.finish(events=len(sent), timeout=config.drain_timeout)
+    return sent, result, (query_delta(before, probe()) if probe else None)
+
+
+def liveblog_author(server: QuietDaphne, site: Site) -> ApiClient:
+    """The author, signed in, after one unmeasured post (a fresh process's first request
+    imports and connects)."""
+    api = ApiClient(server.url).login(site.username, site.password)
+    api.post(site.slug, seed.body(0))
+    return api
 
 
 def fanout_liveblog(site: Site, readers: int, config: Config) -> dict[str, Any]:
     with liveblog_server(site) as server:
-        api = ApiClient(server.url).login(site.username, site.password)
-        api.post(site.slug, seed.body(0))  # warm-up: the first request imports and connects
+        api = liveblog_author(server, site)
 
         def publish(number: int) -> int:
             return api.post(site.slug, seed.body(number))["seq"]
 
         url = feed_url(server.ws_url, site.slug)
-        sent, result = _run_readers(url, server.url, readers, config,
-                                    f"fanout-liveblog-{readers}", publish)
-    return fanout_row("liveblog", readers, sent, result, config, server.log_path)
+        sent, result, queries = run_readers(
+            url, server.url, readers, config, f"fanout-liveblog-{readers}",
+            lambda: paced(config.posts, config.interval, publish), server.queries,
+        )
+    return fanout_row("liveblog", readers, sent, result, config, server.log_path,
+                      queries=queries)
 
 
 def fanout_reference(readers: int, frame_bytes: int, config: Config) -> dict[str, Any]:
@@ -152,15 +202,16 @@ def fanout_reference(readers: int, frame_bytes: int, config: Config) -> dict[str
             control.send(event_frame(number, frame_bytes))
             return number
 
-        sent, result = _run_readers(f"{server.ws_url}/", None, readers, config,
-                                    f"fanout-reference-{readers}", publish)
+        sent, result, _ = run_readers(f"{server.ws_url}/", None, readers, config,
+                                      f"fanout-reference-{readers}",
+                                      lambda: paced(config.posts, config.interval, publish))
     return fanout_row("reference", readers, sent, result, config, server.log_path)
 
 
 def fanout(config: Config, progress: Callable[[str], None]) -> list[dict[str, Any]]:
     """Every reader count, Liveblog first (its frame size is the reference's payload size)."""
     rows = []
-    site = Site.create(_fresh_dir(config.work / "fanout"))
+    site = Site.create(fresh_dir(config.work / "fanout"))
     for readers in config.readers:
         frame_bytes = config.frame_bytes
         if "liveblog" in config.servers:
@@ -174,6 +225,18 @@ def fanout(config: Config, progress: Callable[[str], None]) -> list[dict[str, An
 
 
 # --- replay -------------------------------------------------------------------------------
+
+
+def per_run(queries: dict[str, Any], runs: int, unit: str) -> dict[str, Any]:
+    """Query counts over `runs` runs, as means per run."""
+    def mean(count: int) -> float:
+        return round(count / runs, 1)
+
+    return {"queries": mean(queries["queries"]),
+            "connections_opened": mean(queries["connections_opened"]),
+            "top_statements": [{**item, "count": mean(item["count"])}
+                               for item in queries["top_statements"]],
+            "per": unit, "runs": runs}
 
 
 def seed_site(site: Site, events: int) -> dict[str, Any]:
@@ -200,11 +263,11 @@ def replay_once(url: str, origin: str | None, config: Config, name: str) -> dict
     if not result["live"]:
         raise BenchError(f"the replay reader never went live: {result['errors']}")
     return {"seconds": result["live_seconds"][0], "events": result["catch_up_events"][0],
-            "frame_bytes": _typical_frame_bytes(result)}
+            "frame_bytes": typical_frame_bytes(result)}
 
 
-def replay_row(server: str, runs: list[dict[str, Any]], config: Config,
-               log: Path) -> dict[str, Any]:
+def replay_row(server: str, runs: list[dict[str, Any]], config: Config, log: Path,
+               queries: dict[str, Any] | None = None) -> dict[str, Any]:
     latency = {**summary([run["seconds"] * 1000 for run in runs], digits=3), "p99": None}
     seconds = latency["p50"] / 1000  # the median run (nearest rank, as in the table)
     expected = config.replay_events
@@ -212,21 +275,27 @@ def replay_row(server: str, runs: list[dict[str, Any]], config: Config,
         "scenario": "replay", "server": server, "readers": 1, "events": expected,
         "latency_ms": latency, "seconds": seconds, "events_per_second": round(expected / seconds),
         "lost": max(expected - run["events"] for run in runs), "runs": runs,
-        "server_log": log_issues(log),
+        "queries": queries, "server_log": log_issues(log),
     }
 
 
-def _replay_runs(url: str, origin: str | None, config: Config, name: str) -> list[dict]:
+def _replay_runs(url: str, origin: str | None, config: Config, name: str,
+                 probe: QueryProbe | None = None) -> tuple[list[dict], dict | None]:
+    """The measured runs, after a warm-up; with a probe, the queries per run (their mean)."""
     warm_up = url.split("?")[0]  # a snapshot connect: the first websocket imports and connects
     replay_once(warm_up, origin, config, f"{name}-warm-up")
-    return [replay_once(url, origin, config, f"{name}-{run}") for run in range(config.replay_runs)]
+    before = probe() if probe else None
+    runs = [replay_once(url, origin, config, f"{name}-{run}") for run in range(config.replay_runs)]
+    if probe is None:
+        return runs, None
+    return runs, per_run(query_delta(before, probe()), len(runs), "replay")
 
 
 def replay(config: Config, progress: Callable[[str], None]) -> tuple[list[dict], dict]:
     """Seed a blog, then replay it from since=0 on each server; rows and the seeding stats."""
     events = config.replay_events
     progress(f"replay: seeding {events} events")
-    site = Site.create(_fresh_dir(config.work / "replay"),
+    site = Site.create(fresh_dir(config.work / "replay"),
                        LIVEBLOG_REPLAY_WINDOW=str(events))  # else since=0 gets a snapshot
     seeding = seed_site(site, events)
     rows = []
@@ -234,18 +303,19 @@ def replay(config: Config, progress: Callable[[str], None]) -> tuple[list[dict],
         progress(f"replay: liveblog, since=0 of {events}, {config.replay_runs} runs")
         with liveblog_server(site) as server:
             url = feed_url(server.ws_url, site.slug, since=0)
-            runs = _replay_runs(url, server.url, config, "replay-liveblog")
-        rows.append(replay_row("liveblog", runs, config, server.log_path))
+            runs, queries = _replay_runs(url, server.url, config, "replay-liveblog",
+                                         server.queries)
+        rows.append(replay_row("liveblog", runs, config, server.log_path, queries))
     if "reference" in config.servers:
         frame_bytes = seeding["frame_bytes"]
         progress(f"replay: reference, {events} frames of {frame_bytes} bytes")
         log = config.work / "reference-replay.log"
         with reference_server(log, replay_events=events, frame_bytes=frame_bytes) as server:
-            runs = _replay_runs(f"{server.ws_url}/?since=0", None, config, "replay-reference")
+            runs, _ = _replay_runs(f"{server.ws_url}/?since=0", None, config, "replay-reference")
         rows.append(replay_row("reference", runs, config, server.log_path))
     return rows, seeding
 
 
-def _fresh_dir(path: Path) -> Path:
+def fresh_dir(path: Path) -> Path:
     path.mkdir(parents=True)
     return path

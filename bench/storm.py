@@ -1,0 +1,119 @@
+"""storm: `storm_readers` live, caught-up readers all drop their sockets at once and reconnect at
+once with since = head − `storm_missed` (and the blog's epoch, as the browser client does).
+
+Per reader: the time from the drop to its `live`; the total: from the drop to the last reader's
+`live`. Every reader must get exactly the missed events (head − missed + 1 … head, gapless) and
+then `live`; `lost` counts the readers that did not. For Liveblog, the number of database
+queries daphne ran between just before the drop and the moment every reader was live again
+(bench.launch_daphne counts them). The reference has no log: its storm is a plain reconnect.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from tests.support.servers import Site
+from tests.support.ws import feed_url
+
+from . import gctrace, seed
+from .processes import (
+    BenchError,
+    listen_drops,
+    liveblog_server,
+    loadgen,
+    log_issues,
+    reference_server,
+)
+from .report import summary
+from .scenarios import (
+    CONNECT_TIMEOUT,
+    SETTLE_SECONDS,
+    Config,
+    QueryProbe,
+    fresh_dir,
+    liveblog_author,
+    query_delta,
+)
+
+
+def _drops_delta(before: dict[str, int], after: dict[str, int]) -> dict[str, int]:
+    return {key: after[key] - before[key] for key in before}
+
+
+def run_storm(url: str, storm_url: str, origin: str | None, config: Config, name: str,
+              probe: QueryProbe | None = None) -> dict[str, Any]:
+    """Readers up and settled, then the storm; its numbers, the queries it cost (with a probe)
+    and what the kernel's listen queues dropped meanwhile."""
+    out = config.work / f"{name}.json"
+    extra = ("--storm-concurrency", str(config.storm_concurrency))
+    with loadgen(url, origin=origin, readers=config.storm_readers, procs=config.procs,
+                 out=out, extra=extra) as load:
+        ready = load.wait_ready(CONNECT_TIMEOUT)
+        if ready["live"] < config.storm_readers:
+            raise BenchError(f"only {ready['live']} of {config.storm_readers} readers went live "
+                             "before the storm")
+        time.sleep(SETTLE_SECONDS)
+        before, drops = (probe() if probe else None), listen_drops()
+        storm = load.storm(storm_url, timeout=CONNECT_TIMEOUT)
+        after, drops_after = (probe() if probe else None), listen_drops()
+        result = load.finish(events=0, timeout=0)
+    return {"storm": storm, "result": result, "listen_drops": _drops_delta(drops, drops_after),
+            "concurrency": config.storm_concurrency,
+            "queries": query_delta(before, after) if probe else None}
+
+
+def storm_row(server: str, run: dict[str, Any], expected_run: str, log: Path) -> dict[str, Any]:
+    storm, readers = run["storm"], run["storm"]["readers"]
+    exact = storm["catch_up"].get(expected_run, 0)
+    started, last = storm["storm_started"], storm["last_live"]
+    collections = gctrace.overlapping(gctrace.pauses(log), started, last or started)
+    return {
+        "scenario": "storm", "server": server, "readers": readers,
+        "concurrency": run["concurrency"],
+        "latency_ms": summary(storm["since_drop_ms"]),
+        "connect_to_live_ms": summary(storm["connect_to_live_ms"]),
+        "total_s": round(last - started, 3) if last and storm["live"] == readers else None,
+        "live": storm["live"], "expected_catch_up": expected_run, "exact": exact,
+        "lost": readers - exact, "catch_up": storm["catch_up"],
+        "failed_attempts": storm["failed_attempts"], "errors": storm["errors"],
+        "closed_early": run["result"]["closed_early"], "listen_drops": run["listen_drops"],
+        "queries": run["queries"], "server_log": log_issues(log),
+        "server_gc": {"full_collections": len(collections),
+                      "ms": round(sum(collections), 1)},
+    }
+
+
+def storm_liveblog(site: Site, config: Config) -> dict[str, Any]:
+    with liveblog_server(site) as server:
+        api = liveblog_author(server, site)
+        for number in range(config.storm_missed):
+            api.post(site.slug, seed.body(number + 1))
+        _, blog = api.request("GET", f"/api/liveblog/{site.slug}/")
+        head, missed = blog["head"], min(config.storm_missed, blog["head"])
+        url = feed_url(server.ws_url, site.slug)
+        storm_url = feed_url(server.ws_url, site.slug, since=head - missed, epoch=blog["epoch"])
+        run = run_storm(url, storm_url, server.url, config, "storm-liveblog", server.queries)
+    return storm_row("liveblog", run, f"{head - missed + 1}..{head}", server.log_path)
+
+
+def storm_reference(config: Config) -> dict[str, Any]:
+    log = config.work / "reference-storm.log"
+    with reference_server(log) as server:
+        url = f"{server.ws_url}/"
+        run = run_storm(url, url, None, config, "storm-reference")
+    return storm_row("reference", run, "none", server.log_path)
+
+
+def storm(config: Config, progress: Callable[[str], None]) -> list[dict[str, Any]]:
+    rows = []
+    if "liveblog" in config.servers:
+        progress(f"storm: liveblog, {config.storm_readers} readers reconnect with "
+                 f"since = head - {config.storm_missed}")
+        rows.append(storm_liveblog(Site.create(fresh_dir(config.work / "storm")), config))
+    if "reference" in config.servers:
+        progress(f"storm: reference, {config.storm_readers} readers reconnect")
+        rows.append(storm_reference(config))
+    return rows
