@@ -34,8 +34,29 @@ async def _group_send(blog_id: int, message: dict) -> None:
         logger.warning("broadcast %s to blog %s failed: %r", message["type"], blog_id, error)
 
 
+# The server's event loop, once a hub runs on it. A write committed in a worker thread hands
+# its broadcast to that loop and returns at once: the author's answer never waits behind the
+# fan-out of the previous event. (Callbacks handed over this way run in the order given.)
+_server_loop: asyncio.AbstractEventLoop | None = None
+
+
+def serve_on(loop: asyncio.AbstractEventLoop) -> None:
+    global _server_loop
+    _server_loop = loop
+
+
 def _send_sync(blog_id: int, message: dict) -> None:
-    try:
+    loop = _server_loop
+    if loop is not None and loop.is_running():
+        def start_send() -> None:
+            asyncio.ensure_future(_group_send(blog_id, message))
+
+        try:
+            loop.call_soon_threadsafe(start_send)
+            return
+        except RuntimeError:  # the loop closed in between
+            pass
+    try:  # no server loop here (a management command, a test): send and wait
         async_to_sync(_group_send)(blog_id, message)
     except Exception as error:  # noqa: BLE001
         logger.warning("broadcast %s to blog %s failed: %r", message["type"], blog_id, error)

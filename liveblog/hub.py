@@ -26,7 +26,7 @@ from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 from django.conf import settings
 
-from . import protocol, selectors
+from . import broadcast, gcpolicy, protocol, selectors
 from .broadcast import EVENT_MESSAGE_TYPE, RESET_MESSAGE_TYPE, blog_group
 from .models import Blog
 
@@ -345,6 +345,8 @@ class Hub:
                 subscriber.hub_event(frame)
             except Exception:  # noqa: BLE001 - one broken reader must not stop the others
                 logger.exception("delivering blog %s seq %s failed", feed.blog_id, frame.seq)
+        # The frames are out: a full collection now delays nobody (gcpolicy.py).
+        asyncio.get_running_loop().call_soon(gcpolicy.collect_if_due)
 
     # --- Healing from the log -----------------------------------------------------------------
 
@@ -389,6 +391,7 @@ class Hub:
                 logger.exception("heartbeat failed")
 
     async def heartbeat(self) -> None:
+        gcpolicy.collect_if_due()  # a quiet blog still gets its collections
         if self._reader is not None and self._reader.done():
             logger.error("the channel layer reader stopped; restarting it")
             self._reader = asyncio.ensure_future(self._read())
@@ -426,6 +429,7 @@ def get_hub() -> Hub:
     hub = _hubs.get(loop)
     if hub is None:
         hub = _hubs[loop] = Hub(get_channel_layer())
+        broadcast.serve_on(loop)
     return hub
 
 

@@ -18,6 +18,8 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from twisted.internet import tcp
+
 logger = logging.getLogger(__name__)
 
 _UNWRAP_DEPTH = 6  # middleware layers between the consumer and the server's send
@@ -49,6 +51,9 @@ class DirectWire:
     def __init__(self, protocol: Any, *, max_backlog_bytes: int) -> None:
         self.protocol = protocol
         self.max_backlog_bytes = max_backlog_bytes
+        transport = protocol.transport
+        # A plain TCP connection can take bytes at once (not a TLS one: its bytes are not ours).
+        self.sock = transport.socket if isinstance(transport, tcp.Connection) else None
 
     def backlog(self) -> int:
         """Bytes written but not yet taken by the socket (Twisted's write buffer)."""
@@ -68,11 +73,33 @@ class DirectWire:
             return False
         if bounded and self.backlog() > self.max_backlog_bytes:
             return False
-        if prepared is not None:
+        if prepared is not None and protocol._perMessageCompress is None:
+            self._send_now(prepared.payloadHybi)
+        elif prepared is not None:
             protocol.sendPreparedMessage(prepared)
         else:
             protocol.sendMessage(frame.encode(), False)
         return True
+
+    def _send_now(self, data: bytes) -> None:
+        """Hand the bytes to the socket now when nothing waits before them, as asyncio's own
+        transports do. Twisted would register the socket for writing and write on the next
+        turn of the loop: four epoll calls per reader per event, half of a fan-out's cost.
+        Whatever the socket does not take goes to Twisted's buffer, in order."""
+        protocol, transport = self.protocol, self.protocol.transport
+        if (self.sock is not None and not protocol.send_queue and transport.connected
+                and not transport.disconnecting and not transport._tempDataLen
+                and len(transport.dataBuffer) == transport.offset):
+            try:
+                sent = self.sock.send(data)
+            except (BlockingIOError, InterruptedError):
+                sent = 0
+            except OSError:
+                sent = 0  # a dead connection: Twisted finds out on its own write and closes
+            if sent == len(data):
+                return
+            data = data[sent:]
+        protocol.sendData(data)
 
 
 class QueuedWire:

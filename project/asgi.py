@@ -21,3 +21,9 @@ application = ProtocolTypeRouter(
         "websocket": AllowedHostsOriginValidator(URLRouter(websocket_urlpatterns)),
     }
 )
+
+
+# Full garbage collections run between deliveries, never in the middle of one (gcpolicy.py).
+from liveblog import gcpolicy  # noqa: E402
+
+gcpolicy.install()

@@ -113,7 +113,6 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # WAL lets readers run beside the writer; IMMEDIATE makes every write transaction take the
     # write lock up front, so concurrent writers queue on the busy timeout instead of failing
     # with "database is locked" when a read lock cannot be upgraded.
-    DATABASES["default"]["CONN_MAX_AGE"] = 0
     DATABASES["default"]["OPTIONS"] = {
         "timeout": 20,
         "transaction_mode": "IMMEDIATE",
@@ -159,6 +158,9 @@ LIVEBLOG_MAX_FRAME_BYTES = 64 * 1024
 # memory or the others up.
 LIVEBLOG_MAX_BACKLOG_BYTES = int(os.environ.get("LIVEBLOG_MAX_BACKLOG_BYTES", str(1024 * 1024)))
 LIVEBLOG_MAX_QUEUED_FRAMES = int(os.environ.get("LIVEBLOG_MAX_QUEUED_FRAMES", "256"))
+# Full garbage collections between deliveries, at most this often (liveblog/gcpolicy.py).
+LIVEBLOG_GC_POLICY = env_bool("LIVEBLOG_GC_POLICY", True)
+LIVEBLOG_GC_FULL_EVERY_SECONDS = env_number("LIVEBLOG_GC_FULL_EVERY_SECONDS", 30)
 LIVEBLOG_MAX_BODY_CHARS = int(os.environ.get("LIVEBLOG_MAX_BODY_CHARS", "20000"))
 # Photos in posts: an upload larger than this is refused (413) before it is decoded, and a
 # request whose Content-Length exceeds it by more than a MiB (room for the other fields) is

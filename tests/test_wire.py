@@ -7,21 +7,31 @@ import functools
 from liveblog.wire import DirectWire, QueuedWire, daphne_protocol, wire_for
 
 
+class Prepared:
+    def __init__(self, payload):
+        self.payloadHybi = b"framed:" + payload  # noqa: N815 - Autobahn's name
+
+
 class FakeDaphneProtocol:
     STATE_OPEN = 3
+    _perMessageCompress = None  # noqa: N815
 
     def __init__(self):
         self.state = self.STATE_OPEN
         self.transport = type("Transport", (), {"dataBuffer": b"", "offset": 0,
                                                 "_tempDataLen": 0})()
         self.factory = self
+        self.send_queue = []
         self.sent = []
 
     def prepareMessage(self, payload):  # noqa: N802 - Autobahn's names
-        return ("prepared", payload)
+        return Prepared(payload)
 
     def sendPreparedMessage(self, prepared):  # noqa: N802
-        self.sent.append(prepared)
+        self.sent.append(prepared.payloadHybi)
+
+    def sendData(self, data):  # noqa: N802
+        self.sent.append(data)
 
     def sendMessage(self, payload, binary):  # noqa: N802
         self.sent.append(("framed", payload))
@@ -62,7 +72,7 @@ def test_a_direct_wire_frames_once_and_refuses_a_reader_too_far_behind():
     wire = DirectWire(protocol, max_backlog_bytes=100)
     prepared = wire.prepare("{}")
     assert wire.write("{}", prepared, bounded=True)
-    assert protocol.sent == [("prepared", b"{}")]
+    assert protocol.sent == [b"framed:{}"]  # the bytes framed once, as they are
     protocol.transport._tempDataLen = 101  # the socket stopped taking data
     assert not wire.write("{}", prepared, bounded=True)
     assert wire.write("{}")  # frames of the reader's own catch-up are not bounded
