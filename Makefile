@@ -6,6 +6,10 @@ VENV := .venv
 PY := $(VENV)/bin/python
 HOST ?= 127.0.0.1
 PORT ?= 8000
+# Connections waiting to be accepted: Twisted's default (50) overflows when a thousand phones
+# reconnect at once after a deploy or a network blip (the kernel then retries them after 1 s,
+# 3 s, 7 s…). The kernel caps it at net.core.somaxconn.
+BACKLOG ?= 1024
 PYTEST_ARGS ?=
 
 .PHONY: run test bench lint system-test-deps clean
@@ -23,7 +27,8 @@ run: $(VENV)/.runtime
 	$(PY) manage.py migrate --noinput -v0
 	$(PY) manage.py collectstatic --noinput -v0
 	$(PY) manage.py liveblog_demo --url http://$(HOST):$(PORT)
-	exec $(VENV)/bin/daphne -b $(HOST) -p $(PORT) project.asgi:application
+	exec $(VENV)/bin/daphne -e "tcp:port=$(PORT):interface=$(subst :,\:,$(HOST)):backlog=$(BACKLOG)" \
+		project.asgi:application
 
 system-test-deps:
 	@scripts/ensure-debian-packages chromium redis-server

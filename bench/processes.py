@@ -21,6 +21,8 @@ from typing import Any, TextIO
 
 from tests.support.servers import REPO, DaphneServer, Site
 
+# The listen backlog `make run` gives daphne (Twisted's default of 50 drops a reconnect storm).
+LISTEN_BACKLOG = 1024
 ISSUE = re.compile(r"\b(WARNING|ERROR|CRITICAL)\b|Traceback")
 
 
@@ -118,8 +120,10 @@ class QuietDaphne(DaphneServer):
         self.probe_file.unlink(missing_ok=True)
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "bench.launch_daphne", "-v", "0", "-b", "127.0.0.1",
-                 "-p", str(self.port), "project.asgi:application"],
+                # As `make run` serves it: a listen backlog that holds a reconnect storm.
+                [sys.executable, "-m", "bench.launch_daphne", "-v", "0", "-e",
+                 f"tcp:port={self.port}:interface=127.0.0.1:backlog={LISTEN_BACKLOG}",
+                 "project.asgi:application"],
                 cwd=REPO, env=self.site.process_env(BENCH_PROBE_FILE=str(self.probe_file),
                                                     **self.extra_env),
                 stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
