@@ -94,8 +94,11 @@ class _BlogFeed:
     epoch: str | None = None
     # The newest events, oldest first, ending at `head` (seq, frame text).
     ring: deque = field(default_factory=deque)
-    # The encoded snapshot frame at a head, reused by every reader asking at that head.
+    # The encoded snapshot frame at a head, reused by every reader asking at that head; and
+    # the read of one under way, which readers arriving meanwhile wait for instead of each
+    # reading their own (a thousand new readers at once make one database read, not 1000).
     snapshot: tuple[int, str] | None = None
+    snapshot_reading: asyncio.Future | None = None
     pending: dict[int, str] = field(default_factory=dict)
     # Messages that came before the head and epoch were known.
     early: list[dict] = field(default_factory=list)
@@ -245,23 +248,43 @@ class Hub:
             frames = feed.replay(since)
             if frames is not None:
                 return CatchUp(head=feed.head, epoch=feed.epoch, frames=frames)
-        if feed.snapshot is not None and feed.snapshot[0] == feed.head and selectors.needs_snapshot(
+        if selectors.needs_snapshot(
             since=since, epoch=epoch, current_epoch=feed.epoch, head=feed.head
         ):
-            return CatchUp(head=feed.head, epoch=feed.epoch, snapshot=feed.snapshot[1])
+            return await self._snapshot(feed, blog)
         state = await database_sync_to_async(selectors.catch_up)(
             blog, since=since, epoch=epoch, limit=DB_REPLAY_PAGE
         )
-        if state.snapshot is None:
-            last = since + len(state.frames)
-            return CatchUp(head=state.head, epoch=blog.epoch, frames=state.frames,
-                           more_from=last if last < state.head else 0)
-        page = state.snapshot
+        if state.snapshot is not None:  # the database knew better (a newer epoch, a new head)
+            return self._snapshot_catch_up(state.snapshot)
+        last = since + len(state.frames)
+        return CatchUp(head=state.head, epoch=blog.epoch, frames=state.frames,
+                       more_from=last if last < state.head else 0)
+
+    async def _snapshot(self, feed: _BlogFeed, blog: Blog) -> CatchUp:
+        """The snapshot at the current head: cached, being read (then wait for it), or read."""
+        if feed.snapshot is not None and feed.snapshot[0] == feed.head:
+            return CatchUp(head=feed.head, epoch=feed.epoch, snapshot=feed.snapshot[1])
+        # Events this reader may already have missed live (delivered before it registered)
+        # must be in its snapshot: a read started earlier may not have them.
+        registered_at = feed.head
+        if feed.snapshot_reading is None or feed.snapshot_reading.done():
+            feed.snapshot_reading = asyncio.ensure_future(
+                database_sync_to_async(selectors.blog_snapshot)(blog)
+            )
+        page = await asyncio.shield(feed.snapshot_reading)
+        if page.head < registered_at:
+            page = await database_sync_to_async(selectors.blog_snapshot)(blog)
+        catch_up = self._snapshot_catch_up(page)
+        if page.head == feed.head and page.blog.epoch == feed.epoch:
+            feed.snapshot = (page.head, catch_up.snapshot)
+        return catch_up
+
+    @staticmethod
+    def _snapshot_catch_up(page: selectors.PostsPage) -> CatchUp:
         text = protocol.encode(protocol.snapshot_json(
             blog=page.blog, head=page.head, posts=page.posts, next_before=page.next_before
         ))
-        if page.head == feed.head and page.blog.epoch == feed.epoch:
-            feed.snapshot = (page.head, text)
         return CatchUp(head=page.head, epoch=page.blog.epoch, snapshot=text)
 
     async def replay_page(self, blog: Blog, *, since: int, head: int) -> list[str]:

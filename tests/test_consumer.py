@@ -354,6 +354,7 @@ async def test_a_database_failure_during_catch_up_closes_cleanly(blog, monkeypat
         raise OperationalError("database is gone")
 
     monkeypatch.setattr(selectors, "catch_up", broken)
+    monkeypatch.setattr(selectors, "blog_snapshot", broken)
     reader = await Reader.open(blog.slug)  # a snapshot, read from the database
     error = await reader.expect("error")
     assert error["code"] == "unavailable"
@@ -432,9 +433,33 @@ async def test_a_reconnect_within_the_ring_is_replayed_without_the_database(
     await fresh.expect("hello")
     snapshot = await fresh.expect("snapshot")
     monkeypatch.setattr(selectors, "catch_up", no_database)
+    monkeypatch.setattr(selectors, "blog_snapshot", no_database)
     monkeypatch.setattr(selectors, "blog_get", no_database)
     another = await Reader.open(blog.slug)
     await another.expect("hello")
     assert await another.expect("snapshot") == snapshot
     for reader in (first, again, fresh, another):
+        await reader.close()
+
+
+async def test_readers_arriving_together_share_one_snapshot_read(blog, publish, monkeypatch):
+    await publish("one")
+    keeper = await Reader.open(blog.slug, "?since=0")  # keeps the hub's feed started
+    await keeper.expect("hello")
+    await keeper.events_until_live()
+    reads = []
+    real_snapshot = selectors.blog_snapshot
+
+    def counted(blog):
+        reads.append(blog.pk)
+        return real_snapshot(blog)
+
+    monkeypatch.setattr(selectors, "blog_snapshot", counted)
+    readers = await asyncio.gather(*[Reader.open(blog.slug) for _ in range(20)])
+    for reader in readers:
+        await reader.expect("hello")
+        assert (await reader.expect("snapshot"))["head"] == 1
+        await reader.expect("live")
+    assert len(reads) == 1
+    for reader in (keeper, *readers):
         await reader.close()
