@@ -1,6 +1,7 @@
 """The per-process hub: gapless ordered delivery over a lossy, reordering channel layer."""
 
 import asyncio
+import json
 
 import pytest
 from channels.db import database_sync_to_async
@@ -213,4 +214,31 @@ async def test_a_reset_restarts_every_reader_at_once_or_at_the_next_heartbeat(
     monkeypatch.setattr(broadcast, "reset_publish", lambda **message: None)
     await database_sync_to_async(services.blog_log_reset)(actor=owner, blog=blog)
     await recorder.wait_for(lambda: recorder.resets == 2, timeout=2)
+    await hub.close()
+
+
+async def test_the_ring_keeps_the_newest_window_of_events(blog, make_post, settings):
+    settings.LIVEBLOG_REPLAY_WINDOW = 3
+    recorder = Recorder()
+    hub = get_hub()
+    await hub.subscribe(blog.pk, recorder)
+    for number in range(5):
+        await database_sync_to_async(make_post)(f"update {number}")
+    await recorder.wait_for(lambda: recorder.seqs == [1, 2, 3, 4, 5])
+    feed = hub.feeds[blog.pk]
+    assert [seq for seq, _ in feed.ring] == [3, 4, 5]  # the oldest were evicted
+    assert [json.loads(frame)["seq"] for frame in feed.replay(2)] == [3, 4, 5]
+    assert feed.replay(1) is None  # not in memory any more (and beyond the window)
+    catch_up = await hub.catch_up(blog, since=1, epoch=blog.epoch)
+    assert catch_up.snapshot is not None and catch_up.head == 5
+    await hub.close()
+
+
+async def test_a_hub_joining_late_fills_its_ring_from_the_log(blog, make_post, settings):
+    settings.LIVEBLOG_REPLAY_WINDOW = 4
+    for number in range(6):
+        await database_sync_to_async(make_post)(f"update {number}")
+    hub = get_hub()
+    await hub.subscribe(blog.pk, Recorder())
+    assert [seq for seq, _ in hub.feeds[blog.pk].ring] == [3, 4, 5, 6]
     await hub.close()
