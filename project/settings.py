@@ -103,13 +103,23 @@ TEMPLATES = [
 ]
 
 # --- Database -------------------------------------------------------------------------------
+# No persistent connections: under ASGI every request runs in a thread of its own, and a
+# connection kept open in it would outlive the thread (Django's advice for ASGI). PostgreSQL
+# gets a connection pool instead (psycopg's), so a request borrows rather than connects.
 DATABASES = {
     "default": dj_database_url.parse(
-        os.environ.get("DATABASE_URL", f"sqlite:///{BASE_DIR / 'db.sqlite3'}"),
-        conn_max_age=int(os.environ.get("DATABASE_CONN_MAX_AGE", "60")),
+        os.environ.get("DATABASE_URL", f"sqlite:///{BASE_DIR / 'db.sqlite3'}"), conn_max_age=0
     )
 }
-if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    DATABASES["default"]["OPTIONS"] = {
+        "pool": {
+            "min_size": int(os.environ.get("DATABASE_POOL_MIN", "2")),
+            "max_size": int(os.environ.get("DATABASE_POOL_MAX", "20")),
+            "timeout": 10,
+        },
+    }
+elif DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # WAL lets readers run beside the writer; IMMEDIATE makes every write transaction take the
     # write lock up front, so concurrent writers queue on the busy timeout instead of failing
     # with "database is locked" when a read lock cannot be upgraded.
@@ -126,20 +136,32 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Channels -------------------------------------------------------------------------------
 REDIS_URL = os.environ.get("REDIS_URL", "")
-if REDIS_URL:
+# redis-py 8 defaults socket_timeout to 5 s, the same as channels-redis's own blocking wait for
+# messages: idle receivers would time out. Give it headroom.
+_REDIS_HOSTS = [{"address": REDIS_URL, "socket_timeout": 30}]
+# With Redis: "pubsub" (one PUBLISH per event, pushed to each process) or "lists" (channels-
+# redis's RedisChannelLayer: a Lua script per group send, polled with BZPOPMIN). The choice and
+# its measurements are in the README ("Scale-out").
+LIVEBLOG_REDIS_LAYER = os.environ.get("LIVEBLOG_REDIS_LAYER", "pubsub")
+if REDIS_URL and LIVEBLOG_REDIS_LAYER == "lists":
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
             "CONFIG": {
-                # redis-py 8 defaults socket_timeout to 5 s, the same as channels-redis's own
-                # blocking wait for messages: idle receivers would time out. Give it headroom.
-                "hosts": [{"address": REDIS_URL, "socket_timeout": 30}],
+                "hosts": _REDIS_HOSTS,
                 # One message per process per event (the hub), so a deep queue costs little and
                 # rides out bursts; anything dropped beyond it is healed from the log.
                 "capacity": 1000,
                 "expiry": 30,
                 "group_expiry": 300,
             },
+        }
+    }
+elif REDIS_URL:
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+            "CONFIG": {"hosts": _REDIS_HOSTS},
         }
     }
 else:
