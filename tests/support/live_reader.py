@@ -26,6 +26,7 @@ class LiveReader:
         self.seq: int | None = None
         self.epoch: str | None = None
         self.applied: list[int] = []  # every event seq applied, in order
+        self.arrived: dict[int, float] = {}  # seq -> time.monotonic() when it was applied
         self.duplicates = 0
         self.gaps = 0
         self.snapshots = 0
@@ -100,6 +101,7 @@ class LiveReader:
         else:
             self.seq = frame["seq"]
             self.applied.append(frame["seq"])
+            self.arrived[frame["seq"]] = time.monotonic()
 
     def _changed(self) -> None:
         self.changed.set()

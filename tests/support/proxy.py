@@ -139,7 +139,7 @@ class FlakyProxy:
             return
         link = _Link(client=writer)
         try:
-            up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.target_port)
+            up_reader, up_writer = await self._connect_upstream()
         except OSError:
             _reset(writer)  # the server is down: the client sees its connection fail
             return
@@ -153,6 +153,9 @@ class FlakyProxy:
         if link in self.links:
             self.links.discard(link)
             link.abort()
+
+    async def _connect_upstream(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        return await asyncio.open_connection("127.0.0.1", self.target_port)
 
     async def _pump(self, link: _Link, source: asyncio.StreamReader,
                     sink: asyncio.StreamWriter, *, upstream: bool) -> None:
@@ -179,3 +182,29 @@ class FlakyProxy:
                 continue  # swallowed: the network has gone quiet
             sink.write(data)
             await sink.drain()
+
+
+class Balancer(FlakyProxy):
+    """A loopback TCP load balancer: each new connection goes to the next backend in turn, and
+    to the one after it if that one refuses (a killed process), as a real balancer's health
+    check would arrange. Open connections stay with their backend until it goes away."""
+
+    def __init__(self, target_ports: list[int], port: int | None = None) -> None:
+        super().__init__(target_ports[0], port)
+        self.target_ports = list(target_ports)
+        self._next = 0
+        self.connections_to: dict[int, int] = {target: 0 for target in self.target_ports}
+
+    async def _connect_upstream(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        error: OSError | None = None
+        for _ in self.target_ports:
+            target = self.target_ports[self._next % len(self.target_ports)]
+            self._next += 1
+            try:
+                connection = await asyncio.open_connection("127.0.0.1", target)
+            except OSError as refused:
+                error = refused
+                continue
+            self.connections_to[target] += 1
+            return connection
+        raise error or OSError("no backend")

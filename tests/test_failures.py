@@ -1,0 +1,192 @@
+"""Scale-out failures lose nothing: Redis down for 10 s while posts are made, and a server process
+killed behind a load balancer. Real processes on loopback: PostgreSQL, Redis, two daphne
+processes; readers are tests.support.live_reader clients (the browser client's rules in Python).
+
+Recovery times go to var/scale-out.json (quoted in the README and the closing note).
+"""
+
+import asyncio
+import json
+import re
+import time
+
+import pytest
+import redis
+
+from tests.support.live_reader import LiveReader, all_reach
+from tests.support.proxy import Balancer
+from tests.support.redis import RedisServer
+from tests.support.servers import REPO, ApiClient, DaphneServer, Site, wait_until
+
+pytestmark = pytest.mark.server
+
+HEARTBEAT = 2  # seconds; readers recover within a few of these
+RESULTS = REPO / "var" / "scale-out.json"
+FILLED = re.compile(r"blog \d+: (\d+) event\(s\) from the log after seq (\d+)")
+
+
+def record(name: str, seconds: float) -> None:
+    RESULTS.parent.mkdir(exist_ok=True)
+    results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+    results[name] = round(seconds, 2)
+    RESULTS.write_text(json.dumps(results, indent=2))
+
+
+class Stack:
+    def __init__(self, tmp_path, database_url: str, *, layer: str) -> None:
+        self.redis = RedisServer(tmp_path).start()
+        self.layer = layer
+        self.site = Site.create(
+            tmp_path, DATABASE_URL=database_url, REDIS_URL=self.redis.url,
+            LIVEBLOG_REDIS_LAYER=layer, LIVEBLOG_HEARTBEAT_SECONDS=str(HEARTBEAT),
+        )
+        self.servers = [DaphneServer(self.site), DaphneServer(self.site)]
+        for server in self.servers:
+            server.start()
+        self.apis = [ApiClient(server.url).login(self.site.username, self.site.password)
+                     for server in self.servers]
+
+    def stop(self) -> None:
+        for server in self.servers:
+            server.stop()
+        self.redis.stop()
+
+    async def post(self, number: int) -> dict:
+        """Post through the servers in turn, from a thread (the readers' loop keeps going)."""
+        api = self.apis[number % len(self.apis)]
+        return await asyncio.to_thread(api.post, self.site.slug, f"update {number}")
+
+    def members(self) -> int:
+        """How many processes Redis delivers the blog's events to."""
+        client = redis.Redis(port=self.redis.port, socket_timeout=2)
+        try:
+            if self.layer == "pubsub":
+                return dict(client.pubsub_numsub("asgi__group__liveblog.1")).get(
+                    b"asgi__group__liveblog.1", 0)
+            return client.zcard("asgi:group:liveblog.1")
+        except redis.ConnectionError:
+            return 0
+        finally:
+            client.close()
+
+    def filled_from_log(self) -> set[int]:
+        """Seqs the hubs took from the database rather than the channel layer."""
+        seqs: set[int] = set()
+        for server in self.servers:
+            for count, after in FILLED.findall(server.log_path.read_text(errors="replace")):
+                seqs.update(range(int(after) + 1, int(after) + int(count) + 1))
+        return seqs
+
+
+@pytest.fixture
+def database_url(tmp_path):
+    return f"sqlite:///{tmp_path / 'shared.sqlite3'}"
+
+
+@pytest.fixture(params=["pubsub", "lists"])
+def stack(request, tmp_path, database_url):
+    stack = Stack(tmp_path, database_url, layer=request.param)
+    try:
+        yield stack
+    finally:
+        stack.stop()
+
+
+async def open_readers(urls: list[tuple[str, str]], slug: str, count: int) -> list[LiveReader]:
+    readers = [
+        LiveReader(ws_url, slug, origin=origin, name=str(number)).start()
+        for number, (ws_url, origin) in zip(range(count), urls * count, strict=False)
+    ]
+    await asyncio.gather(*[
+        reader.wait_for(lambda r: r.live.is_set(), timeout=20, what="live") for reader in readers
+    ])
+    return readers
+
+
+def assert_every_event_once(readers: list[LiveReader], head: int) -> None:
+    for reader in readers:
+        assert reader.applied == list(range(1, head + 1)), (reader.name, reader.applied)
+        assert (reader.duplicates, reader.gaps) == (0, 0), reader.name
+
+
+async def test_redis_down_for_10_s_loses_nothing_and_live_delivery_comes_back(stack):
+    slug = stack.site.slug
+    readers = await open_readers(
+        [(server.ws_url, server.url) for server in stack.servers], slug, count=10
+    )
+    try:
+        for number in (1, 2):
+            await stack.post(number)
+        await all_reach(readers, 2, timeout=10)
+        assert stack.members() == 2
+
+        # Redis goes away for 10 s while 20 posts are made.
+        stack.redis.stop()
+        down = time.monotonic()
+        posted_at = {}
+        for number in range(3, 23):
+            posted_at[number] = time.monotonic()
+            answer = await stack.post(number)  # accepted and stored regardless
+            assert answer["seq"] == number
+            await asyncio.sleep(0.5)  # the outage's pace is the thing under test
+        await all_reach(readers, 22, timeout=6 * HEARTBEAT)
+        # Each post reached every reader through the hubs' heartbeat, from the log.
+        delays = sorted(max(reader.arrived[seq] for reader in readers) - posted_at[seq]
+                        for seq in posted_at)
+        record(f"{stack.layer}: Redis down, post to every reader, median (s)",
+               delays[len(delays) // 2])
+        record(f"{stack.layer}: Redis down, post to every reader, max (s)", delays[-1])
+        assert delays[-1] < 3 * HEARTBEAT
+        remaining = 10 - (time.monotonic() - down)
+        if remaining > 0:
+            await asyncio.sleep(remaining)  # Redis stays down for the full 10 s
+
+        # Redis is back (empty: it forgot every group membership); the hubs re-join.
+        stack.redis = RedisServer(stack.redis.directory, port=stack.redis.port).start()
+        back = time.monotonic()
+        await asyncio.to_thread(
+            wait_until, lambda: stack.members() == 2, timeout=4 * HEARTBEAT,
+            message="both processes back in the blog's group",
+        )
+        record(f"{stack.layer}: both processes receiving through Redis again, after Redis "
+               "returned (s)", time.monotonic() - back)
+        for number in range(23, 28):
+            posted = time.monotonic()
+            await stack.post(number)
+            latency = await all_reach(readers, number, timeout=HEARTBEAT * 3)
+            assert latency < HEARTBEAT, f"seq {number} took {latency:.2f}s: not live"
+            del posted
+        # Live, not healed: no hub took these from the log.
+        assert not stack.filled_from_log() & set(range(23, 28))
+        assert_every_event_once(readers, 27)
+    finally:
+        await asyncio.gather(*[reader.stop() for reader in readers])
+
+
+async def test_readers_of_a_killed_process_reconnect_to_the_survivor_and_replay(stack):
+    slug = stack.site.slug
+    balancer = Balancer([server.port for server in stack.servers]).start()
+    readers = []
+    try:
+        readers = await open_readers([(f"ws://127.0.0.1:{balancer.port}", balancer.url)],
+                                     slug, count=50)
+        assert sorted(balancer.connections_to.values()) == [25, 25]
+        for number in range(1, 6):
+            await stack.post(number)
+        await all_reach(readers, 5, timeout=10)
+
+        victim, survivor = stack.servers
+        victim.kill()  # SIGKILL: its 25 readers lose their sockets at once
+        killed = time.monotonic()
+        stack.apis = [ApiClient(survivor.url).login(stack.site.username, stack.site.password)]
+        for number in range(6, 16):
+            await stack.post(number)
+        await all_reach(readers, 15, timeout=30)
+        record(f"{stack.layer}: all 50 readers had every post after a process was killed (s)",
+               time.monotonic() - killed)
+        reconnected = [reader for reader in readers if reader.connections > 1]
+        assert len(reconnected) == 25  # exactly those of the killed process
+        assert_every_event_once(readers, 15)
+    finally:
+        await asyncio.gather(*[reader.stop() for reader in readers])
+        balancer.stop()
