@@ -31,12 +31,13 @@ run: $(VENV)/.runtime
 		project.asgi:application
 
 system-test-deps:
-	@scripts/ensure-debian-packages chromium redis-server
+	@scripts/ensure-debian-packages chromium redis-server postgresql
 
 test: $(VENV)/.dev system-test-deps
 	$(PY) manage.py collectstatic --noinput -v0
 	$(PY) -m ruff check .
 	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m tests.support.postgres_suite
 
 bench: $(VENV)/.dev
 	$(PY) -m bench $(BENCH_ARGS)

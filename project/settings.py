@@ -7,6 +7,11 @@ Environment:
     CSRF_TRUSTED_ORIGINS  comma-separated origins, for deployments behind a TLS proxy.
     DATABASE_URL      default sqlite:///db.sqlite3 in the repository root.
     REDIS_URL         when set, channels-redis carries events between processes.
+    LIVEBLOG_REDIS_LAYER    "pubsub" (default) or "lists" (RedisChannelLayer), with REDIS_URL.
+    LIVEBLOG_LAYER_CAPACITY, LIVEBLOG_LAYER_EXPIRY   per-channel queue limits of the "lists" and
+                      in-memory layers (default 1000 messages, 30 s); beyond them events are
+                      dropped by the layer and healed from the log.
+    DATABASE_POOL_MIN, DATABASE_POOL_MAX   psycopg connection pool size with PostgreSQL.
     LIVEBLOG_HEARTBEAT_SECONDS, LIVEBLOG_REPLAY_WINDOW   wire-protocol knobs (see DESIGN.md).
     MEDIA_ROOT, MEDIA_URL   where uploaded photos are stored and served (default media/, /media/).
     LIVEBLOG_SERVE_MEDIA    serve MEDIA_URL from Django itself (default on; turn off in production).
@@ -143,6 +148,8 @@ _REDIS_HOSTS = [{"address": REDIS_URL, "socket_timeout": 30}]
 # redis's RedisChannelLayer: a Lua script per group send, polled with BZPOPMIN). The choice and
 # its measurements are in the README ("Scale-out").
 LIVEBLOG_REDIS_LAYER = os.environ.get("LIVEBLOG_REDIS_LAYER", "pubsub")
+_LAYER_CAPACITY = int(os.environ.get("LIVEBLOG_LAYER_CAPACITY", "1000"))
+_LAYER_EXPIRY = int(os.environ.get("LIVEBLOG_LAYER_EXPIRY", "30"))
 if REDIS_URL and LIVEBLOG_REDIS_LAYER == "lists":
     CHANNEL_LAYERS = {
         "default": {
@@ -151,8 +158,8 @@ if REDIS_URL and LIVEBLOG_REDIS_LAYER == "lists":
                 "hosts": _REDIS_HOSTS,
                 # One message per process per event (the hub), so a deep queue costs little and
                 # rides out bursts; anything dropped beyond it is healed from the log.
-                "capacity": 1000,
-                "expiry": 30,
+                "capacity": _LAYER_CAPACITY,
+                "expiry": _LAYER_EXPIRY,
                 "group_expiry": 300,
             },
         }
@@ -168,7 +175,9 @@ else:
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels.layers.InMemoryChannelLayer",
-            "CONFIG": {"capacity": 1000, "expiry": 30, "group_expiry": 300},
+            "CONFIG": {
+                "capacity": _LAYER_CAPACITY, "expiry": _LAYER_EXPIRY, "group_expiry": 300,
+            },
         }
     }
 

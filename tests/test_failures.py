@@ -1,44 +1,44 @@
-"""Scale-out failures lose nothing: Redis down for 10 s while posts are made, and a server process
-killed behind a load balancer. Real processes on loopback: PostgreSQL, Redis, two daphne
-processes; readers are tests.support.live_reader clients (the browser client's rules in Python).
+"""Scale-out failures lose nothing: Redis down for 10 s while posts are made, a server process too
+slow for the channel layer (stalled past its capacity), and a server process killed behind a
+load balancer. Real processes on loopback: PostgreSQL, Redis, two daphne processes; readers are
+tests.support.live_reader clients (the browser client's rules in Python).
 
 Recovery times go to var/scale-out.json (quoted in the README and the closing note).
 """
 
 import asyncio
-import json
+import itertools
 import re
+import signal
 import time
 
 import pytest
 import redis
 
 from tests.support.live_reader import LiveReader, all_reach
+from tests.support.postgres import postgres_server
 from tests.support.proxy import Balancer
 from tests.support.redis import RedisServer
-from tests.support.servers import REPO, ApiClient, DaphneServer, Site, wait_until
+from tests.support.results import record as record_results
+from tests.support.servers import ApiClient, DaphneServer, Site, wait_until
 
 pytestmark = pytest.mark.server
 
 HEARTBEAT = 2  # seconds; readers recover within a few of these
-RESULTS = REPO / "var" / "scale-out.json"
 FILLED = re.compile(r"blog \d+: (\d+) event\(s\) from the log after seq (\d+)")
 
 
 def record(name: str, seconds: float) -> None:
-    RESULTS.parent.mkdir(exist_ok=True)
-    results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
-    results[name] = round(seconds, 2)
-    RESULTS.write_text(json.dumps(results, indent=2))
+    record_results({name: round(seconds, 2)})
 
 
 class Stack:
-    def __init__(self, tmp_path, database_url: str, *, layer: str) -> None:
+    def __init__(self, tmp_path, database_url: str, *, layer: str, **env: str) -> None:
         self.redis = RedisServer(tmp_path).start()
         self.layer = layer
         self.site = Site.create(
             tmp_path, DATABASE_URL=database_url, REDIS_URL=self.redis.url,
-            LIVEBLOG_REDIS_LAYER=layer, LIVEBLOG_HEARTBEAT_SECONDS=str(HEARTBEAT),
+            LIVEBLOG_REDIS_LAYER=layer, LIVEBLOG_HEARTBEAT_SECONDS=str(HEARTBEAT), **env,
         )
         self.servers = [DaphneServer(self.site), DaphneServer(self.site)]
         for server in self.servers:
@@ -69,23 +69,40 @@ class Stack:
         finally:
             client.close()
 
-    def filled_from_log(self) -> set[int]:
-        """Seqs the hubs took from the database rather than the channel layer."""
+    def filled_from_log(self, servers: list[DaphneServer] | None = None) -> set[int]:
+        """Seqs the hubs (of `servers`, default all) took from the database rather than the
+        channel layer."""
         seqs: set[int] = set()
-        for server in self.servers:
+        for server in servers or self.servers:
             for count, after in FILLED.findall(server.log_path.read_text(errors="replace")):
                 seqs.update(range(int(after) + 1, int(after) + int(count) + 1))
         return seqs
 
 
+@pytest.fixture(scope="module")
+def postgres():
+    with postgres_server() as server:
+        yield server
+
+
+DATABASES = itertools.count(1)
+
+
 @pytest.fixture
-def database_url(tmp_path):
-    return f"sqlite:///{tmp_path / 'shared.sqlite3'}"
+def database_url(postgres):
+    """A database of its own on the module's PostgreSQL cluster (the production setup)."""
+    return postgres.create_database(f"failures_{next(DATABASES)}")
 
 
 @pytest.fixture(params=["pubsub", "lists"])
-def stack(request, tmp_path, database_url):
-    stack = Stack(tmp_path, database_url, layer=request.param)
+def layer(request) -> str:
+    return request.param
+
+
+@pytest.fixture
+def stack(request, tmp_path, database_url, layer):
+    env = getattr(request, "param", {})
+    stack = Stack(tmp_path, database_url, layer=layer, **env)
     try:
         yield stack
     finally:
@@ -190,3 +207,45 @@ async def test_readers_of_a_killed_process_reconnect_to_the_survivor_and_replay(
     finally:
         await asyncio.gather(*[reader.stop() for reader in readers])
         balancer.stop()
+
+
+# A channel-layer queue of 3 messages per process: a process that stops reading for a moment
+# (here SIGSTOP; in life a long GC pause, a starved CPU, a slow event loop) overflows it at once.
+@pytest.mark.parametrize("stack", [{"LIVEBLOG_LAYER_CAPACITY": "3"}], indirect=True)
+async def test_a_process_too_slow_for_the_channel_layer_still_gives_readers_every_event(stack):
+    slug = stack.site.slug
+    stalled, running = stack.servers
+    readers = await open_readers(
+        [(server.ws_url, server.url) for server in stack.servers], slug, count=10
+    )
+    stalled_readers = [reader for reader in readers if reader.ws_base == stalled.ws_url]
+    try:
+        await stack.post(1)
+        await all_reach(readers, 1, timeout=10)
+
+        stalled.process.send_signal(signal.SIGSTOP)
+        try:
+            stack.apis = [ApiClient(running.url).login(stack.site.username, stack.site.password)]
+            for number in range(2, 22):
+                answer = await stack.post(number)
+                assert answer["seq"] == number
+            # The running process's readers have them live meanwhile.
+            await all_reach([r for r in readers if r not in stalled_readers], 21, timeout=5)
+        finally:
+            stalled.process.send_signal(signal.SIGCONT)
+        resumed = time.monotonic()
+        await all_reach(stalled_readers, 21, timeout=4 * HEARTBEAT)
+        record(f"{stack.layer}: process stalled past the layer's capacity, its readers had "
+               "every event after it resumed (s)", time.monotonic() - resumed)
+        if stack.layer == "lists":
+            # The layer dropped what did not fit in the queue (3) or the hub's pending BZPOPMIN
+            # (1); the stalled hub took the rest from the log.
+            assert len(stack.filled_from_log([stalled]) & set(range(2, 22))) >= 20 - 3 - 1
+        assert_every_event_once(readers, 21)
+        assert all(reader.connections == 1 for reader in readers)  # healed, not reconnected
+
+        await stack.post(22)  # and live again everywhere
+        assert await all_reach(readers, 22, timeout=3 * HEARTBEAT) < HEARTBEAT
+        assert_every_event_once(readers, 22)
+    finally:
+        await asyncio.gather(*[reader.stop() for reader in readers])
