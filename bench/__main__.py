@@ -17,12 +17,22 @@ from typing import Any
 from .burst import burst
 from .idle import idle
 from .loadgen import raise_nofile_limit
-from .report import failed_row, format_table, machine, notes, server_code, write_json
+from .report import (
+    failed_row,
+    format_stack_table,
+    format_table,
+    machine,
+    notes,
+    server_code,
+    write_json,
+)
 from .scenarios import Config, fanout, replay
+from .stack import LAYERS, stack
 from .storm import storm
 
 RESULTS = Path(__file__).resolve().parent / "results"
-SCENARIOS = ("fanout", "burst", "storm", "idle", "replay")
+SCENARIOS = ("fanout", "burst", "storm", "idle", "replay", "stack")
+DEFAULT_SCENARIOS = ("fanout", "burst", "storm", "idle", "replay")  # stack: on request
 SERVERS = ("liveblog", "reference")
 
 
@@ -48,8 +58,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--posts", type=int, default=20, help="posts per fan-out row (20)")
     parser.add_argument("--interval", type=float, default=1.0, help="seconds between posts (1)")
     parser.add_argument("--procs", type=int, default=2, help="load generator processes (2)")
-    parser.add_argument("--scenarios", type=_choices(SCENARIOS), default=list(SCENARIOS),
-                        help="comma-separated: fanout,burst,storm,idle,replay (default all)")
+    parser.add_argument("--scenarios", type=_choices(SCENARIOS), default=list(DEFAULT_SCENARIOS),
+                        help="comma-separated: fanout,burst,storm,idle,replay,stack (default "
+                             "all but stack)")
     parser.add_argument("--servers", type=_choices(SERVERS), default=list(SERVERS),
                         help="comma-separated: liveblog,reference (default both)")
     parser.add_argument("--burst-readers", type=int, default=1000,
@@ -71,6 +82,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--replay-events", type=int, default=10_000,
                         help="events in the replayed blog (10000)")
     parser.add_argument("--replay-runs", type=int, default=3, help="replays per server (3)")
+    parser.add_argument("--stack-daphnes", type=_int_list, default=[2],
+                        help="stack: daphne processes sharing Redis and the database, "
+                             "comma-separated (2)")
+    parser.add_argument("--stack-readers", type=_int_list, default=[1000],
+                        help="stack: readers in all, split evenly over the processes (1000)")
+    parser.add_argument("--stack-layers", type=_choices(LAYERS), default=list(LAYERS),
+                        help="stack: channels-redis layers, comma-separated (pubsub,lists)")
+    parser.add_argument("--stack-runs", type=int, default=1,
+                        help="stack: runs of each layer, interleaved; the row gives medians (1)")
+    parser.add_argument("--stack-idle", type=float, default=15.0,
+                        help="stack: seconds of the idle Redis measurement (15: one heartbeat "
+                             "per process)")
     parser.add_argument("--frame-bytes", type=int, default=800,
                         help="reference payload size when no Liveblog row measured one (800)")
     parser.add_argument("--drain-timeout", type=float, default=15.0,
@@ -99,7 +122,9 @@ def config_from(args: argparse.Namespace, work: Path) -> Config:
         burst_seconds=args.burst_seconds, storm_readers=args.storm_readers,
         storm_missed=args.storm_missed, storm_concurrency=args.storm_concurrency,
         idle_readers=args.idle_readers,
-        idle_settle=args.idle_settle,
+        idle_settle=args.idle_settle, stack_daphnes=args.stack_daphnes,
+        stack_readers=args.stack_readers, stack_layers=args.stack_layers,
+        stack_runs=args.stack_runs, stack_idle=args.stack_idle,
     )
 
 
@@ -125,6 +150,7 @@ def _scenarios(config: Config, chosen: list[str], rows: list[dict[str, Any]],
         "storm": lambda: storm(config, _progress),
         "idle": lambda: idle(config, _progress),
         "replay": replay_rows,
+        "stack": lambda: stack(config, _progress),
     }
     return ((name, table[name]) for name in SCENARIOS if name in chosen)
 
@@ -177,6 +203,8 @@ def main(argv: list[str] | None = None) -> int:
             shutil.rmtree(work, ignore_errors=True)
     print()
     print(format_table(rows))
+    if stack_table := format_stack_table(rows):
+        print("\nRedis layers (stack; medians over the runs):\n" + stack_table)
     print("\n".join(notes(rows, seeding)))
     if not complete:
         return 130

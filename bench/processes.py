@@ -16,6 +16,7 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from itertools import zip_longest
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -67,6 +68,16 @@ def log_issues(path: Path, *, sample: int = 8) -> dict[str, Any]:
             "sample": issues[:sample]}
 
 
+def logs_issues(paths: list[Path], *, sample: int = 8) -> dict[str, Any]:
+    """log_issues over several server logs: the counts added up, the first few of each log."""
+    each = [log_issues(path, sample=sample) for path in paths]
+    return {"logs": [item.get("log", str(path)) for item, path in zip(each, paths, strict=True)],
+            "lines": sum(item["lines"] for item in each),
+            "issues": sum(item["issues"] for item in each),
+            "sample": [line for lines in zip_longest(*(item["sample"] for item in each))
+                       for line in lines if line is not None][:sample]}
+
+
 # --- What /proc says about a server process ---------------------------------------------------
 
 
@@ -80,6 +91,12 @@ def _status_kb(pid: int, field: str) -> int:
 def rss_kb(pid: int) -> int:
     """The process's resident set size (VmRSS), in KiB."""
     return _status_kb(pid, "VmRSS")
+
+
+def cpu_seconds(pid: int) -> float:
+    """The CPU time (user + system, all threads) the process has used so far, in seconds."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
 
 
 def open_files(pid: int) -> int:

@@ -15,7 +15,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-PACKAGES = ("Django", "channels", "daphne", "Twisted", "autobahn", "websockets")
+PACKAGES = ("Django", "channels", "channels-redis", "redis", "daphne", "Twisted", "autobahn",
+            "websockets")
 REPO = Path(__file__).resolve().parents[1]
 SERVER_CODE = ("liveblog", "project")  # what a fresh daphne process loads of ours
 
@@ -138,8 +139,16 @@ def _replay_result(row: dict[str, Any]) -> str:
             f"{row['events_per_second']:,.0f} ev/s")
 
 
+def _stack_result(row: dict[str, Any]) -> str:
+    per, idle = row["redis_per_event"], row["redis_idle_per_second"]
+    runs = f"median of {row['runs']}" if row["runs"] > 1 else "1 run"
+    return (f"{row['lost']} / {row['expected']} lost; Redis {per['commands']:.1f} cmds, "
+            f"{per['command_us']:.0f} µs in commands per event; idle {idle['commands']:.2f} "
+            f"cmds/s ({runs})")
+
+
 RESULTS = {"fan-out": _fanout_result, "burst": _burst_result, "storm": _storm_result,
-           "idle": _idle_result, "replay": _replay_result}
+           "idle": _idle_result, "replay": _replay_result, "stack": _stack_result}
 
 
 def _queries(row: dict[str, Any]) -> str:
@@ -163,16 +172,99 @@ def table_rows(rows: list[dict[str, Any]]) -> list[list[str]]:
 
 
 def format_table(rows: list[dict[str, Any]]) -> str:
-    lines = table_rows(rows)
+    return _aligned(table_rows(rows), left=2)
+
+
+def _aligned(lines: list[list[str]], *, left: int) -> str:
+    """Columns padded to their widest cell: the first `left` and the last to the left, the
+    others (numbers) to the right; a rule under the header."""
     widths = [max(len(line[column]) for line in lines) for column in range(len(lines[0]))]
     text = []
     for number, line in enumerate(lines):
-        cells = [cell.ljust(width) if column < 2 or column == len(line) - 1 else cell.rjust(width)
+        cells = [cell.ljust(width) if column < left or column == len(line) - 1
+                 else cell.rjust(width)
                  for column, (cell, width) in enumerate(zip(line, widths, strict=True))]
         text.append("  ".join(cells).rstrip())
         if number == 0:
             text.append("  ".join("-" * width for width in widths))
     return "\n".join(text)
+
+
+def _number(value: float | None, digits: int = 1) -> str:
+    return "-" if value is None else f"{value:,.{digits}f}"
+
+
+def format_stack_table(rows: list[dict[str, Any]]) -> str:
+    """The stack rows side by side: latency, losses, Redis's work per event and when idle."""
+    stack = [row for row in rows if row["scenario"] == "stack" and not row.get("failed")]
+    if not stack:
+        return ""
+    lines = [["layer", "daphnes", "readers", "runs", "p50 ms", "p99 ms", "max ms", "lost",
+              "Redis cmds/event", "cmd µs/event", "CPU µs/event", "idle cmds/s",
+              "idle CPU ms/s", "daphne CPU ms/event"]]
+    for row in stack:
+        latency, per = row["latency_ms"], row["redis_per_event"]
+        idle = row["redis_idle_per_second"]
+        lines.append([row["layer"], str(row["daphnes"]), str(row["readers"]), str(row["runs"]),
+                      _ms(latency["p50"]), _ms(latency["p99"]), _ms(latency["max"]),
+                      f"{row['lost']}/{row['expected']}", _number(per["commands"]),
+                      _number(per["command_us"], 0), _number(per["cpu_us_above_idle"], 0),
+                      _number(idle["commands"], 2), _number(idle["cpu_ms"], 2),
+                      _number(row["daphne_cpu_ms_per_event"])])
+    lines[0].append("")  # the last column is left-aligned: give it an empty one
+    for line in lines[1:]:
+        line.append("")
+    return _aligned(lines, left=1)
+
+
+def _commands(counts: dict[str, float]) -> str:
+    ordered = sorted(counts.items(), key=lambda item: -item[1])
+    return ", ".join(f"{name} {count:g}" for name, count in ordered if count) or "none"
+
+
+def _stack_notes(row: dict[str, Any]) -> list[str]:
+    runs = row["runs_detail"]
+    per, idle = row["redis_per_event"], row["redis_idle_per_second"]
+
+    def spread(pick: Any, digits: int = 1) -> str:
+        return " / ".join(_number(pick(run), digits) for run in runs)
+
+    def event(run: dict[str, Any], key: str) -> float:
+        return run["redis"]["per_event"][key]
+
+    parts = [f"{row['runs']} run(s), each {row['posts']} posts alternately through "
+             f"{row['daphnes']} daphne processes",
+             f"p50 per run {spread(lambda run: run['latency_ms']['p50'])} ms, "
+             f"p99 {spread(lambda run: run['latency_ms']['p99'])} ms, "
+             f"max {spread(lambda run: run['latency_ms']['max'])} ms",
+             f"Redis per event, run by run: cmds {spread(lambda run: event(run, 'commands'))}, "
+             f"µs in commands {spread(lambda run: event(run, 'command_us'), 0)}, "
+             f"CPU µs above idle {spread(lambda run: event(run, 'cpu_us_above_idle'), 0)} "
+             f"(with the idle baseline: median {_number(per['cpu_us'], 0)})",
+             f"per event: {_commands(per['by_command'])}",
+             f"Redis bytes per event in {_number(per['net_in_bytes'], 0)}, "
+             f"out {_number(per['net_out_bytes'], 0)}",
+             f"daphne CPU ms/event per run "
+             f"{spread(lambda run: run['daphne_cpu_ms_per_event'])}",
+             f"idle per second: {_commands(idle['by_command'])}",
+             f"publish call p50 {_ms(row['post_call_ms']['p50'])} ms, "
+             f"max {_ms(row['post_call_ms']['max'])} ms"]
+    for key in ("unexpected", "duplicates", "out_of_order", "failed_attempts"):
+        if row.get(key):
+            parts.append(f"{key.replace('_', ' ')} {row[key]}")
+    if row["errors"]:
+        parts.append(f"reader errors {row['errors']}")
+    if row["closed_early"]:
+        parts.append(f"closed early {row['closed_early']}")
+    if row["failed_runs"]:
+        parts.append(f"{len(row['failed_runs'])} failed run(s): {row['failed_runs'][0][:200]}")
+    if row["redis_errors"]:
+        parts.append(f"Redis error replies while measured {row['redis_errors']}")
+    if errors := row.get("redis_errors_since_start"):
+        parts.append(f"Redis error replies since its start (connects included) {errors}")
+    parts.append(f"daphne logs: {row['server_log']['issues']} warning/error line(s)")
+    parts.append(f"Redis log warnings: {len(row['redis_warnings'])} distinct")
+    return parts
 
 
 def _connect_note(row: dict[str, Any]) -> list[str]:
@@ -264,6 +356,11 @@ def _row_notes(row: dict[str, Any]) -> list[str]:
     name = f"{row['scenario']} {row['server']} {row['readers'] or ''}".rstrip()
     if row.get("failed"):
         return [f"  {name}: FAILED: {row['error']}"]
+    if row["scenario"] == "stack":
+        log = row["server_log"]
+        return ([f"  {name}: " + "; ".join(_stack_notes(row))]
+                + [f"      | {line}" for line in log["sample"][:3]]
+                + [f"      | redis: {line[:150]}" for line in row["redis_warnings"][:2]])
     parts = [*_connect_note(row), *_storm_notes(row), *_idle_notes(row), *_delivery_notes(row),
              *_query_notes(row), *_problem_notes(row)]
     log = row.get("server_log", {})

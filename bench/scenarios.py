@@ -31,6 +31,7 @@ from .processes import (
     liveblog_server,
     loadgen,
     log_issues,
+    logs_issues,
     reference_server,
 )
 from .reference import event_frame
@@ -60,6 +61,11 @@ class Config:
     storm_concurrency: int = 0  # reconnects in flight per load generator process; 0: all
     idle_readers: list[int] = field(default_factory=lambda: [1000, 5000, 10000])
     idle_settle: float = 3.0
+    stack_daphnes: list[int] = field(default_factory=lambda: [2])
+    stack_readers: list[int] = field(default_factory=lambda: [1000])
+    stack_layers: list[str] = field(default_factory=lambda: ["pubsub", "lists"])
+    stack_runs: int = 1
+    stack_idle: float = 15.0
 
 
 @dataclass
@@ -107,12 +113,14 @@ def query_delta(before: dict[str, Any], after: dict[str, Any], *, top: int = 6) 
 
 
 def fanout_row(server: str, readers: int, sent: list[Sent], result: dict[str, Any],
-               config: Config, log: Path, *, scenario: str = "fan-out",
+               config: Config, log: Path | list[Path], *, scenario: str = "fan-out",
                queries: dict[str, Any] | None = None) -> dict[str, Any]:
     """The row: latencies from the arrivals, losses, connects, and the server's log (its
-    warnings and errors, and the full garbage collections that overlapped a delivery)."""
+    warnings and errors, and the full garbage collections that overlapped a delivery); with
+    several server processes (the stack scenario), their logs together."""
     arrivals: dict[str, list[float]] = result["arrivals"]
-    collections = gctrace.pauses(log)
+    logs = log if isinstance(log, list) else [log]
+    collections = sorted(span for path in logs for span in gctrace.pauses(path))
     latencies, per_post, gc_hits = [], [], []
     for post in sent:
         moments = arrivals.get(str(post.seq), [])
@@ -139,7 +147,7 @@ def fanout_row(server: str, readers: int, sent: list[Sent], result: dict[str, An
                     "live_ms": summary(live_ms)},
         "post_call_ms": summary([post.call_ms for post in sent]),
         "frame_bytes": typical_frame_bytes(result),
-        "server_log": log_issues(log),
+        "server_log": log_issues(log) if isinstance(log, Path) else logs_issues(logs),
         "server_gc": {"full_collections": len(collections),
                       "posts_hit": sum(1 for post in per_post if post["gc_pause_ms"]),
                       "longest_hit_ms": round(max(gc_hits, default=0), 1)},
