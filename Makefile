@@ -12,7 +12,7 @@ PORT ?= 8000
 BACKLOG ?= 1024
 PYTEST_ARGS ?=
 
-.PHONY: run test bench lint system-test-deps clean
+.PHONY: run run-stack test bench lint system-test-deps clean
 
 $(VENV)/.runtime: requirements.txt
 	@scripts/ensure-venv $(PYTHON) $(VENV)
@@ -29,6 +29,11 @@ run: $(VENV)/.runtime
 	$(PY) manage.py liveblog_demo --url http://$(HOST):$(PORT)
 	exec $(VENV)/bin/daphne -e "tcp:port=$(PORT):interface=$(subst :,\:,$(HOST)):backlog=$(BACKLOG)" \
 		project.asgi:application
+
+# Scale-out on one machine: PostgreSQL, Redis, two daphne processes behind a loopback balancer.
+run-stack: $(VENV)/.runtime
+	@scripts/ensure-debian-packages redis-server postgresql
+	exec $(PY) scripts/run_stack.py --port $(PORT)
 
 system-test-deps:
 	@scripts/ensure-debian-packages chromium redis-server postgresql

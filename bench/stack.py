@@ -1,15 +1,16 @@
 """stack: scale-out through Redis, once per channels-redis layer (pubsub and lists).
 
-One run of one layer: a fresh Redis on loopback, a fresh site (one SQLite file in WAL mode, shared
-by every process) and `daphnes` daphne processes (bench.launch_daphne, as in the other
-scenarios) with REDIS_URL and LIVEBLOG_REDIS_LAYER; `readers` readers split evenly over the
-processes (a load generator per process). With every reader live, Redis is read (INFO stats, cpu,
-commandstats, errorstats), nothing happens for `stack_idle` seconds and Redis is read again: the
-idle cost. Then `posts` posts, one per `interval`, made alternately through each process; Redis
-is read just before the first post and `posts × interval` seconds after it (the same window for
-both layers, whatever the delivery): the cost per event. Latency per frame as in fan-out (from
-just before the create call to each reader's receipt, whichever process served the post and the
-reader), lost = readers × posts − arrivals.
+One run of one layer: a fresh Redis on loopback, a fresh site (a database of its own on one
+private PostgreSQL cluster for the whole scenario, as in production; tests/support/postgres.py)
+and `daphnes` daphne processes (bench.launch_daphne, as in the other scenarios) with REDIS_URL and
+LIVEBLOG_REDIS_LAYER; `readers` readers split evenly over the processes (a load generator per
+process). With every reader live, Redis is read (INFO stats, cpu, commandstats, errorstats),
+nothing happens for `stack_idle` seconds and Redis is read again: the idle cost. Then `posts`
+posts, one per `interval`, made alternately through each process; Redis is read just before the
+first post and `posts × interval` seconds after it (the same window for both layers, whatever
+the delivery): the cost per event. Latency per frame as in fan-out (from just before the create
+call to each reader's receipt, whichever process served the post and the reader), lost =
+readers × posts − arrivals.
 
 `stack_runs` runs of every (processes, readers, layer), interleaved (pubsub, lists, pubsub, …) so
 that a noisy neighbour hits both; the row gives the medians over the runs (losses: the sum).
@@ -27,6 +28,7 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
+from tests.support.postgres import PostgresServer, postgres_server
 from tests.support.servers import Site
 from tests.support.ws import feed_url
 
@@ -104,11 +106,11 @@ def per_second(idle: dict[str, Any]) -> dict[str, Any]:
                            for name, count in idle["by_command"].items()}}
 
 
-def stack_once(config: Config, layer: str, daphnes: int, readers: int,
+def stack_once(config: Config, postgres: PostgresServer, layer: str, daphnes: int, readers: int,
                name: str) -> dict[str, Any]:
     """One run of one layer; the row of that run (fan-out's, plus Redis's numbers)."""
     directory = fresh_dir(config.work / name)
-    site = Site.create(directory)
+    site = Site.create(directory, DATABASE_URL=postgres.create_database(name.replace("-", "_")))
     with ExitStack() as stack:
         redis = stack.enter_context(bench_redis(directory))
         env = {"REDIS_URL": redis.url, "LIVEBLOG_REDIS_LAYER": layer}
@@ -241,16 +243,23 @@ def stack(config: Config, progress: Callable[[str], None]) -> list[dict[str, Any
     combos = [(daphnes, readers, layer) for daphnes in config.stack_daphnes
               for readers in config.stack_readers for layer in config.stack_layers]
     runs: dict[tuple[int, int, str], list[dict[str, Any]]] = {combo: [] for combo in combos}
+    with postgres_server(database="bench") as postgres:
+        _stack_runs(config, postgres, combos, runs, progress)
+    return [stack_row(f"{layer} ×{daphnes}", readers, runs[daphnes, readers, layer])
+            for daphnes, readers, layer in combos]
+
+
+def _stack_runs(config: Config, postgres: PostgresServer, combos: list[tuple[int, int, str]],
+                runs: dict[tuple[int, int, str], list[dict[str, Any]]],
+                progress: Callable[[str], None]) -> None:
     for number in range(config.stack_runs):
         for daphnes, readers, layer in combos:
             progress(f"stack: {layer}, {daphnes} daphne processes, {readers} readers, "
                      f"{config.posts} posts (run {number + 1} of {config.stack_runs})")
             name = f"stack-{layer}-{daphnes}-{readers}-{number}"
             try:
-                run = stack_once(config, layer, daphnes, readers, name)
+                run = stack_once(config, postgres, layer, daphnes, readers, name)
             except Exception as error:  # noqa: BLE001 - the other runs still count
                 progress(f"{name} failed: {type(error).__name__}: {error}")
                 run = {"failed": True, "error": f"{type(error).__name__}: {error}"[:2000]}
             runs[daphnes, readers, layer].append(run)
-    return [stack_row(f"{layer} ×{daphnes}", readers, runs[daphnes, readers, layer])
-            for daphnes, readers, layer in combos]

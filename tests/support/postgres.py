@@ -81,13 +81,16 @@ def _traversable_by_others(path: Path) -> bool:
 
 class PostgresServer:
     """One cluster: `start()`, then `url` (its default database) or `create_database(name)`;
-    `stop()` shuts it down and deletes its directory."""
+    `stop()` shuts it down and deletes its directory, unless the cluster lives in a `directory`
+    given here (`make run-stack`): that one is kept, and started again as it was next time."""
 
-    def __init__(self, *, database: str = "liveblog", port: int | None = None) -> None:
+    def __init__(self, *, database: str = "liveblog", port: int | None = None,
+                 directory: Path | None = None) -> None:
         self.database = database
         self.port = port or free_port()
         self.bin_dir = postgres_bin_dir()
         self.account = _run_as()
+        self.keep = directory
         self.directory: Path | None = None
         self.process: subprocess.Popen | None = None
 
@@ -115,21 +118,33 @@ class PostgresServer:
     def start(self, timeout: float = 60) -> PostgresServer:
         self.directory = self._make_directory()
         try:
-            self._initdb()
+            if not (self.data_dir / "PG_VERSION").exists():
+                self._initdb()
             self._launch(timeout)
-            self.create_database(self.database)
+            if not self.has_database(self.database):
+                self.create_database(self.database)
         except BaseException:
             self.stop()
             raise
         return self
 
     def _make_directory(self) -> Path:
+        if self.keep is not None:
+            return self._own(self.keep)
         parent = None
         if self.account is not None and not _traversable_by_others(Path(tempfile.gettempdir())):
             parent = "/tmp"  # the postgres user must be able to reach its own directory
-        directory = Path(tempfile.mkdtemp(prefix="liveblog-pg-", dir=parent))
+        return self._own(Path(tempfile.mkdtemp(prefix="liveblog-pg-", dir=parent)))
+
+    def _own(self, directory: Path) -> Path:
+        """`directory` and its sockets directory, made if missing, owned by the account."""
+        if self.account is not None and not _traversable_by_others(directory.parent):
+            raise AssertionError(
+                f"{directory.parent} is not reachable by the `{SUPERUSER}` user, who must own "
+                "the cluster: choose a directory every user can traverse"
+            )
         sockets = directory / "sockets"
-        sockets.mkdir()
+        sockets.mkdir(parents=True, exist_ok=True)
         if self.account is not None:
             for path in (directory, sockets):
                 os.chown(path, self.account.pw_uid, self.account.pw_gid)
@@ -171,8 +186,7 @@ class PostgresServer:
                 "-k", str(self.directory / "sockets"),
                 "-c", "listen_addresses=127.0.0.1",
                 "-c", f"max_connections={MAX_CONNECTIONS}",
-                # Speed: nothing in a test cluster has to survive a crash.
-                "-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off",
+                *self._durability(),
                 stdout=log, stderr=subprocess.STDOUT,
                 # Its own session: a Ctrl-C in the terminal reaches pytest, which then stops
                 # the server in order, instead of both racing to exit.
@@ -183,6 +197,13 @@ class PostgresServer:
         wait_until(self._accepts_connections, timeout=timeout,
                    interval=0.1, message=f"PostgreSQL on port {self.port}")
 
+    def _durability(self) -> list[str]:
+        """Speed for a throwaway cluster, where nothing has to survive a crash; a kept one
+        keeps PostgreSQL's defaults."""
+        if self.keep is not None:
+            return []
+        return ["-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off"]
+
     def _accepts_connections(self) -> bool:
         assert self.process is not None
         if self.process.poll() is not None:
@@ -192,6 +213,11 @@ class PostgresServer:
                 return True
         except psycopg.OperationalError:
             return False
+
+    def has_database(self, name: str) -> bool:
+        with psycopg.connect(self.url_for("postgres"), connect_timeout=10) as db:
+            found = db.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone()
+        return found is not None
 
     def create_database(self, name: str) -> str:
         """Create database `name` (UTF8, as the cluster); returns its URL."""
@@ -216,9 +242,9 @@ class PostgresServer:
                 # Its own session (start_new_session): the group is postgres and its children.
                 os.killpg(self.process.pid, signal.SIGKILL)
                 self.process.wait(timeout=10)
-        if self.directory is not None:
+        if self.directory is not None and self.keep is None:
             shutil.rmtree(self.directory, ignore_errors=True)
-            self.directory = None
+        self.directory = None
 
 
 @contextmanager

@@ -1,0 +1,161 @@
+"""`make run-stack`: scale-out on one machine. PostgreSQL, Redis, two daphne processes and a
+small loopback load balancer in front of them, all on 127.0.0.1; Ctrl-C stops everything.
+
+    http://127.0.0.1:8000   the balancer: each new connection goes to the next process in turn
+    http://127.0.0.1:8001   daphne process 1 (open it directly to pin a tab to one process)
+    http://127.0.0.1:8002   daphne process 2
+
+PostgreSQL keeps its data in var/stack/postgres when the `postgres` user can reach that
+directory (it must own the cluster when we run as root), else under /var/tmp; the uploaded
+photos go to var/stack/media, shared by both processes. Redis keeps nothing: the log in the
+database is the truth, the channel layer only the fast path, so a fresh Redis is as good as an
+old one. Try it: open a reader on :8001 and one on :8002, post on either; kill one process
+(its pid is printed) and watch its readers move to the other through :8000.
+
+The servers are the test suite's own fixtures (tests/support), the same code the scale-out
+proofs run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import signal
+import subprocess
+import sys
+import threading
+from contextlib import ExitStack
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from tests.support.postgres import PostgresServer, _traversable_by_others  # noqa: E402
+from tests.support.proxy import Balancer  # noqa: E402
+from tests.support.redis import RedisServer  # noqa: E402
+from tests.support.servers import BIN, wait_until  # noqa: E402
+
+STACK = REPO / "var" / "stack"
+
+
+def cluster_directory(state: Path) -> Path:
+    """Where PostgreSQL keeps the stack's data between runs."""
+    if os.geteuid() != 0 or _traversable_by_others(state):
+        return state / "postgres"
+    # Root's home is private: the `postgres` user could not reach var/ inside it.
+    digest = hashlib.sha256(str(state.resolve()).encode()).hexdigest()[:12]
+    return Path("/var/tmp") / f"liveblog-stack-{digest}" / "postgres"
+
+
+def manage(env: dict[str, str], *args: str) -> None:
+    subprocess.run([sys.executable, "manage.py", *args], cwd=REPO, env=env, check=True)
+
+
+def daphne(env: dict[str, str], host: str, port: int, backlog: int) -> subprocess.Popen:
+    interface = host.replace(":", r"\:")
+    return subprocess.Popen(
+        [str(BIN / "daphne"), "-e", f"tcp:port={port}:interface={interface}:backlog={backlog}",
+         "--access-log", os.devnull, "project.asgi:application"],
+        cwd=REPO, env=env,
+    )
+
+
+def answers(port: int) -> bool:
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/offline/", timeout=1) as response:
+            return response.status == 200
+    except OSError:
+        return False
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="PostgreSQL + Redis + two daphne processes "
+                                                 "behind a loopback balancer")
+    parser.add_argument("--port", type=int, default=8000, help="the balancer's port (8000)")
+    parser.add_argument("--processes", type=int, default=2, help="daphne processes (2)")
+    parser.add_argument("--layer", choices=("pubsub", "lists"), default="pubsub",
+                        help="channels-redis layer (pubsub)")
+    parser.add_argument("--backlog", type=int, default=1024)
+    parser.add_argument("--state", type=Path, default=STACK,
+                        help="where the data and logs are kept (var/stack)")
+    args = parser.parse_args(argv)
+    state = args.state.resolve()
+    ports = [args.port + number for number in range(1, args.processes + 1)]
+
+    with ExitStack() as stack:
+        state.mkdir(parents=True, exist_ok=True)
+        print("Starting PostgreSQL…", flush=True)
+        postgres = PostgresServer(database="liveblog", directory=cluster_directory(state))
+        stack.callback(postgres.stop)
+        postgres.start()
+        redis = RedisServer(state)
+        stack.callback(redis.stop)
+        redis.start()
+        env = {
+            **os.environ,
+            "DATABASE_URL": postgres.url,
+            "REDIS_URL": redis.url,
+            "LIVEBLOG_REDIS_LAYER": args.layer,
+            "MEDIA_ROOT": str(state / "media"),
+        }
+        manage(env, "migrate", "--noinput", "-v0")
+        manage(env, "collectstatic", "--noinput", "-v0")
+        processes = []
+        for port in ports:
+            process = daphne(env, "127.0.0.1", port, args.backlog)
+            processes.append(process)
+            stack.callback(stop, process)
+        for port, process in zip(ports, processes, strict=True):
+            wait_until(lambda port=port, process=process: answers(port) or _died(process),
+                       timeout=60, message=f"daphne on port {port}")
+            if process.poll() is not None:
+                print(f"daphne on port {port} exited with {process.returncode}", file=sys.stderr)
+                return 1
+        balancer = Balancer(ports, port=args.port)
+        stack.callback(balancer.stop)
+        balancer.start()
+        manage(env, "liveblog_demo", "--url", f"http://127.0.0.1:{args.port}")
+        print(f"  PostgreSQL       {postgres.url}  (data in {postgres.keep})")
+        print(f"  Redis            {redis.url}  (layer: {args.layer})")
+        for port, process in zip(ports, processes, strict=True):
+            print(f"  daphne           http://127.0.0.1:{port}/  (pid {process.pid})")
+        print(f"  load balancer    http://127.0.0.1:{args.port}/ -> {', '.join(map(str, ports))}")
+        print("\nCtrl-C stops everything.", flush=True)
+        wait_for_interrupt(processes)
+    return 0
+
+
+def _died(process: subprocess.Popen) -> bool:
+    return process.poll() is not None
+
+
+def stop(process: subprocess.Popen) -> None:
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+def wait_for_interrupt(processes: list[subprocess.Popen]) -> None:
+    """Until Ctrl-C or SIGTERM. A daphne process that dies stays dead (that is the experiment);
+    the balancer sends new connections to the others."""
+    stopping = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stopping.set())
+    reported: set[int] = set()
+    while not stopping.wait(1):
+        for process in processes:
+            if process.poll() is not None and process.pid not in reported:
+                reported.add(process.pid)
+                print(f"daphne pid {process.pid} exited ({process.returncode}); the balancer "
+                      "sends new connections to the others", flush=True)
+    print("\nStopping…", flush=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
