@@ -20,7 +20,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from tests.support.redis import REDIS_SERVER, RedisServer
+from tests.support.redis import REDIS_SERVER, RedisServer, answers_ping
 from tests.support.servers import wait_until
 
 from .processes import BenchError, stop_process_group
@@ -48,7 +48,7 @@ class BenchRedis(RedisServer):
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
         )
         try:
-            wait_until(lambda: RedisStats.pings(self.port), timeout=10, message="redis-server")
+            wait_until(lambda: answers_ping(self.port), timeout=10, message="redis-server")
         except AssertionError as error:
             self.stop()
             raise BenchError(str(error)) from None
@@ -89,15 +89,6 @@ class RedisStats:
     def __init__(self, port: int) -> None:
         self.socket = socket.create_connection(("127.0.0.1", port), timeout=10)
         self.buffer = b""
-
-    @staticmethod
-    def pings(port: int) -> bool:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5) as connection:
-                connection.sendall(b"PING\r\n")
-                return connection.recv(16).startswith(b"+PONG")
-        except OSError:
-            return False
 
     def close(self) -> None:
         self.socket.close()

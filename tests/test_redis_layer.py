@@ -6,7 +6,7 @@ import asyncio
 import pytest
 
 from tests.support.redis import redis_server
-from tests.support.servers import ApiClient, DaphneServer, Site
+from tests.support.servers import ApiClient, Site, daphne_processes
 from tests.support.ws import feed_url, frames_until, open_feed
 
 pytestmark = pytest.mark.server
@@ -17,14 +17,8 @@ def two_processes(tmp_path):
     with redis_server(tmp_path) as redis:
         # A heartbeat far longer than the test: delivery must come through Redis, not healing.
         site = Site.create(tmp_path, REDIS_URL=redis.url, LIVEBLOG_HEARTBEAT_SECONDS="600")
-        servers = [DaphneServer(site), DaphneServer(site)]
-        try:
-            for server in servers:
-                server.start()
+        with daphne_processes(site) as servers:
             yield servers
-        finally:
-            for server in servers:
-                server.stop()
 
 
 async def test_a_post_on_one_process_reaches_readers_on_the_other(two_processes):

@@ -29,7 +29,7 @@ from tests.support.live_reader import LiveReader, all_reach
 from tests.support.postgres import postgres_server
 from tests.support.redis import redis_server
 from tests.support.results import record
-from tests.support.servers import REPO, ApiClient, DaphneServer, Site
+from tests.support.servers import REPO, ApiClient, Site, daphne_processes
 
 pytestmark = pytest.mark.server
 
@@ -166,14 +166,8 @@ def two_daphnes(postgres, redis, tmp_path):
         # from the log by a heartbeat.
         LIVEBLOG_HEARTBEAT_SECONDS="600",
     )
-    servers = [DaphneServer(site), DaphneServer(site)]
-    try:
-        for server in servers:
-            server.start()
+    with daphne_processes(site) as servers:
         yield servers
-    finally:
-        for server in servers:
-            server.stop()
 
 
 def percentile(values: list[float], fraction: float) -> float:

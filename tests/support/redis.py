@@ -14,7 +14,7 @@ from .servers import free_port, wait_until
 REDIS_SERVER = "/usr/bin/redis-server"
 
 
-def _answers_ping(port: int) -> bool:
+def answers_ping(port: int) -> bool:
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=0.5) as connection:
             connection.sendall(b"PING\r\n")
@@ -45,7 +45,7 @@ class RedisServer:
              "--appendonly", "no", "--dir", str(self.directory), "--loglevel", "warning"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )
-        wait_until(lambda: _answers_ping(self.port), timeout=10, message="redis-server")
+        wait_until(lambda: answers_ping(self.port), timeout=10, message="redis-server")
         return self
 
     def stop(self) -> None:

@@ -15,6 +15,8 @@ import urllib.error
 import urllib.parse
 import urllib.request
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -139,6 +141,19 @@ class DaphneServer:
                 self.process.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 self.kill()
+
+
+@contextmanager
+def daphne_processes(site: Site, count: int = 2, **env: str) -> Iterator[list[DaphneServer]]:
+    """`count` daphne processes serving `site`, stopped afterwards (scale-out on one machine)."""
+    servers = [DaphneServer(site, **env) for _ in range(count)]
+    try:
+        for server in servers:
+            server.start()
+        yield servers
+    finally:
+        for server in servers:
+            server.stop()
 
 
 class ApiClient:
