@@ -182,11 +182,11 @@ class Hub:
     async def _start_feed(self, feed: _BlogFeed) -> None:
         try:
             async with self._membership:
-                if self.channel is None:
-                    self.channel = await self.layer.new_channel()
-                    self._reader = asyncio.ensure_future(self._read())
+                if self._ticker is None:
                     self._ticker = asyncio.ensure_future(self._tick())
-                # A failed join is retried on every heartbeat; meanwhile the log heals delivery.
+                # A layer that cannot be reached (Redis down), a failed join: both are retried
+                # on every heartbeat, and meanwhile the log heals delivery.
+                await self._attach()
                 await self._layer_call("group_add", feed.blog_id)
             head, epoch, recent = await database_sync_to_async(self._read_tail)(feed.blog_id)
         except Exception:
@@ -208,6 +208,22 @@ class Hub:
         head, epoch = selectors.blog_position(blog_id)
         window = settings.LIVEBLOG_REPLAY_WINDOW
         return head, epoch, selectors.events_range(blog_id, epoch, max(0, head - window), head)
+
+    async def _attach(self) -> bool:
+        """Make this process's channel and start receiving on it, unless it has one. False
+        when the layer cannot be reached: the hub serves readers from the log until a later
+        heartbeat attaches it (channels-redis's pub/sub layer subscribes in `new_channel`)."""
+        if self.channel is None:
+            try:
+                channel = await asyncio.wait_for(
+                    self.layer.new_channel(), timeout=settings.LIVEBLOG_BROADCAST_TIMEOUT
+                )
+            except Exception as error:  # noqa: BLE001 - served from the log meanwhile
+                logger.warning("channel layer unavailable, delivering from the log: %r", error)
+                return False
+            self.channel = channel
+            self._reader = asyncio.ensure_future(self._read())
+        return True
 
     def _stop(self) -> None:
         for task in (self._reader, self._ticker):
@@ -421,6 +437,8 @@ class Hub:
         feeds = [feed for feed in self.feeds.values() if feed.head is not None]
         if not feeds:
             return
+        async with self._membership:
+            await self._attach()
         try:
             positions = await database_sync_to_async(selectors.blog_positions)(
                 [feed.blog_id for feed in feeds]

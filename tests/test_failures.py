@@ -209,6 +209,43 @@ async def test_readers_of_a_killed_process_reconnect_to_the_survivor_and_replay(
         balancer.stop()
 
 
+async def test_a_process_started_while_redis_is_down_serves_readers_and_goes_live_after(stack):
+    """A deploy during a Redis outage: the restarted process serves its readers from the log,
+    and attaches to Redis by itself when it returns."""
+    slug = stack.site.slug
+    restarted, other = stack.servers
+    await stack.post(1)
+    stack.redis.stop()
+    restarted.stop()
+    restarted.start()
+    readers = await open_readers([(restarted.ws_url, restarted.url)], slug, count=5)
+    try:
+        await all_reach(readers, 1, timeout=10)
+        stack.apis = [ApiClient(other.url).login(stack.site.username, stack.site.password)]
+        posted = time.monotonic()
+        await stack.post(2)
+        await all_reach(readers, 2, timeout=3 * HEARTBEAT)
+        record(f"{stack.layer}: Redis down, readers of a process started during the outage had "
+               "a new post (s)", time.monotonic() - posted)
+
+        stack.redis = RedisServer(stack.redis.directory, port=stack.redis.port).start()
+        back = time.monotonic()
+        await asyncio.to_thread(
+            wait_until, lambda: stack.members() == 1, timeout=4 * HEARTBEAT,
+            message="the restarted process (the only one with readers) in the blog's group",
+        )
+        record(f"{stack.layer}: a process started during the outage receiving through Redis, "
+               "after Redis returned (s)", time.monotonic() - back)
+        await stack.post(3)
+        assert await all_reach(readers, 3, timeout=3 * HEARTBEAT) < HEARTBEAT
+        assert 3 not in stack.filled_from_log([restarted])  # live, not healed
+        for reader in readers:  # they joined with a snapshot at seq 1, then had every event
+            assert reader.applied == [2, 3], (reader.name, reader.applied)
+            assert (reader.duplicates, reader.gaps, reader.connections) == (0, 0, 1)
+    finally:
+        await asyncio.gather(*[reader.stop() for reader in readers])
+
+
 # A channel-layer queue of 3 messages per process: a process that stops reading for a moment
 # (here SIGSTOP; in life a long GC pause, a starved CPU, a slow event loop) overflows it at once.
 @pytest.mark.parametrize("stack", [{"LIVEBLOG_LAYER_CAPACITY": "3"}], indirect=True)

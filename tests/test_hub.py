@@ -151,6 +151,38 @@ async def test_live_fan_out_heals_after_the_layer_forgets_its_groups(blog, make_
     await reader.close()
 
 
+async def test_a_hub_started_while_the_layer_is_unreachable_serves_then_attaches(
+    blog, make_post, settings, monkeypatch
+):
+    """Redis down when a process's first reader arrives (a deploy during an outage): the reader
+    is served from the log, and the hub attaches to the layer at a heartbeat once it is back."""
+    settings.LIVEBLOG_HEARTBEAT_SECONDS = 0.2
+    layer = get_channel_layer()
+    real_new_channel = layer.new_channel
+
+    async def unreachable(*args, **kwargs):
+        raise ConnectionError("Redis is down")
+
+    monkeypatch.setattr(layer, "new_channel", unreachable)
+    await database_sync_to_async(make_post)("before")
+    reader = await Reader.open(blog.slug, f"?since=0&epoch={blog.epoch}")
+    await reader.expect("hello")
+    events, _ = await reader.events_until_live()
+    assert [event["seq"] for event in events] == [1]
+    await database_sync_to_async(make_post)("during")  # healed from the log at a heartbeat
+    assert (await reader.expect("event", timeout=2))["seq"] == 2
+    assert get_hub().channel is None
+
+    monkeypatch.setattr(layer, "new_channel", real_new_channel)  # the layer is back
+    await reader.expect("ping", timeout=2)
+    await reader.expect("ping", timeout=2)  # a full heartbeat after the return: attached
+    assert get_hub().channel is not None
+    assert get_hub().channel in layer.groups[blog_group(blog.pk)]
+    await database_sync_to_async(make_post)("live")
+    assert (await reader.expect("event", timeout=0.15))["seq"] == 3  # before the next heartbeat
+    await reader.close()
+
+
 async def test_one_failing_reader_does_not_stop_the_others(blog, make_post):
     broken, healthy = Recorder(fail=True), Recorder()
     hub = get_hub()
