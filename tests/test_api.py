@@ -4,6 +4,7 @@ import json
 import uuid
 
 import pytest
+from django.db import OperationalError
 from django.test import Client
 
 from liveblog import services
@@ -1036,3 +1037,27 @@ def test_mixed_operations_number_events_1_to_n_without_gaps(author_client, owner
     assert head_of(blog) == 8
     assert [frame(blog, seq)["seq"] for seq in range(1, 9)] == list(range(1, 9))
     assert author_client.get(BLOG_URL).json()["head"] == 8
+
+
+# --- Failures on our side -------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(("error", "status", "code"), [
+    (OperationalError("could not connect to server"), 503, "unavailable"),
+    (RuntimeError("a bug"), 500, "server_error"),
+])
+def test_a_write_that_fails_on_our_side_answers_json(blog, author, monkeypatch, error, status,
+                                                     code):
+    """A database that cannot be reached is a 503 to retry later; anything else a 500. Either
+    way a JSON body, never Django's HTML page, and the outbox keeps the post to send again."""
+    def failing(**kwargs):
+        raise error
+
+    monkeypatch.setattr(services, "post_create", failing)
+    client = signed_in(author)
+    client.raise_request_exception = False
+    response = json_post(client, POSTS_URL, new_post())
+    assert_error(response, status, code)
+    assert (response.get("Retry-After") == "5") == (status == 503)
+    assert not Post.objects.exists()

@@ -7,12 +7,14 @@ or from multipart/form-data when a photo comes along.
 """
 
 import json
+import sys
 from collections.abc import Callable
 from functools import wraps
 from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent
+from django.db import InterfaceError, OperationalError
 from django.http import HttpRequest, HttpResponse, UnreadablePostError
 from django.http.multipartparser import MultiPartParserError
 from django.middleware.csrf import CsrfViewMiddleware
@@ -278,7 +280,19 @@ def not_found_handler(request: HttpRequest, exception: Exception | None = None) 
     return render(request, "404.html", status=404)
 
 
+UNAVAILABLE_RETRY_SECONDS = 5
+
+
 def server_error_handler(request: HttpRequest) -> HttpResponse:
+    """Django's handler500, called while the exception is being handled. A database that cannot
+    be reached (down, restarting, out of connections) is a 503 to retry, not a bug: the outbox
+    and the browser retry either way, but monitoring and load balancers tell them apart."""
+    if isinstance(sys.exc_info()[1], OperationalError | InterfaceError):
+        response = (error_response(503, "unavailable", "the database is unavailable; try again")
+                    if _wants_json(request)
+                    else render(request, "500.html", status=503))
+        response["Retry-After"] = str(UNAVAILABLE_RETRY_SECONDS)
+        return response
     if _wants_json(request):
         return error_response(500, "server_error", "something went wrong on our side")
     return render(request, "500.html", status=500)
