@@ -27,6 +27,8 @@ def sign_in(page: Page, base_url: str, server: DaphneServer, then: str = CONSOLE
 
 
 def write(page: Page, text: str) -> None:
+    # Until console.js has started, a click would submit the form natively (a page load).
+    expect(page.locator("#compose")).to_have_attribute("data-ready", "true")
     page.locator("#compose textarea[name=body]").fill(text)
     page.locator("#compose button[type=submit]").click()
 
@@ -60,6 +62,7 @@ def author(new_page, server) -> Page:
     page = new_page("author")
     sign_in(page, server.url, server)
     expect(page.locator("#compose")).to_be_visible()
+    expect(page.locator("#compose")).to_have_attribute("data-ready", "true")
     return page
 
 

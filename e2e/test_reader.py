@@ -62,7 +62,7 @@ def test_author_posts_from_the_console_and_a_reader_survives_a_server_crash(
     author.locator("#id_password").fill(server.site.password)
     author.locator(".login-form button[type=submit]").click()
     expect(author).to_have_url(re.compile(re.escape(CONSOLE) + "$"))
-    expect(author.locator("#compose")).to_be_visible()
+    expect(author.locator("#compose")).to_have_attribute("data-ready", "true")
 
     # A reader in another browser context (no session), live before anything is posted.
     reader = new_page("reader")

@@ -49,6 +49,11 @@ class Composer {
 
   start() {
     this.restoreDraft();
+    // Text typed before this module ran (a slow phone) fired no input event we heard.
+    if (this.body.value) {
+      this.saveDraft();
+      this.schedulePreview();
+    }
     this.form.addEventListener("input", () => {
       this.saveDraft();
       this.schedulePreview();
@@ -62,6 +67,7 @@ class Composer {
       event.preventDefault();
       this.submit();
     });
+    this.form.dataset.ready = "true"; // for tests and styles: the console is listening
   }
 
   restoreDraft() {
