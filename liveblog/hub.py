@@ -209,21 +209,21 @@ class Hub:
         window = settings.LIVEBLOG_REPLAY_WINDOW
         return head, epoch, selectors.events_range(blog_id, epoch, max(0, head - window), head)
 
-    async def _attach(self) -> bool:
-        """Make this process's channel and start receiving on it, unless it has one. False
-        when the layer cannot be reached: the hub serves readers from the log until a later
-        heartbeat attaches it (channels-redis's pub/sub layer subscribes in `new_channel`)."""
-        if self.channel is None:
-            try:
-                channel = await asyncio.wait_for(
-                    self.layer.new_channel(), timeout=settings.LIVEBLOG_BROADCAST_TIMEOUT
-                )
-            except Exception as error:  # noqa: BLE001 - served from the log meanwhile
-                logger.warning("channel layer unavailable, delivering from the log: %r", error)
-                return False
-            self.channel = channel
-            self._reader = asyncio.ensure_future(self._read())
-        return True
+    async def _attach(self) -> None:
+        """Make this process's channel and start receiving on it, unless it has one. When the
+        layer cannot be reached, the hub serves readers from the log until a later heartbeat
+        attaches it (channels-redis's pub/sub layer subscribes in `new_channel`)."""
+        if self.channel is not None:
+            return
+        try:
+            channel = await asyncio.wait_for(
+                self.layer.new_channel(), timeout=settings.LIVEBLOG_BROADCAST_TIMEOUT
+            )
+        except Exception as error:  # noqa: BLE001 - served from the log meanwhile
+            logger.warning("channel layer unavailable, delivering from the log: %r", error)
+            return
+        self.channel = channel
+        self._reader = asyncio.ensure_future(self._read())
 
     def _stop(self) -> None:
         for task in (self._reader, self._ticker):

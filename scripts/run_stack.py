@@ -31,44 +31,21 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from tests.support.postgres import PostgresServer, _traversable_by_others  # noqa: E402
+from tests.support.postgres import PostgresServer, traversable_by_others  # noqa: E402
 from tests.support.proxy import Balancer  # noqa: E402
 from tests.support.redis import RedisServer  # noqa: E402
-from tests.support.servers import BIN, wait_until  # noqa: E402
+from tests.support.servers import DaphneServer, Site  # noqa: E402
 
 STACK = REPO / "var" / "stack"
 
 
 def cluster_directory(state: Path) -> Path:
     """Where PostgreSQL keeps the stack's data between runs."""
-    if os.geteuid() != 0 or _traversable_by_others(state):
+    if os.geteuid() != 0 or traversable_by_others(state):
         return state / "postgres"
     # Root's home is private: the `postgres` user could not reach var/ inside it.
     digest = hashlib.sha256(str(state.resolve()).encode()).hexdigest()[:12]
     return Path("/var/tmp") / f"liveblog-stack-{digest}" / "postgres"
-
-
-def manage(env: dict[str, str], *args: str) -> None:
-    subprocess.run([sys.executable, "manage.py", *args], cwd=REPO, env=env, check=True)
-
-
-def daphne(env: dict[str, str], host: str, port: int, backlog: int) -> subprocess.Popen:
-    interface = host.replace(":", r"\:")
-    return subprocess.Popen(
-        [str(BIN / "daphne"), "-e", f"tcp:port={port}:interface={interface}:backlog={backlog}",
-         "--access-log", os.devnull, "project.asgi:application"],
-        cwd=REPO, env=env,
-    )
-
-
-def answers(port: int) -> bool:
-    import urllib.request
-
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/offline/", timeout=1) as response:
-            return response.status == 200
-    except OSError:
-        return False
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -78,7 +55,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--processes", type=int, default=2, help="daphne processes (2)")
     parser.add_argument("--layer", choices=("pubsub", "lists"), default="pubsub",
                         help="channels-redis layer (pubsub)")
-    parser.add_argument("--backlog", type=int, default=1024)
     parser.add_argument("--state", type=Path, default=STACK,
                         help="where the data and logs are kept (var/stack)")
     args = parser.parse_args(argv)
@@ -94,51 +70,36 @@ def main(argv: list[str] | None = None) -> int:
         redis = RedisServer(state)
         stack.callback(redis.stop)
         redis.start()
-        env = {
-            **os.environ,
+        # The caller's own LIVEBLOG_* settings (the heartbeat, say) apply; SECRET_KEY comes from
+        # the environment or var/secret_key, as with `make run`.
+        site = Site(directory=state, env={
+            **{key: value for key, value in os.environ.items() if key.startswith("LIVEBLOG_")},
             "DATABASE_URL": postgres.url,
             "REDIS_URL": redis.url,
             "LIVEBLOG_REDIS_LAYER": args.layer,
             "MEDIA_ROOT": str(state / "media"),
-        }
-        manage(env, "migrate", "--noinput", "-v0")
-        manage(env, "collectstatic", "--noinput", "-v0")
-        processes = []
+        })
+        site.manage("migrate", "--noinput", "-v0")
+        site.manage("collectstatic", "--noinput", "-v0")
+        servers = []
         for port in ports:
-            process = daphne(env, "127.0.0.1", port, args.backlog)
-            processes.append(process)
-            stack.callback(stop, process)
-        for port, process in zip(ports, processes, strict=True):
-            wait_until(lambda port=port, process=process: answers(port) or _died(process),
-                       timeout=60, message=f"daphne on port {port}")
-            if process.poll() is not None:
-                print(f"daphne on port {port} exited with {process.returncode}", file=sys.stderr)
-                return 1
+            server = DaphneServer(site, port=port)
+            stack.callback(server.stop)
+            server.start(timeout=60)
+            servers.append(server)
         balancer = Balancer(ports, port=args.port)
         stack.callback(balancer.stop)
         balancer.start()
-        manage(env, "liveblog_demo", "--url", f"http://127.0.0.1:{args.port}")
-        print(f"  PostgreSQL       {postgres.url}  (data in {postgres.keep})")
+        print(site.manage("liveblog_demo", "--url", f"http://127.0.0.1:{args.port}"))
+        print(f"  PostgreSQL       {postgres.url}  (data in {postgres.kept_in})")
         print(f"  Redis            {redis.url}  (layer: {args.layer})")
-        for port, process in zip(ports, processes, strict=True):
-            print(f"  daphne           http://127.0.0.1:{port}/  (pid {process.pid})")
+        for server in servers:
+            print(f"  daphne           {server.url}/  (pid {server.process.pid}, "
+                  f"log {server.log_path})")
         print(f"  load balancer    http://127.0.0.1:{args.port}/ -> {', '.join(map(str, ports))}")
         print("\nCtrl-C stops everything.", flush=True)
-        wait_for_interrupt(processes)
+        wait_for_interrupt([server.process for server in servers])
     return 0
-
-
-def _died(process: subprocess.Popen) -> bool:
-    return process.poll() is not None
-
-
-def stop(process: subprocess.Popen) -> None:
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
 
 
 def wait_for_interrupt(processes: list[subprocess.Popen]) -> None:

@@ -49,11 +49,10 @@ class Composer {
 
   start() {
     this.restoreDraft();
-    // Text typed before this module ran (a slow phone) fired no input event we heard.
-    if (this.body.value) {
-      this.saveDraft();
-      this.schedulePreview();
-    }
+    // What the form holds now, a restored draft or text typed before this module ran (a slow
+    // phone: no input event we heard), is kept and previewed like anything typed later.
+    this.saveDraft();
+    this.schedulePreview();
     this.form.addEventListener("input", () => {
       this.saveDraft();
       this.schedulePreview();
@@ -80,7 +79,6 @@ class Composer {
     this.form.elements.key_event.checked = Boolean(draft.key_event);
     this.form.elements.pinned.checked = Boolean(draft.pinned);
     this.photoAlt.value = draft.photo_alt || "";
-    this.schedulePreview();
   }
 
   saveDraft() {

@@ -73,7 +73,7 @@ def _run_as() -> pwd.struct_passwd | None:
         ) from None
 
 
-def _traversable_by_others(path: Path) -> bool:
+def traversable_by_others(path: Path) -> bool:
     """Whether `path` and every directory above it let another user pass (o+x)."""
     path = path.resolve()
     return all(directory.stat().st_mode & 0o001 for directory in (path, *path.parents))
@@ -90,7 +90,7 @@ class PostgresServer:
         self.port = port or free_port()
         self.bin_dir = postgres_bin_dir()
         self.account = _run_as()
-        self.keep = directory
+        self.kept_in = directory
         self.directory: Path | None = None
         self.process: subprocess.Popen | None = None
 
@@ -129,16 +129,16 @@ class PostgresServer:
         return self
 
     def _make_directory(self) -> Path:
-        if self.keep is not None:
-            return self._own(self.keep)
+        if self.kept_in is not None:
+            return self._own(self.kept_in)
         parent = None
-        if self.account is not None and not _traversable_by_others(Path(tempfile.gettempdir())):
+        if self.account is not None and not traversable_by_others(Path(tempfile.gettempdir())):
             parent = "/tmp"  # the postgres user must be able to reach its own directory
         return self._own(Path(tempfile.mkdtemp(prefix="liveblog-pg-", dir=parent)))
 
     def _own(self, directory: Path) -> Path:
         """`directory` and its sockets directory, made if missing, owned by the account."""
-        if self.account is not None and not _traversable_by_others(directory.parent):
+        if self.account is not None and not traversable_by_others(directory.parent):
             raise AssertionError(
                 f"{directory.parent} is not reachable by the `{SUPERUSER}` user, who must own "
                 "the cluster: choose a directory every user can traverse"
@@ -200,7 +200,7 @@ class PostgresServer:
     def _durability(self) -> list[str]:
         """Speed for a throwaway cluster, where nothing has to survive a crash; a kept one
         keeps PostgreSQL's defaults."""
-        if self.keep is not None:
+        if self.kept_in is not None:
             return []
         return ["-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off"]
 
@@ -242,7 +242,7 @@ class PostgresServer:
                 # Its own session (start_new_session): the group is postgres and its children.
                 os.killpg(self.process.pid, signal.SIGKILL)
                 self.process.wait(timeout=10)
-        if self.directory is not None and self.keep is None:
+        if self.directory is not None and self.kept_in is None:
             shutil.rmtree(self.directory, ignore_errors=True)
         self.directory = None
 

@@ -107,7 +107,8 @@ class DaphneServer:
     def start(self, timeout: float = 30) -> DaphneServer:
         log = open(self.log_path, "ab")
         self.process = subprocess.Popen(
-            [str(BIN / "daphne"), "-b", "127.0.0.1", "-p", str(self.port),
+            # The backlog `make run` uses: a thousand readers reconnecting at once fit.
+            [str(BIN / "daphne"), "-e", f"tcp:port={self.port}:interface=127.0.0.1:backlog=1024",
              "project.asgi:application"],
             cwd=REPO, env=self.site.process_env(**self.extra_env),
             stdout=log, stderr=subprocess.STDOUT,
