@@ -1,7 +1,7 @@
-// Test doubles for the reader client's unit tests (e2e/test_client_logic.py): a manual clock and
-// a fake WebSocket, so that backoff, watchdogs and frame handling run deterministically, with no
-// server and no real waiting. Served at http://client.test/e2e/client_harness.js next to the real
-// modules under /static/.
+// Test doubles for the reader client's unit tests (e2e/js/feed-connection.test.js): a manual
+// clock and a fake WebSocket, so that backoff, watchdogs and frame handling run deterministically,
+// with no server and no real waiting. Served at http://client.test/e2e/client_harness.js next to
+// the real modules under /static/.
 
 import { FeedConnection } from "/static/liveblog/feed-connection.js";
 import { FeedState } from "/static/liveblog/feed-state.js";
