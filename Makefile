@@ -23,6 +23,13 @@ $(VENV)/.dev: requirements-dev.txt $(VENV)/.runtime
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	@touch $@
 
+# The JavaScript lint tools (ESLint), exactly as package-lock.json pins them. Only lint needs
+# them: the browser code runs as it is, with no build step.
+node_modules/.installed: package.json package-lock.json
+	@command -v npm >/dev/null || { echo "npm is missing: ESLint needs Node.js 20.19+ and npm"; exit 1; }
+	npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
 run: $(VENV)/.runtime
 	$(PY) manage.py migrate --noinput -v0
 	$(PY) manage.py collectstatic --noinput -v0
@@ -38,17 +45,21 @@ run-stack: $(VENV)/.runtime
 system-test-deps:
 	@scripts/ensure-debian-packages chromium redis-server postgresql
 
-test: $(VENV)/.dev system-test-deps
+test: $(VENV)/.dev node_modules/.installed system-test-deps
 	$(PY) manage.py collectstatic --noinput -v0
 	$(PY) -m ruff check .
+	node_modules/.bin/eslint .
 	$(PY) -m pytest $(PYTEST_ARGS)
 	$(PY) -m tests.support.postgres_suite
 
 bench: $(VENV)/.dev
 	$(PY) -m bench $(BENCH_ARGS)
 
-lint: $(VENV)/.dev
+# Python with ruff; every browser script, the service worker template and the browser tests with
+# ESLint (eslint.config.js).
+lint: $(VENV)/.dev node_modules/.installed
 	$(PY) -m ruff check .
+	node_modules/.bin/eslint .
 
 clean:
-	rm -rf $(VENV) var
+	rm -rf $(VENV) var node_modules

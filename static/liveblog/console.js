@@ -26,7 +26,7 @@ async function shrink(file) {
     bitmap.close();
     const blob = await new Promise((resolve) => canvas.toBlob(resolve, "image/jpeg", PHOTO_QUALITY));
     return blob && blob.size < file.size ? blob : file;
-  } catch (error) {
+  } catch {
     return file; // the server decides (and says why if it cannot read it)
   }
 }
@@ -73,7 +73,7 @@ class Composer {
     let draft = null;
     try {
       draft = JSON.parse(localStorage.getItem(this.draftKey) || "null");
-    } catch (error) { /* a damaged draft is no draft */ }
+    } catch { /* a damaged draft is no draft */ }
     if (!draft) return;
     this.body.value = draft.body || "";
     this.form.elements.key_event.checked = Boolean(draft.key_event);
@@ -86,7 +86,7 @@ class Composer {
     try {
       if (draft.body || draft.photo_alt) localStorage.setItem(this.draftKey, JSON.stringify(draft));
       else localStorage.removeItem(this.draftKey);
-    } catch (error) { /* storage full or off: the text is still on screen */ }
+    } catch { /* storage full or off: the text is still on screen */ }
   }
 
   fields() {

@@ -95,7 +95,7 @@ export class FeedConnection {
     let socket;
     try {
       socket = this.createSocket(this.url());
-    } catch (error) {
+    } catch {
       this.scheduleReconnect();
       return;
     }
@@ -148,7 +148,7 @@ export class FeedConnection {
     this.watchdog = this.timers.setTimeout(() => {
       if (socket !== this.socket) return;
       // A stalled socket can take minutes to report its close: stop waiting for it.
-      try { socket.close(); } catch (error) { /* already closing */ }
+      try { socket.close(); } catch { /* already closing */ }
       this.dropped(socket);
     }, ms);
   }
@@ -169,7 +169,7 @@ export class FeedConnection {
     let frame;
     try {
       frame = JSON.parse(message.data);
-    } catch (error) {
+    } catch {
       return;
     }
     this.armWatchdog(this.heartbeatMs * SILENT_HEARTBEATS);

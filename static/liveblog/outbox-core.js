@@ -138,13 +138,13 @@
     let response;
     try {
       response = await fetch(request.url, { ...request.init, credentials: "same-origin" });
-    } catch (error) {
+    } catch {
       return { retry: true, detail: "no network, will retry" };
     }
     let answer = {};
     try {
       answer = await response.json();
-    } catch (error) { /* a proxy's HTML error page */ }
+    } catch { /* a proxy's HTML error page */ }
     if (response.ok) {
       return { ok: true, seq: answer.seq ?? null, postId: answer.post ? answer.post.id : null };
     }

@@ -73,7 +73,7 @@ async function refreshOpenPages() {
     try {
       const response = await fetch(url.href, { credentials: "same-origin" });
       if (response.ok && !response.redirected) await cache.put(url.href, response);
-    } catch (error) { /* offline: the next visit caches it */ }
+    } catch { /* offline: the next visit caches it */ }
   }));
 }
 
@@ -94,7 +94,7 @@ self.addEventListener("fetch", (event) => {
 async function page(request) {
   try {
     return await networkFirst(request, PAGES_CACHE, PAGE_TIMEOUT_MS, MAX_PAGES);
-  } catch (error) {
+  } catch {
     const offline = await caches.match(OFFLINE_URL);
     return offline || Response.error();
   }
