@@ -53,6 +53,7 @@ def service_worker(request: HttpRequest) -> HttpResponse:
         {
             "version_json": json.dumps(version),
             "precache_json": json.dumps(list(urls)),
+            "indexeddb_json": json.dumps(staticfiles_storage.url("liveblog/indexeddb.js")),
             "outbox_core_json": json.dumps(staticfiles_storage.url("liveblog/outbox-core.js")),
         },
         content_type="text/javascript; charset=utf-8",

@@ -6,27 +6,15 @@
 // Bounded: the newest MAX_POSTS_PER_BLOG posts (pinned ones always) of the MAX_BLOGS blogs
 // saved most recently; older posts come back from the server through "Older updates".
 
+import "./indexeddb.js"; // globalThis.LiveblogIDB, shared with the outbox and the service worker
+
+const { open, run } = globalThis.LiveblogIDB;
 const DB_NAME = "liveblog";
 const DB_VERSION = 1;
 const FEEDS = "feeds";
 export const MAX_POSTS_PER_BLOG = 200;
 export const MAX_BLOGS = 20;
 const SAVE_DELAY_MS = 250;
-
-function settled(request) {
-  return new Promise((resolve, reject) => {
-    request.onsuccess = () => resolve(request.result);
-    request.onerror = () => reject(request.error);
-  });
-}
-
-function finished(transaction) {
-  return new Promise((resolve, reject) => {
-    transaction.oncomplete = () => resolve();
-    transaction.onerror = () => reject(transaction.error);
-    transaction.onabort = () => reject(transaction.error);
-  });
-}
 
 /** The record kept for a feed state: the newest posts, pinned ones always. */
 export function recordOf(state, now = Date.now()) {
@@ -66,22 +54,19 @@ export class FeedStore {
    *  works, only without an offline copy. */
   static async open() {
     if (!globalThis.indexedDB) return null;
-    const request = indexedDB.open(DB_NAME, DB_VERSION);
-    request.onupgradeneeded = () => {
-      const feeds = request.result.createObjectStore(FEEDS, { keyPath: "slug" });
-      feeds.createIndex("savedAt", "savedAt");
-    };
     try {
-      return new FeedStore(await settled(request));
+      return new FeedStore(await open(DB_NAME, DB_VERSION, (db) => {
+        const feeds = db.createObjectStore(FEEDS, { keyPath: "slug" });
+        feeds.createIndex("savedAt", "savedAt");
+      }));
     } catch (error) {
       console.warn("liveblog: no local copy (IndexedDB unavailable)", error);
       return null;
     }
   }
 
-  async load(slug) {
-    const transaction = this.db.transaction(FEEDS, "readonly");
-    return settled(transaction.objectStore(FEEDS).get(slug));
+  load(slug) {
+    return run(this.db, FEEDS, "readonly", (feeds) => feeds.get(slug));
   }
 
   /** Save a little later, once for a burst of changes. */
@@ -98,22 +83,22 @@ export class FeedStore {
 
   async save(state) {
     const record = recordOf(state);
-    // Strict: on disk before "complete", so a browser closed right after keeps the copy
-    // (Chromium's default, relaxed, may lose the last writes). Saves are coalesced, so rare.
-    const transaction = this.db.transaction(FEEDS, "readwrite", { durability: "strict" });
-    const feeds = transaction.objectStore(FEEDS);
-    feeds.put(record);
-    // Forget the blogs saved longest ago beyond the bound.
-    const cursor = feeds.index("savedAt").openKeyCursor(null, "prev");
-    let seen = 0;
-    cursor.onsuccess = () => {
-      const position = cursor.result;
-      if (!position) return;
-      seen += 1;
-      if (seen > MAX_BLOGS) feeds.delete(position.primaryKey);
-      position.continue();
-    };
-    await finished(transaction);
+    // Strict (run's writes are): on disk before "complete", so a browser closed right after
+    // keeps the copy (Chromium's default, relaxed, may lose the last writes). Saves are
+    // coalesced, so rare.
+    await run(this.db, FEEDS, "readwrite", (feeds) => {
+      feeds.put(record);
+      // Forget the blogs saved longest ago beyond the bound.
+      const cursor = feeds.index("savedAt").openKeyCursor(null, "prev");
+      let seen = 0;
+      cursor.onsuccess = () => {
+        const position = cursor.result;
+        if (!position) return;
+        seen += 1;
+        if (seen > MAX_BLOGS) feeds.delete(position.primaryKey);
+        position.continue();
+      };
+    });
     this.savedHead = record.head;
   }
 }

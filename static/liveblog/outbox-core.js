@@ -1,7 +1,8 @@
 // The author's outbox: writes waiting to reach the server, kept in IndexedDB, sent one at a time
 // in the order they were made. Shared by the author console (imported for its side effect) and
 // the service worker (importScripts, for Background Sync), so it is a plain script that defines
-// globalThis.LiveblogOutbox and uses no import or export.
+// globalThis.LiveblogOutbox and uses no import or export. It needs indexeddb.js (the shared
+// IndexedDB helper, globalThis.LiveblogIDB) loaded before it.
 //
 // Every entry carries a client_id made on the device; the server answers a create it has seen
 // with its first answer, edits that change nothing change nothing, and deletes are idempotent:
@@ -22,41 +23,23 @@
   const SENT_KEPT = 10;
   const LOCK_NAME = "liveblog-outbox";
 
-  function settled(request) {
-    return new Promise((resolve, reject) => {
-      request.onsuccess = () => resolve(request.result);
-      request.onerror = () => reject(request.error);
-    });
-  }
-
-  function finished(transaction) {
-    return new Promise((resolve, reject) => {
-      transaction.oncomplete = () => resolve();
-      transaction.onerror = () => reject(transaction.error);
-      transaction.onabort = () => reject(transaction.error);
-    });
-  }
+  if (!global.LiveblogIDB) throw new Error("outbox-core.js needs indexeddb.js loaded first");
+  const idb = global.LiveblogIDB;
 
   let opening = null;
   function database() {
     if (!opening) {
-      const request = indexedDB.open(DB_NAME, DB_VERSION);
-      request.onupgradeneeded = () => {
-        request.result.createObjectStore(ENTRIES, { keyPath: "key", autoIncrement: true });
-        request.result.createObjectStore(META);
-      };
-      opening = settled(request);
+      opening = idb.open(DB_NAME, DB_VERSION, (db) => {
+        db.createObjectStore(ENTRIES, { keyPath: "key", autoIncrement: true });
+        db.createObjectStore(META);
+      });
     }
     return opening;
   }
 
   async function run(storeName, mode, work) {
-    const db = await database();
-    // Strict: an entry is on disk before the author is told it is queued.
-    const transaction = db.transaction(storeName, mode, { durability: "strict" });
-    const result = work(transaction.objectStore(storeName));
-    await finished(transaction);
-    return result instanceof IDBRequest ? result.result : result;
+    // Writes are strict: an entry is on disk before the author is told it is queued.
+    return idb.run(await database(), storeName, mode, work);
   }
 
   /** All entries, oldest first. */

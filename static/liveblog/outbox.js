@@ -2,6 +2,7 @@
 // and when it sends: at once after a submit, on page load, when the browser comes back online,
 // when the live connection is back, through Background Sync where the browser has it (the
 // service worker sends even with the tab closed), and otherwise on a backoff timer.
+import "./indexeddb.js"; // before outbox-core.js, which uses it
 import "./outbox-core.js";
 
 const core = globalThis.LiveblogOutbox;

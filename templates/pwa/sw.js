@@ -12,7 +12,9 @@
  * - Background Sync sends the author's outbox (outbox-core.js) when the network is back.
  */
 
-importScripts({{ outbox_core_json|safe }}); // globalThis.LiveblogOutbox, shared with the console
+// The author's outbox (globalThis.LiveblogOutbox), shared with the console, and the IndexedDB
+// helper it uses (globalThis.LiveblogIDB), shared with the pages.
+importScripts({{ indexeddb_json|safe }}, {{ outbox_core_json|safe }});
 
 const VERSION = {{ version_json|safe }};
 const PRECACHE = {{ precache_json|safe }};
