@@ -2,13 +2,14 @@
 
 Each JavaScript test (registered with `test(name, body)` from e2e/js/testing.js) is one pytest case,
 `test_js[<module>: <name>]`. It runs in a fresh browser context of its own: a blank harness page at
-http://client.test/, the files of static/ under /static/ and of e2e/ under /e2e/. The test module is
+http://client.test/, the files of static/ under /static/ and of e2e/ under /e2e/ (and the feed as
+the server renders it at /fixtures/feed.html, from the real templates). The test module is
 imported, the one test is run, and its answer (passed, or the assertion's message and stack) becomes
 the pytest result. An uncaught exception or a console error in the page fails the test as well.
 
 FeedConnection gets the fake socket and the manual clock of e2e/client_harness.js, so backoff,
 watchdogs and resyncs are checked to the millisecond without real waiting. Nothing here starts
-Django.
+a server.
 """
 
 from __future__ import annotations
@@ -65,10 +66,54 @@ def _content_type(path: Path) -> str:
     return mimetypes.guess_type(path.name)[0] or "application/octet-stream"
 
 
+# A post of each kind the feed draws, shaped as the server sends them (protocol.post_json).
+FIXTURE_PHOTO = {
+    "src": "/media/liveblog/photos/match/a1-1024.jpg",
+    "srcset": "/media/liveblog/photos/match/a1-320.jpg 320w, "
+              "/media/liveblog/photos/match/a1-1024.jpg 1024w",
+    "width": 1024, "height": 683, "alt": 'The "away" end <cheering>',
+}
+
+
+def _fixture_post(post_id: int, html: str, **fields) -> dict:
+    return {
+        "id": post_id, "client_id": f"c-{post_id}", "author": {"username": "ann", "name": "Ann"},
+        "body": f"post {post_id}", "html": html, "created_at": f"2024-05-01T12:0{post_id}:00Z",
+        "edited_at": None, "pinned": False, "key_event": False, "photo": None, **fields,
+    }
+
+
+def feed_fixture_html() -> str:
+    """The live feed as the reader page renders it (the same view code and templates), for
+    e2e/js/feed-view.test.js to compare the browser's drawing with. Rendered in this process:
+    Django is configured by pytest-django, and no database is needed."""
+    from datetime import UTC, datetime
+
+    from django.template.loader import render_to_string
+
+    from liveblog.models import Blog
+    from liveblog.selectors import PostsPage
+    from liveblog.views.pages import _feed_context
+
+    blog = Blog(slug="match", title="The match", status="live", epoch="E1", head=3,
+                created_at=datetime(2024, 5, 1, 11, 0, tzinfo=UTC))
+    posts = [
+        _fixture_post(3, "<p>Red card &amp; a <em>penalty</em></p>", pinned=True, key_event=True,
+                      edited_at="2024-05-01T12:05:00Z", photo=FIXTURE_PHOTO),
+        _fixture_post(2, "<p><strong>GOAL!</strong> 1-0 &lt;3</p>", key_event=True),
+        _fixture_post(1, "<p>Kick-off</p>"),
+    ]
+    page = PostsPage(blog=blog, head=3, posts=posts, next_before=None)
+    return render_to_string("liveblog/_feed.html", {"blog": blog, **_feed_context(page)})
+
+
 def _serve(route: Route) -> None:
     path = "/" + route.request.url.removeprefix(ORIGIN).lstrip("/").split("?")[0].split("#")[0]
     if path == "/":
         route.fulfill(status=200, content_type="text/html", body=HARNESS_HTML)
+        return
+    if path == "/fixtures/feed.html":
+        route.fulfill(status=200, content_type="text/html", body=feed_fixture_html())
         return
     for prefix, directory in SERVED.items():
         if path.startswith(prefix):

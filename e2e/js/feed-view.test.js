@@ -1,7 +1,45 @@
-// FeedView's helpers (static/liveblog/feed-view.js).
+// FeedView (static/liveblog/feed-view.js): how it draws the feed, and its helpers.
 
-import { relativeTime } from "/static/liveblog/feed-view.js";
+import { FeedState } from "/static/liveblog/feed-state.js";
+import { FeedView, relativeTime } from "/static/liveblog/feed-view.js";
 import { assert, test } from "./testing.js";
+
+/** An element's markup without what only differs by the moment or the drawing: a time's text
+ *  and title (the server writes "12:03 UTC", the browser "4 min ago"), the browser's record of
+ *  the body it drew, and whitespace between tags. */
+function markup(element) {
+  const copy = element.cloneNode(true);
+  for (const time of copy.querySelectorAll("time")) {
+    time.textContent = "";
+    time.removeAttribute("title");
+  }
+  for (const body of copy.querySelectorAll("[data-html]")) body.removeAttribute("data-html");
+  return copy.outerHTML.replace(/>\s+</g, "><");
+}
+
+test("posts, photos and key events are drawn as the server draws them", async () => {
+  // The reader page's feed from the server's templates (see e2e/test_client_logic.py), parsed
+  // twice, off the page (nothing in it loads): once as served, once for the browser to draw.
+  const html = await (await fetch("/fixtures/feed.html")).text();
+  const served = new DOMParser().parseFromString(html, "text/html");
+  const drawn = new DOMParser().parseFromString(html, "text/html");
+  for (const article of drawn.querySelectorAll("#feed article.post")) article.remove();
+  drawn.querySelector("#key-events ol").replaceChildren();
+  const state = new FeedState();
+  state.applySnapshot(JSON.parse(drawn.getElementById("feed-data").textContent));
+  new FeedView({ root: drawn, state }).renderAll();
+
+  const posts = (doc) => [...doc.querySelectorAll("#feed article.post")].map(markup);
+  const keyEvents = (doc) => [...doc.querySelectorAll("#key-events li")].map(markup);
+  assert.equal(posts(served).length, 3, "the fixture has three posts");
+  assert.equal(served.querySelectorAll("#feed figure.post-photo").length, 1, "the fixture has a photo");
+  assert.equal(keyEvents(served).length, 2, "the fixture has two key events");
+  assert.deepEqual(posts(drawn), posts(served));
+  assert.deepEqual(keyEvents(drawn), keyEvents(served));
+  // Entities in a key event's summary are decoded once, on both sides (never "&amp;amp;").
+  const summaries = (doc) => [...doc.querySelectorAll("#key-events .key-event-text")].map((text) => text.textContent);
+  assert.deepEqual(summaries(served), ["Red card & a penalty", "GOAL! 1-0 <3"]);
+});
 
 test("relative times", () => {
   const now = new Date("2024-05-01T12:00:00Z");

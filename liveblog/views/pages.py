@@ -1,9 +1,12 @@
 """Server-rendered pages. The reader's feed is complete HTML (readable with JavaScript off); the
 browser modules then continue live from the head the page was rendered at."""
 
+from html import unescape
+
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
+from django.utils.html import strip_tags
 
 from .. import protocol, selectors
 from ..errors import Invalid, NotFound
@@ -23,15 +26,26 @@ def _ordered_for_reading(posts: list[dict]) -> list[dict]:
     return sorted(posts, key=lambda post: (not post["pinned"], -post["id"]))
 
 
+SUMMARY_CHARS = 90  # as feed-view.js's SUMMARY_CHARS
+
+
+def _summary(html: str) -> str:
+    """A post's text for the key-events box, made as feed-view.js's summary() makes it: tags
+    dropped, entities decoded (the template escapes the text once), whitespace collapsed."""
+    text = " ".join(unescape(strip_tags(html)).split())
+    return text if len(text) <= SUMMARY_CHARS else f"{text[:SUMMARY_CHARS - 1]}…"
+
+
 def _feed_context(page: selectors.PostsPage) -> dict:
     """What the live feed templates need: the posts in reading order, the key events, and the
     same data as a snapshot-shaped JSON block the browser client starts from."""
     return {
         "page": page,
         "posts": _ordered_for_reading(page.posts),
-        "key_events": sorted(
-            (post for post in page.posts if post["key_event"]), key=lambda post: -post["id"]
-        ),
+        "key_events": [
+            {**post, "summary": _summary(post["html"])}
+            for post in sorted(page.posts, key=lambda post: -post["id"]) if post["key_event"]
+        ],
         "feed_data": protocol.snapshot_json(
             blog=page.blog, head=page.head, posts=page.posts, next_before=page.next_before
         ),

@@ -2,6 +2,7 @@
 // survives reloads, the outbox that sends in order without double-posting, the live feed with
 // edit and delete on the posts this author may change, and ending or reopening the blog.
 import "./vendor/markdown-it.min.js";
+import { clone } from "./feed-view.js";
 import { startFeed } from "./live-feed.js";
 import { Outbox, newClientId } from "./outbox.js";
 
@@ -169,25 +170,17 @@ class Composer {
   }
 }
 
-/** Edit and delete buttons on the posts this author may change. */
+/** Edit and delete buttons on the posts this author may change: clones of the page's
+ *  #post-actions-template and #post-editor-template (templates/liveblog/_post_controls.html). */
 function postActions({ username, canManage, outbox, posts }) {
+  const actionsTemplate = document.getElementById("post-actions-template");
+  const editorTemplate = document.getElementById("post-editor-template");
+
   function editor(element, post) {
-    const form = document.createElement("form");
-    form.className = "post-editor";
-    const text = document.createElement("textarea");
-    text.name = "body";
-    text.rows = 4;
+    const form = clone(editorTemplate);
+    const text = form.elements.body;
     text.value = post.body;
-    const save = document.createElement("button");
-    save.type = "submit";
-    save.className = "button button-small button-primary";
-    save.textContent = "Save";
-    const cancel = document.createElement("button");
-    cancel.type = "button";
-    cancel.className = "link-button";
-    cancel.textContent = "Cancel";
-    cancel.addEventListener("click", () => form.remove());
-    form.append(text, save, cancel);
+    form.querySelector(".post-editor-cancel").addEventListener("click", () => form.remove());
     form.addEventListener("submit", (event) => {
       event.preventDefault();
       form.remove();
@@ -203,25 +196,17 @@ function postActions({ username, canManage, outbox, posts }) {
   return (element, post) => {
     if (post.author.username !== username && !canManage) return;
     if (element.querySelector(".post-actions")) return;
-    const actions = document.createElement("div");
-    actions.className = "post-actions";
-    const edit = document.createElement("button");
-    edit.type = "button";
-    edit.className = "link-button post-edit";
-    edit.textContent = "Edit";
-    edit.addEventListener("click", () => {
+    const actions = clone(actionsTemplate);
+    actions.querySelector(".post-edit").addEventListener("click", () => {
       if (element.querySelector(".post-editor")) return;
       const current = posts().get(Number(element.dataset.postId));
       if (current) editor(element, current);
     });
-    const remove = document.createElement("button");
-    remove.type = "button";
-    remove.className = "link-button post-delete";
-    remove.textContent = "Delete";
+    const remove = actions.querySelector(".post-delete");
     remove.addEventListener("click", () => {
       if (remove.dataset.confirm !== "true") { // a second tap confirms
         remove.dataset.confirm = "true";
-        remove.textContent = "Tap again to delete";
+        remove.textContent = remove.dataset.confirmLabel;
         return;
       }
       remove.disabled = true;
@@ -229,7 +214,6 @@ function postActions({ username, canManage, outbox, posts }) {
       outbox.add({ kind: "delete", clientId: newClientId(), postId: current.id,
                    fields: { summary: (current.body || "").slice(0, 60) } });
     });
-    actions.append(edit, remove);
     element.append(actions);
   };
 }

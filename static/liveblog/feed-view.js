@@ -1,6 +1,7 @@
 // The feed on the page, drawn from a FeedState: one `article.post[data-post-id]` per post,
-// pinned first, then newest first. Post elements come from the page's own <template>, so the
-// server and the browser render the same markup; `html` arrives sanitized from the server.
+// pinned first, then newest first. Posts, their photos and the key-event links are clones of the
+// page's own <template>s (the server renders them from the same includes as the feed), so the
+// markup exists once, in templates/liveblog/; `html` arrives sanitized from the server.
 //
 // The reader is never yanked: new posts that arrive while the reader is scrolled away from the
 // top wait, hidden, behind the "N new updates" button.
@@ -36,6 +37,11 @@ function summary(post) {
   return text.length > SUMMARY_CHARS ? `${text.slice(0, SUMMARY_CHARS - 1)}…` : text;
 }
 
+/** A fresh copy of a server-rendered <template>'s element. */
+export function clone(template) {
+  return template.content.firstElementChild.cloneNode(true);
+}
+
 export class FeedView {
   constructor({
     root = document, state, loadOlder = null, lastCurrent = new Date(), decorate = null,
@@ -48,6 +54,8 @@ export class FeedView {
     this.onBlog = onBlog;
     this.feed = root.getElementById("feed");
     this.template = root.getElementById("post-template");
+    this.photoTemplate = root.getElementById("post-photo-template");
+    this.keyEventTemplate = root.getElementById("key-event-template");
     this.empty = root.querySelector(".feed-empty");
     this.newUpdates = root.getElementById("new-updates");
     this.connection = root.getElementById("connection");
@@ -139,7 +147,7 @@ export class FeedView {
   }
 
   newElement() {
-    return this.template.content.firstElementChild.cloneNode(true);
+    return clone(this.template);
   }
 
   upsert(post, fresh) {
@@ -174,29 +182,23 @@ export class FeedView {
     this.decorate?.(element, post);
   }
 
-  /** The post's photo, built like the server's markup: a figure with a responsive image. */
+  /** The post's photo: the server's figure (its template), with this photo's image. */
   showPhoto(element, body, photo) {
-    let figure = element.querySelector("figure.post-photo");
+    const shown = element.querySelector("figure.post-photo");
     if (!photo) {
-      figure?.remove();
+      shown?.remove();
       return;
     }
-    if (!figure) {
-      figure = document.createElement("figure");
-      figure.className = "post-photo";
-      figure.append(document.createElement("img"));
-      body.after(figure);
-    }
+    const figure = shown || clone(this.photoTemplate);
     const image = figure.querySelector("img");
     if (image.getAttribute("src") === photo.src && image.alt === photo.alt) return;
-    image.sizes = "(min-width: 48rem) 42rem, 100vw";
     image.srcset = photo.srcset;
     image.src = photo.src;
     image.width = photo.width;
     image.height = photo.height;
     image.alt = photo.alt;
-    image.loading = "lazy";
-    image.decoding = "async";
+    // Filled before it joins the page: the template's empty src is never loaded.
+    if (!shown) body.after(figure);
   }
 
   place(element, post) {
@@ -228,15 +230,12 @@ export class FeedView {
     if (!this.keyEvents) return;
     const list = this.keyEvents.querySelector("ol");
     const items = this.state.keyEvents().filter((post) => !this.isHeld(post.id)).map((post) => {
-      const item = document.createElement("li");
-      const link = document.createElement("a");
-      link.href = `#post-${post.id}`;
-      const time = document.createElement("time");
-      time.className = "post-time";
+      const item = clone(this.keyEventTemplate);
+      item.querySelector("a").href = `#post-${post.id}`;
+      const time = item.querySelector("time.post-time");
       time.dateTime = post.created_at;
       this.showTime(time);
-      link.append(time, ` ${summary(post)}`);
-      item.append(link);
+      item.querySelector(".key-event-text").textContent = summary(post);
       return item;
     });
     list.replaceChildren(...items);
