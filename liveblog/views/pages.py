@@ -32,9 +32,7 @@ def _feed_context(page: selectors.PostsPage) -> dict:
         "key_events": sorted(
             (post for post in page.posts if post["key_event"]), key=lambda post: -post["id"]
         ),
-        "feed_data": protocol.snapshot_json(
-            blog=page.blog, head=page.head, posts=page.posts, next_before=page.next_before
-        ),
+        "feed_data": protocol.snapshot_json(page),
     }
 
 
@@ -54,9 +52,9 @@ def blog_reader(request: HttpRequest, slug: str) -> HttpResponse:
         "blog": blog, "archive": before is not None, "can_write": can_post(request.user, blog)
     }
     if before is None:  # the live feed: the first page, pinned posts included
-        context.update(_feed_context(selectors.blog_snapshot(blog)))
+        context.update(_feed_context(selectors.blog_snapshot(blog.pk)))
     else:  # a plain archive page, for readers without JavaScript
-        page = selectors.posts_page(blog, before=before)
+        page = selectors.posts_page(blog.pk, before=before)
         context.update(page=page, posts=page.posts)
     return render(request, "liveblog/reader.html", context)
 
@@ -69,5 +67,5 @@ def blog_console(request: HttpRequest, slug: str) -> HttpResponse:
     return render(request, "liveblog/console.html", {
         "blog": blog,
         "can_manage": can_manage_blog(request.user, blog),
-        **_feed_context(selectors.blog_snapshot(blog)),
+        **_feed_context(selectors.blog_snapshot(blog.pk)),
     })
