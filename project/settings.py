@@ -16,6 +16,9 @@ Environment:
     MEDIA_ROOT, MEDIA_URL   where uploaded photos are stored and served (default media/, /media/).
     LIVEBLOG_SERVE_MEDIA    serve MEDIA_URL from Django itself (default on; turn off in production).
     LIVEBLOG_MAX_PHOTO_BYTES, LIVEBLOG_MAX_PHOTO_PIXELS   upload limits for photos in posts.
+    LIVEBLOG_DIRECT_WIRE    "0" sends websocket frames through ASGI instead of daphne's fast
+                      path (default on; it turns itself off when Twisted or Autobahn lack
+                      what it uses).
 """
 
 import os

@@ -472,3 +472,44 @@ async def test_readers_arriving_together_share_one_snapshot_read(blog, publish, 
     assert len(reads) == 1
     for reader in (keeper, *readers):
         await reader.close()
+
+
+async def test_rights_are_checked_against_committed_rows_not_the_open_socket(
+    blog, owner, author, django_user_model
+):
+    """An owner replaced and an author removed while their sockets are open: their next `post`
+    frames are refused and nothing is written (nothing a socket or the hub holds grants a
+    right)."""
+
+    @database_sync_to_async
+    def hand_over_to_a_new_owner():
+        first_owner = django_user_model.objects.create_user("oscar", password="x")
+        services.blog_update(actor=owner, blog_id=blog.pk, owner=first_owner)
+        return first_owner
+
+    first_owner = await hand_over_to_a_new_owner()
+    sockets = {}
+    for user in (first_owner, author):
+        sockets[user.username] = reader = await Reader.open(blog.slug, "?since=0", user=user)
+        await reader.expect("hello")
+        await reader.events_until_live()
+    await sockets["oscar"].send(post_frame(body="still mine"))
+    assert (await sockets["oscar"].expect("ack"))["seq"] == 1  # the owner may post
+    await sockets["alice"].until(lambda frame: frame.get("seq") == 1)
+    await sockets["oscar"].expect("event")
+
+    @database_sync_to_async
+    def take_their_rights_away():
+        replacement = django_user_model.objects.create_user("nora", password="x")
+        services.blog_update(actor=owner, blog_id=blog.pk, owner=replacement)
+        Blog.objects.get(pk=blog.pk).authors.remove(first_owner, author)
+
+    await take_their_rights_away()
+    for reader in sockets.values():
+        await reader.send(post_frame(body="after losing the blog"))
+        assert (await reader.expect("error"))["code"] == "forbidden"
+    for reader in sockets.values():
+        assert await reader.silent()
+        await reader.close()
+    assert await head_of(blog) == 1
+    assert await database_sync_to_async(Post.objects.count)() == 1
