@@ -12,8 +12,8 @@ database is the truth, the channel layer only the fast path, so a fresh Redis is
 old one. Try it: open a reader on :8001 and one on :8002, post on either; kill one process
 (its pid is printed) and watch its readers move to the other through :8000.
 
-The servers are the test suite's own fixtures (tests/support), the same code the scale-out
-proofs run.
+The servers are devstack's process fixtures, the same code the tests' scale-out proofs and the
+benchmarks run.
 """
 
 from __future__ import annotations
@@ -31,10 +31,10 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from tests.support.postgres import PostgresServer, traversable_by_others  # noqa: E402
-from tests.support.proxy import Balancer  # noqa: E402
-from tests.support.redis import RedisServer  # noqa: E402
-from tests.support.servers import DaphneServer, Site  # noqa: E402
+from devstack.daphne import DaphneServer, Site  # noqa: E402
+from devstack.postgres import PostgresServer, traversable_by_others  # noqa: E402
+from devstack.proxy import Balancer  # noqa: E402
+from devstack.redis import RedisServer  # noqa: E402
 
 STACK = REPO / "var" / "stack"
 

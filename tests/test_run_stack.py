@@ -15,8 +15,9 @@ from pathlib import Path
 
 import pytest
 
+from devstack.common import REPO, wait_until
+from devstack.daphne import ApiClient
 from tests.support.live_reader import LiveReader, all_reach
-from tests.support.servers import REPO, ApiClient, wait_until
 
 pytestmark = pytest.mark.server
 

@@ -1,12 +1,13 @@
-"""A private PostgreSQL cluster on a free loopback port, made and removed by the tests that use it.
+"""A private PostgreSQL cluster on a free loopback port: a throwaway one for a test or a benchmark
+(removed afterwards), or a kept one for `make run-stack`.
 
 Debian's `postgresql` package (installed by `make test`) provides the binaries under
-/usr/lib/postgresql/<version>/bin; its own system cluster is never touched. Each server here is
+/usr/lib/postgresql/<version>/bin; its own system cluster is never touched. A throwaway server is
 a fresh `initdb` in a temporary directory with trust authentication on loopback only, and runs
 without fsync: a test cluster has nothing worth keeping across a crash, and durability costs
 most of the time a write takes.
 
-PostgreSQL refuses to run as root. When the tests run as root (CI, the developer machines), the
+PostgreSQL refuses to run as root. When run as root (CI, the developer machines), the
 cluster belongs to the `postgres` system user: its directory is chown'ed to it and initdb,
 postgres and pg_ctl are started with that user's uid/gid (subprocess's `user=`/`group=`, the
 same as `runuser -u postgres --`, without an extra process between us and the server). Run as
@@ -35,7 +36,7 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
-from .servers import free_port, wait_until
+from .common import free_port, wait_until
 
 POSTGRES_ROOT = Path("/usr/lib/postgresql")
 SUPERUSER = "postgres"
@@ -257,7 +258,7 @@ def postgres_server(*, database: str = "liveblog") -> Iterator[PostgresServer]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m tests.support.postgres -- COMMAND…`: run COMMAND with DATABASE_URL pointing at
+    """`python -m devstack.postgres -- COMMAND…`: run COMMAND with DATABASE_URL pointing at
     a fresh cluster, which is removed afterwards (for trying things by hand)."""
     parser = argparse.ArgumentParser(description=main.__doc__)
     parser.add_argument("command", nargs=argparse.REMAINDER)
