@@ -80,6 +80,26 @@ def traversable_by_others(path: Path) -> bool:
     return all(directory.stat().st_mode & 0o001 for directory in (path, *path.parents))
 
 
+def make_traversable(directory: Path) -> None:
+    """Make `directory` and whichever of its parents are missing so that another user (the
+    `postgres` account) can pass through all of them: the nearest one that exists must already
+    let it, and each one made here gets mode 0755 whatever the umask (0700 would lock it out).
+    Directories that exist are left as they are."""
+    missing: list[Path] = []
+    nearest = directory.absolute()
+    while not nearest.exists():
+        missing.append(nearest)
+        nearest = nearest.parent
+    if not traversable_by_others(nearest):
+        raise AssertionError(
+            f"{nearest} is not reachable by the `{SUPERUSER}` user, who must own the cluster: "
+            "choose a directory every user can traverse"
+        )
+    for path in reversed(missing):
+        path.mkdir(exist_ok=True)
+        path.chmod(0o755)
+
+
 class PostgresServer:
     """One cluster: `start()`, then `url` (its default database) or `create_database(name)`;
     `stop()` shuts it down and deletes its directory, unless the cluster lives in a `directory`
@@ -138,12 +158,10 @@ class PostgresServer:
         return self._own(Path(tempfile.mkdtemp(prefix="liveblog-pg-", dir=parent)))
 
     def _own(self, directory: Path) -> Path:
-        """`directory` and its sockets directory, made if missing, owned by the account."""
-        if self.account is not None and not traversable_by_others(directory.parent):
-            raise AssertionError(
-                f"{directory.parent} is not reachable by the `{SUPERUSER}` user, who must own "
-                "the cluster: choose a directory every user can traverse"
-            )
+        """`directory` and its sockets directory, made if missing, owned by the account (whose
+        way in, the directories above, is made passable first)."""
+        if self.account is not None:
+            make_traversable(directory.parent)
         sockets = directory / "sockets"
         sockets.mkdir(parents=True, exist_ok=True)
         if self.account is not None:
