@@ -10,12 +10,11 @@ import asyncio
 import pytest
 import websockets
 
-from tests.support.servers import ApiClient, DaphneServer, Site
+from devstack.daphne import ApiClient, DaphneServer, Site, feed_url
 from tests.support.ws import (
     connect,
     expect_frame,
     expect_quiet,
-    feed_url,
     next_frame,
     open_feed,
 )

@@ -8,8 +8,9 @@ import socket
 import pytest
 import websockets
 
-from tests.support.servers import ApiClient, DaphneServer, Site, wait_until
-from tests.support.ws import feed_url, frames_until, open_feed
+from devstack.common import wait_until
+from devstack.daphne import ApiClient, DaphneServer, Site, feed_url
+from tests.support.ws import frames_until, open_feed
 
 pytestmark = pytest.mark.server
 
