@@ -21,6 +21,14 @@ class FakeTransport:
     def __init__(self):
         self.dataBuffer, self.offset, self._tempDataLen = b"", 0, 0  # noqa: N815
         self.connected, self.disconnecting = True, False
+        self.producer, self.producerPaused = None, False  # noqa: N815
+
+    def registerProducer(self, producer, streaming):  # noqa: N802 - Twisted's names
+        assert self.producer is None and streaming
+        self.producer = producer
+
+    def unregisterProducer(self):  # noqa: N802
+        self.producer = None
 
 
 class FakeDaphneProtocol:
@@ -37,7 +45,6 @@ class FakeDaphneProtocol:
         self.send_queue = []
         self.sent = []
         self.closed_with = None
-        self.producer = None
 
     def prepareMessage(self, payload):  # noqa: N802 - Autobahn's names
         return Prepared(payload)
@@ -54,11 +61,6 @@ class FakeDaphneProtocol:
     def sendClose(self, code=None, reason=None):  # noqa: N802
         self.closed_with = code
 
-    def registerProducer(self, producer, streaming):  # noqa: N802
-        self.producer = producer
-
-    def unregisterProducer(self):  # noqa: N802
-        self.producer = None
 
 
 def a_kind_of_protocol(**overrides):
@@ -171,23 +173,32 @@ async def test_a_queued_wire_keeps_order_and_refuses_beyond_its_bound():
     ]
 
 
-async def test_a_queued_wire_under_daphne_is_bounded_by_what_the_socket_did_not_take(settings):
+@pytest.mark.parametrize("http_channel_registered", [True, False])
+async def test_a_queued_wire_under_daphne_is_bounded_by_what_the_socket_did_not_take(
+    settings, http_channel_registered
+):
     """Fast path off under daphne: ASGI send never waits there, so the bound is the bytes
-    written while Twisted reports the socket full (its public producer API)."""
+    written while Twisted reports the socket full (a streaming producer's `producerPaused`:
+    daphne's HTTP channel stays registered after the upgrade; else the wire registers)."""
     settings.LIVEBLOG_DIRECT_WIRE = False
     settings.LIVEBLOG_MAX_BACKLOG_BYTES = 10
     protocol = a_kind_of_protocol()
+    transport = protocol.transport
+    http_channel = object()
+    if http_channel_registered:
+        transport.registerProducer(http_channel, True)
     wire = wire_for(daphne_send(protocol))
-    assert isinstance(wire, QueuedWire) and protocol.producer is not None
+    assert isinstance(wire, QueuedWire) and transport.producer is not None
     assert wire.send("x" * 8, bounded=True)
-    protocol.producer.pauseProducing()  # Twisted: more than its buffer size waits
+    transport.producerPaused = True  # Twisted: more than its buffer size waits
     assert wire.send("x" * 8, bounded=True)
     assert wire.send("x" * 8, bounded=True)  # 16 bytes since it filled up
     assert not wire.send("x" * 8, bounded=True)
-    protocol.producer.resumeProducing()  # drained
+    transport.producerPaused = False  # drained
     assert wire.send("x" * 8, bounded=True)
     wire.abandon(4008)
-    assert protocol.producer is None  # released: Twisted can close the connection
+    # Released if it was ours (Twisted can close the connection); daphne's left alone.
+    assert transport.producer is (http_channel if http_channel_registered else None)
     await wire.idle()
     assert protocol.sent[-1] == ("asgi", {"type": "websocket.close", "code": 4008})
 

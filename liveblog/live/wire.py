@@ -18,8 +18,8 @@ event). `LIVEBLOG_DIRECT_WIRE=0` turns it off.
 
 `QueuedWire`, anywhere else (another ASGI server, the test communicator, or the fallback under
 daphne): frames go through ASGI `send` from a per-connection queue drained by a task of its own.
-Its bound is the queue's length, plus, under daphne, the bytes written while Twisted reports the
-socket full (Autobahn's public producer API).
+Its bound is the queue's length, plus, under daphne (whose `send` never waits), the bytes written
+while Twisted reports the socket full (its public producer API).
 """
 
 from __future__ import annotations
@@ -174,42 +174,53 @@ class DirectWire:
 
 
 class SocketPressure:
-    """Whether Twisted reports a connection's socket full, through the public producer API
-    (IPushProducer): paused once more than its buffer size waits, resumed when drained.
-    Twisted will not close a connection while a producer is registered: `release` before
-    closing."""
+    """Whether Twisted reports a connection's socket full. A transport with a streaming producer
+    registered sets its public `producerPaused` once more than its buffer size waits, and clears
+    it when drained. Under daphne the HTTP channel that upgraded the connection stays registered;
+    where none is, this registers itself, and releases before closing (Twisted does not close a
+    connection while a producer is registered)."""
 
-    paused = False
-
-    def __init__(self, protocol: Any) -> None:
-        self._protocol = protocol
+    def __init__(self, transport: Any, *, registered: bool) -> None:
+        self._transport = transport
+        self._registered = registered
 
     @classmethod
     def watch(cls, protocol: Any) -> SocketPressure | None:
-        if not callable(getattr(protocol, "registerProducer", None)):
+        transport = getattr(protocol, "transport", None)
+        if not hasattr(transport, "producerPaused"):
             return None
-        pressure = cls(protocol)
+        if getattr(transport, "producer", None) is not None:
+            return cls(transport, registered=False)
+        pressure = cls(transport, registered=True)
         try:
-            protocol.registerProducer(pressure, True)
-        except Exception:  # noqa: BLE001 - a producer already there: bound by queue length only
+            transport.registerProducer(pressure, True)
+        except Exception:  # noqa: BLE001 - bound by the queue's length only
             logger.debug("could not watch the socket's buffer", exc_info=True)
             return None
         return pressure
 
+    @property
+    def paused(self) -> bool:
+        return bool(self._transport.producerPaused)
+
     def release(self) -> None:
+        if not self._registered:
+            return
+        self._registered = False
         try:
-            self._protocol.unregisterProducer()
+            self._transport.unregisterProducer()
         except Exception:  # noqa: BLE001 - the connection is gone already
             logger.debug("could not unregister from the socket", exc_info=True)
 
+    # IPushProducer: the state lives on the transport.
     def pauseProducing(self) -> None:  # noqa: N802 - Twisted's names
-        self.paused = True
+        pass
 
     def resumeProducing(self) -> None:  # noqa: N802
-        self.paused = False
+        pass
 
     def stopProducing(self) -> None:  # noqa: N802
-        self.paused = True
+        pass
 
 
 class QueuedWire:
