@@ -224,3 +224,133 @@ async def test_a_rejoin_restores_memberships_the_layer_forgot():
     await link.rejoin([7])
     assert layer.groups["liveblog.7"] == {"process-1"}
     link.detach()
+
+
+# --- A blog's stream ----------------------------------------------------------------------------
+
+
+class StreamLog:
+    """The database as a BlogStream sees it: a committed log the test appends to."""
+
+    def __init__(self, epoch="E1"):
+        self.epoch, self.frames = epoch, {}
+        self.reads = []
+
+    def commit(self, seq):
+        self.frames[seq] = f"e{seq}"
+
+    async def tail(self, blog_id, window):
+        head = max(self.frames, default=0)
+        start = max(0, head - window)
+        return head, self.epoch, [(seq, self.frames[seq]) for seq in range(start + 1, head + 1)]
+
+    async def events(self, blog_id, epoch, after, upto):
+        self.reads.append((after, upto))
+        if epoch != self.epoch:
+            return []
+        return [(seq, self.frames[seq]) for seq in range(after + 1, upto + 1)
+                if seq in self.frames]
+
+    async def snapshot(self, blog_id):
+        return Snapshot(epoch=self.epoch, head=max(self.frames, default=0), text="snapshot")
+
+
+class Collector:
+    def __init__(self):
+        self.seqs, self.pings, self.resets = [], [], 0
+
+    def hub_event(self, frame):
+        self.seqs.append(frame.seq)
+
+    def hub_ping(self, head):
+        self.pings.append(head)
+
+    def hub_reset(self):
+        self.resets += 1
+
+
+def event(seq, epoch="E1"):
+    return {"type": "liveblog.event", "blog": 1, "epoch": epoch, "seq": seq, "frame": f"e{seq}"}
+
+
+async def started_stream(log, window=10):
+    from liveblog.live.stream import BlogStream
+
+    stream = BlogStream(1, log=log, window=window)
+    reader = Collector()
+    stream.add(reader)
+    await stream.start()
+    return stream, reader
+
+
+async def test_a_stream_delivers_in_order_and_fills_a_gap_from_the_log(monkeypatch):
+    from liveblog.live import stream as stream_module
+
+    monkeypatch.setattr(stream_module, "GAP_GRACE_SECONDS", 0)
+    log = StreamLog()
+    stream, reader = await started_stream(log)
+    for seq in (1, 2, 3):
+        log.commit(seq)
+    stream.on_message(event(1))
+    stream.on_message(event(3))  # 2 was lost by the layer
+    assert reader.seqs == [1]
+    await until(lambda: reader.seqs == [1, 2, 3])
+    assert log.reads == [(1, 2)]
+    stream.stop()
+
+
+async def test_messages_before_the_start_wait_for_the_head():
+    log = StreamLog()
+    log.commit(1)
+    from liveblog.live.stream import BlogStream
+
+    stream = BlogStream(1, log=log, window=10)
+    reader = Collector()
+    stream.add(reader)
+    stream.on_message(event(1))  # already in the log the start reads: not delivered twice
+    log.commit(2)
+    stream.on_message(event(2))
+    await stream.start()  # reads head 2
+    assert reader.seqs == [] and stream.head == 2
+    log.commit(3)
+    stream.on_message(event(3))
+    assert reader.seqs == [3]
+
+
+async def test_the_heartbeat_heals_what_the_layer_lost_and_pings():
+    log = StreamLog()
+    stream, reader = await started_stream(log)
+    log.commit(1)
+    log.commit(2)  # neither broadcast arrived
+    await stream.heal(committed=2, epoch="E1")
+    stream.ping()
+    assert reader.seqs == [1, 2] and reader.pings == [2]
+
+
+async def test_a_reset_message_restarts_every_reader_once_the_new_head_is_read():
+    log = StreamLog()
+    log.commit(1)
+    stream, reader = await started_stream(log)
+    log.epoch, log.frames = "E2", {}
+    stream.on_message({"type": "liveblog.reset", "blog": 1, "epoch": "E2"})
+    log.commit(1)
+    stream.on_message(event(1, epoch="E2"))  # arrives while the new head is being read
+    await until(lambda: reader.resets == 1)
+    assert stream.feed.epoch == "E2" and stream.head == 1
+    assert reader.seqs == []  # seq 1 of E2 is in the snapshot the reset readers get
+    catch_up = stream.catch_up(since=None, epoch=None)
+    assert [text async for text in catch_up] == ["snapshot"] and catch_up.epoch == "E2"
+
+
+async def test_one_broken_reader_does_not_stop_the_others():
+    log = StreamLog()
+    stream, reader = await started_stream(log)
+
+    class Broken(Collector):
+        def hub_event(self, frame):
+            raise RuntimeError("a broken socket")
+
+    stream.add(Broken())
+    log.commit(1)
+    stream.on_message(event(1))
+    assert reader.seqs == [1]
