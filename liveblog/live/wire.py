@@ -113,7 +113,7 @@ class DirectWire:
         self._max_backlog_bytes = max_backlog_bytes
         transport = protocol.transport
         # A plain TCP connection can take bytes at once (not a TLS one: its bytes are not ours).
-        self._sock = transport.socket if isinstance(transport, tcp.Connection) else None
+        self._sock = transport.getHandle() if isinstance(transport, tcp.Connection) else None
 
     def send(self, frame: str | Frame, *, bounded: bool = False) -> bool:
         protocol = self._protocol
