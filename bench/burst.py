@@ -18,8 +18,7 @@ from typing import Any
 
 from websockets.sync.client import connect as sync_connect
 
-from tests.support.servers import Site
-from tests.support.ws import feed_url
+from devstack.daphne import Site, feed_url
 
 from . import seed
 from .processes import liveblog_server, reference_server

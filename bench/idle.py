@@ -20,8 +20,7 @@ from typing import Any
 
 from websockets.sync.client import connect as sync_connect
 
-from tests.support.servers import Site
-from tests.support.ws import feed_url
+from devstack.daphne import Site, feed_url
 
 from .loadgen import raise_nofile_limit
 from .processes import (

@@ -20,7 +20,8 @@ from itertools import zip_longest
 from pathlib import Path
 from typing import Any, TextIO
 
-from tests.support.servers import REPO, DaphneServer, Site
+from devstack.common import REPO
+from devstack.daphne import DaphneServer, Site
 
 # The listen backlog `make run` gives daphne (Twisted's default of 50 drops a reconnect storm).
 LISTEN_BACKLOG = 1024
@@ -123,7 +124,7 @@ def listen_drops() -> dict[str, int]:
 
 
 class QuietDaphne(DaphneServer):
-    """tests.support's DaphneServer, started with `-v 0` (warnings and errors only, no access
+    """devstack's DaphneServer, started with `-v 0` (warnings and errors only, no access
     log: an INFO line per websocket connect would slow the server under test), through
     bench.launch_daphne (daphne's own CLI, plus a log line per full garbage collection and a
     database query counter behind a loopback side channel, see `queries`), in a session of its

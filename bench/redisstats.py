@@ -1,6 +1,6 @@
 """A Redis server for the benchmark, and what Redis says about its own work.
 
-`BenchRedis` is tests.support's RedisServer (a free loopback port, no persistence), started in a
+`BenchRedis` is devstack's RedisServer (a free loopback port, no persistence), started in a
 session of its own (a Ctrl-C in the terminal reaches only the benchmark, which stops it) with its
 log in a file. `RedisStats` reads `INFO stats cpu commandstats errorstats` over one plain socket
 (a few lines of RESP; no client library, so nothing but the INFO itself is sent) and
@@ -20,8 +20,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from tests.support.redis import REDIS_SERVER, RedisServer, answers_ping
-from tests.support.servers import wait_until
+from devstack.common import wait_until
+from devstack.redis import REDIS_SERVER, RedisServer, answers_ping
 
 from .processes import BenchError, stop_process_group
 

@@ -21,8 +21,8 @@ from typing import Any
 
 from websockets.sync.client import connect as sync_connect
 
-from tests.support.servers import REPO, ApiClient, Site
-from tests.support.ws import feed_url
+from devstack.common import REPO
+from devstack.daphne import ApiClient, Site, feed_url
 
 from . import gctrace, seed
 from .processes import (

@@ -1,7 +1,7 @@
 """stack: scale-out through Redis, once per channels-redis layer (pubsub and lists).
 
 One run of one layer: a fresh Redis on loopback, a fresh site (a database of its own on one
-private PostgreSQL cluster for the whole scenario, as in production; tests/support/postgres.py)
+private PostgreSQL cluster for the whole scenario, as in production; devstack/postgres.py)
 and `daphnes` daphne processes (bench.launch_daphne, as in the other scenarios) with REDIS_URL and
 LIVEBLOG_REDIS_LAYER; `readers` readers split evenly over the processes (a load generator per
 process). With every reader live, Redis is read (INFO stats, cpu, commandstats, errorstats),
@@ -28,9 +28,8 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
-from tests.support.postgres import PostgresServer, postgres_server
-from tests.support.servers import Site
-from tests.support.ws import feed_url
+from devstack.daphne import Site, feed_url
+from devstack.postgres import PostgresServer, postgres_server
 
 from . import seed
 from .idle import warm_up

@@ -15,8 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from tests.support.servers import Site
-from tests.support.ws import feed_url
+from devstack.daphne import Site, feed_url
 
 from . import gctrace, seed
 from .processes import (

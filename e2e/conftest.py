@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
 
-from tests.support.servers import ApiClient, DaphneServer, Site
+from devstack.daphne import ApiClient, DaphneServer, Site
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [

@@ -7,8 +7,9 @@ import re
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.support.proxy import FlakyProxy
-from tests.support.servers import ApiClient, DaphneServer, wait_until
+from devstack.common import wait_until
+from devstack.daphne import ApiClient, DaphneServer
+from devstack.proxy import FlakyProxy
 
 pytestmark = pytest.mark.e2e
 

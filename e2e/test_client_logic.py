@@ -91,19 +91,18 @@ def feed_fixture_html() -> str:
 
     from django.template.loader import render_to_string
 
-    from liveblog.models import Blog
-    from liveblog.selectors import PostsPage
+    from liveblog.selectors import BlogState, PostsPage
     from liveblog.views.pages import _feed_context
 
-    blog = Blog(slug="match", title="The match", status="live", epoch="E1", head=3,
-                created_at=datetime(2024, 5, 1, 11, 0, tzinfo=UTC))
+    blog = BlogState(id=1, slug="match", title="The match", description="", status="live",
+                     epoch="E1", head=3, created_at=datetime(2024, 5, 1, 11, 0, tzinfo=UTC))
     posts = [
         _fixture_post(3, "<p>Red card &amp; a <em>penalty</em></p>", pinned=True, key_event=True,
                       edited_at="2024-05-01T12:05:00Z", photo=FIXTURE_PHOTO),
         _fixture_post(2, "<p><strong>GOAL!</strong> 1-0 &lt;3</p>", key_event=True),
         _fixture_post(1, "<p>Kick-off</p>"),
     ]
-    page = PostsPage(blog=blog, head=3, posts=posts, next_before=None)
+    page = PostsPage(blog=blog, posts=posts, next_before=None)
     return render_to_string("liveblog/_feed.html", {"blog": blog, **_feed_context(page)})
 
 

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.support.proxy import FlakyProxy
-from tests.support.servers import REPO
+from devstack.common import REPO
+from devstack.proxy import FlakyProxy
 
 pytestmark = [pytest.mark.e2e, pytest.mark.daphne_env(LIVEBLOG_HEARTBEAT_SECONDS="1")]
 

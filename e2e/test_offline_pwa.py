@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import BrowserContext, Page, expect
 
-from tests.support.servers import REPO, DaphneServer, Site, wait_until
+from devstack.common import REPO, wait_until
+from devstack.daphne import DaphneServer, Site
 
 from .conftest import CHROMIUM, CHROMIUM_ARGS
 

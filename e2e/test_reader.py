@@ -8,7 +8,7 @@ import re
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.support.servers import ApiClient
+from devstack.daphne import ApiClient
 
 pytestmark = pytest.mark.e2e
 

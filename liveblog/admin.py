@@ -65,7 +65,7 @@ class BlogAdmin(ServiceErrorsAsMessages, admin.ModelAdmin):
             return
         services.blog_update(
             actor=request.user,
-            blog=Blog.objects.get(pk=obj.pk),
+            blog_id=obj.pk,
             title=obj.title,
             description=obj.description,
             status=obj.status,
@@ -146,13 +146,13 @@ class PostAdmin(ServiceErrorsAsMessages, admin.ModelAdmin):
     def save_model(self, request: HttpRequest, obj: Post, form, change: bool) -> None:
         if not change:
             written = services.post_create(
-                actor=request.user, blog=obj.blog, client_id=uuid.uuid4(), body=obj.body,
+                actor=request.user, blog_id=obj.blog_id, client_id=uuid.uuid4(), body=obj.body,
                 key_event=obj.key_event, pinned=obj.pinned,
             )
             _reload(obj, written.data["id"])
             return
         services.post_update(
-            actor=request.user, blog=obj.blog, post_id=obj.pk, body=obj.body,
+            actor=request.user, blog_id=obj.blog_id, post_id=obj.pk, body=obj.body,
             pinned=obj.pinned, key_event=obj.key_event,
         )
         obj.refresh_from_db()
@@ -163,11 +163,11 @@ class PostAdmin(ServiceErrorsAsMessages, admin.ModelAdmin):
         return [str(obj) for obj in objs], {Post._meta.verbose_name_plural: len(objs)}, set(), []
 
     def delete_model(self, request: HttpRequest, obj: Post) -> None:
-        services.post_delete(actor=request.user, blog=obj.blog, post_id=obj.pk)
+        services.post_delete(actor=request.user, blog_id=obj.blog_id, post_id=obj.pk)
 
     def delete_queryset(self, request: HttpRequest, queryset) -> None:
-        for post in queryset.select_related("blog"):
-            services.post_delete(actor=request.user, blog=post.blog, post_id=post.pk)
+        for post in queryset:
+            services.post_delete(actor=request.user, blog_id=post.blog_id, post_id=post.pk)
 
 
 @admin.register(Event)

@@ -2,7 +2,6 @@
 
 from typing import Any
 
-from channels.db import database_sync_to_async
 from django.conf import settings
 from django.contrib.auth import get_user
 from django.contrib.auth.models import AnonymousUser
@@ -18,10 +17,10 @@ def _session_key(scope: dict) -> str | None:
     return None
 
 
-@database_sync_to_async
 def user_of(scope: dict) -> Any:
     """The signed-in user of the connection's session (checked as Django checks a request:
-    the session must exist and its auth hash match), or AnonymousUser."""
+    the session must exist and its auth hash match), or AnonymousUser. It reads the database:
+    call it in the database thread."""
     key = _session_key(scope)
     if not key:
         return AnonymousUser()

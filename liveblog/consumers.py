@@ -1,29 +1,26 @@
-"""The websocket consumer: translates frames to hub/selector/service calls and back. No logic of its
-own beyond the ordering rule of the protocol: register with the hub before reading the log (or
-the hub's ring), hold live events back while a snapshot or replay goes out, then drop those
-already sent.
+"""The websocket consumer: translates frames to hub, selector and service calls and back. No logic
+of its own beyond the ordering rule of the protocol: register with the hub before the catch-up
+is read, hold live events back while the catch-up goes out, then drop those it already covered.
 
-Every frame leaves through one outgoing side (`self.wire`, see wire.py), in order, without
+Every frame leaves through one outgoing side (`self.wire`, see live/wire.py), in order, without
 awaiting: the hub hands events over synchronously, so one slow reader never holds up the rest. A
-reader too far behind is closed (4008) and comes back with `since`.
+reader too far behind is cut loose (4008) and comes back with `since`.
 """
 
 import asyncio
-import copy
 import logging
 from urllib.parse import parse_qs
 
-from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
-from django.db import DatabaseError
 
 from . import protocol, services
 from .auth import user_of
-from .errors import Invalid, LiveblogError, NotFound
-from .hub import Frame, get_hub
-from .models import Blog
-from .wire import wire_for
+from .errors import Invalid, LiveblogError, NotFound, Unavailable
+from .live.feed import Frame
+from .live.hub import Hub, get_hub
+from .live.log import in_db_thread
+from .live.wire import Wire, wire_for
 
 logger = logging.getLogger(__name__)
 
@@ -41,15 +38,17 @@ class LiveblogConsumer(AsyncWebsocketConsumer):
     # No per-socket channel: the process's hub receives for every reader of a blog.
     channel_layer_alias = None
 
-    blog = None
-    hub = None
-    restart = None
-    wire = None
-    # True while a snapshot or replay is being sent: live events wait in `held`.
+    slug: str = ""
+    blog_id: int | None = None
+    # Set once subscribed: the hub to leave when this consumer ends.
+    hub: Hub | None = None
+    wire: Wire | None = None
+    restart: asyncio.Task | None = None
+    # True while a catch-up is being sent: live events wait in `held`.
     catching_up = True
     # Live delivery stopped after an impossible gap; the next ping makes the client resync.
     stalled = False
-    # Closed for being too slow: nothing more is sent.
+    # Cut loose for being too slow: nothing more is sent.
     cut_loose = False
     last_seq = 0
 
@@ -62,7 +61,7 @@ class LiveblogConsumer(AsyncWebsocketConsumer):
             if self.restart is not None:
                 self.restart.cancel()
             if self.hub is not None:
-                await self.hub.unsubscribe(self.blog.pk, self)
+                await self.hub.unsubscribe(self.blog_id, self)
 
     async def connect(self) -> None:
         """Accept, find the blog, register with the hub, then send hello + catch-up + live."""
@@ -70,41 +69,27 @@ class LiveblogConsumer(AsyncWebsocketConsumer):
         # One catch-up at a time: a resync and a log reset must not interleave their frames.
         self.catching_up_lock = asyncio.Lock()
         await self.accept()
-        self.wire = wire_for(
-            self.base_send,
-            max_backlog_bytes=settings.LIVEBLOG_MAX_BACKLOG_BYTES,
-            max_queued=settings.LIVEBLOG_REPLAY_WINDOW + settings.LIVEBLOG_MAX_QUEUED_FRAMES,
-        )
+        self.wire = wire_for(self.base_send)
+        self.slug = self.scope["url_route"]["kwargs"]["slug"]
         hub = get_hub()
-        slug = self.scope["url_route"]["kwargs"]["slug"]
         try:
-            blog = await hub.blog(slug)
-        except NotFound as error:
-            await self.refuse(error.code, error.detail, CLOSE_NOT_FOUND)
+            blog_id = await hub.blog_id(self.slug)
+            since, epoch = self._position_from_query()
+            await hub.subscribe(blog_id, self)
+        except LiveblogError as error:  # NotFound, or Unavailable
+            self.refuse(error)
             return
-        since, epoch = self._position_from_query()
-        try:
-            await hub.subscribe(blog.pk, self)
-        except Blog.DoesNotExist:  # deleted since it was looked up
-            hub.blogs.pop(slug, None)
-            await self.refuse("not_found", f"no blog {slug!r}", CLOSE_NOT_FOUND)
+        except Exception:  # noqa: BLE001 - a bug must not leave a reader hanging
+            logger.exception("could not subscribe a reader to blog %r", self.slug)
+            self.refuse(Unavailable("try again shortly"))
             return
-        except Exception:
-            logger.exception("could not subscribe a reader to blog %s", blog.pk)
-            await self.refuse("unavailable", "try again shortly", CLOSE_UNAVAILABLE)
-            return
-        self.blog, self.hub = blog, hub
+        self.blog_id, self.hub = blog_id, hub
         await self.catch_up(since=since, epoch=epoch, hello=True)
 
-    async def refuse(self, code: str, detail: str, close_code: int) -> None:
-        self.out(protocol.error_frame(code, detail))
-        await self.close_after_frames(close_code)
-
-    async def close_after_frames(self, code: int) -> None:
-        if self.wire.direct:
-            await self.close(code=code)  # the frames before it are already written
-        else:
-            self.wire.close(code)
+    def refuse(self, error: LiveblogError) -> None:
+        """A fatal error: its frame, then the close that goes with it."""
+        self.out(protocol.error_frame(error.code, error.detail))
+        self.wire.close(CLOSE_NOT_FOUND if isinstance(error, NotFound) else CLOSE_UNAVAILABLE)
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         """One client frame: `resync` or `post`; anything else is answered with an error."""
@@ -114,7 +99,7 @@ class LiveblogConsumer(AsyncWebsocketConsumer):
                 "too_large", f"frames are limited to {settings.LIVEBLOG_MAX_FRAME_BYTES} bytes"
             ))
             return
-        if self.blog is None:
+        if self.hub is None:
             return  # closing
         if text_data is None:
             self.out(protocol.error_frame("invalid", "frames must be JSON text"))
@@ -132,7 +117,7 @@ class LiveblogConsumer(AsyncWebsocketConsumer):
     def out(self, text: str) -> None:
         """Send one frame (in order after everything sent before)."""
         if not self.cut_loose:
-            self.wire.write(text)
+            self.wire.send(text)
 
     def _position_from_query(self) -> tuple[int | None, str | None]:
         query = parse_qs(self.scope.get("query_string", b"").decode(errors="replace"))
@@ -151,35 +136,30 @@ class LiveblogConsumer(AsyncWebsocketConsumer):
 
     async def catch_up(self, *, since: int | None, epoch: str | None, hello: bool) -> None:
         """Send a snapshot or the replay `since+1 … head`, then `live`, then the live events
-        that arrived meanwhile and were not in the replay. Frames from the hub wait meanwhile."""
+        that arrived meanwhile and were not in the catch-up. Frames from the hub wait meanwhile."""
         async with self.catching_up_lock:
             await self._catch_up(since=since, epoch=epoch, hello=hello)
 
     async def _catch_up(self, *, since: int | None, epoch: str | None, hello: bool) -> None:
         self.catching_up, self.held, self.stalled = True, [], False
+        catch_up = self.hub.catch_up(self.blog_id, since=since, epoch=epoch)
+        frames = aiter(catch_up)
         try:
-            state = await self.hub.catch_up(copy.copy(self.blog), since=since, epoch=epoch)
+            # `hello` carries the head of the first frame (a snapshot's is known once read).
+            first = await anext(frames, None)
             if hello:
-                self.out(protocol.hello_frame(
-                    slug=self.blog.slug, epoch=state.epoch, head=state.head,
-                    heartbeat=_heartbeat(),
-                ))
-            if state.snapshot is not None:
-                self.out(state.snapshot)
-            for frame in state.frames:
-                self.out(frame)
-            sent = state.more_from
-            while sent:  # a long replay from the database, page by page
-                frames = await self.hub.replay_page(self.blog, since=sent, head=state.head)
-                for frame in frames:
-                    self.out(frame)
-                sent = sent + len(frames) if frames and sent + len(frames) < state.head else 0
-        except DatabaseError:
-            logger.exception("catch-up for blog %s failed", self.blog.pk)
-            await self.refuse("unavailable", "try again shortly", CLOSE_UNAVAILABLE)
+                self.out(protocol.hello_frame(slug=self.slug, epoch=catch_up.epoch,
+                                              head=catch_up.head, heartbeat=_heartbeat()))
+            if first is not None:
+                self.out(first)
+            async for text in frames:
+                self.out(text)
+        except Unavailable as error:
+            logger.warning("catch-up for blog %s failed: %r", self.blog_id, error.__cause__)
+            self.refuse(Unavailable("try again shortly"))
             return  # the client reconnects with its since
-        self.last_seq = state.head
-        self.out(protocol.live_frame(state.head))
+        self.last_seq = catch_up.head
+        self.out(protocol.live_frame(catch_up.head))
         for frame in self.held:
             self._send_event(frame)
         self.held = []
@@ -203,16 +183,16 @@ class LiveblogConsumer(AsyncWebsocketConsumer):
 
     def _send_event(self, frame: Frame) -> None:
         if frame.seq <= self.last_seq or self.stalled or self.cut_loose:
-            return  # already sent in the replay
+            return  # already sent in the catch-up
         if frame.seq != self.last_seq + 1:
             # The hub hands out gapless runs, so this is a bug; never send a gap. The client
             # sees ping.head ahead of its last seq and resyncs, which restarts delivery.
             logger.error("blog %s: seq %s after %s; stalling until resync",
-                         self.blog.pk, frame.seq, self.last_seq)
+                         self.blog_id, frame.seq, self.last_seq)
             self.stalled = True
             return
         self.last_seq = frame.seq
-        if not self.wire.write(frame.text, frame.prepared(self.wire), bounded=True):
+        if not self.wire.send(frame, bounded=True):
             self._cut_loose()
 
     def _cut_loose(self) -> None:
@@ -222,33 +202,31 @@ class LiveblogConsumer(AsyncWebsocketConsumer):
             return
         self.cut_loose = True
         logger.info("blog %s: a reader fell behind at seq %s; closing it to resync",
-                    self.blog.pk, self.last_seq)
-        if self.wire.direct:
-            self.wire.protocol.sendClose(code=CLOSE_TOO_SLOW)
-        else:
-            self.wire.queue.clear()  # what it missed comes back by replay
-            self.wire.close(CLOSE_TOO_SLOW)
+                    self.blog_id, self.last_seq)
+        self.wire.abandon(CLOSE_TOO_SLOW)
 
     # --- Authors ------------------------------------------------------------------------------
 
     async def publish(self, request: protocol.PostRequest) -> None:
-        """A signed-in author's `post`: the same service as the HTTP API, answered with `ack`."""
+        """A signed-in author's `post`: the same service as the HTTP API, answered with `ack`.
+        Who may post is decided by the service, against the rows it reads in its transaction."""
         try:
-            written = await database_sync_to_async(services.post_create)(
-                actor=await user_of(self.scope),
-                blog=self.blog,
-                client_id=request.client_id,
-                body=request.body,
-                key_event=request.key_event,
-                pinned=request.pinned,
-            )
+            written = await in_db_thread(self._post_create, request)
         except LiveblogError as error:
+            if isinstance(error, Unavailable):
+                logger.warning("post over the websocket failed: %r", error.__cause__)
             self.out(protocol.error_frame(error.code, error.detail))
-            return
-        except DatabaseError:
-            logger.exception("post over the websocket failed")
-            self.out(protocol.error_frame("unavailable", "not saved; send it again"))
             return
         self.out(protocol.ack_frame(
             client_id=str(request.client_id), seq=written.seq, post=written.data
         ))
+
+    def _post_create(self, request: protocol.PostRequest) -> services.Written:
+        return services.post_create(
+            actor=user_of(self.scope),
+            blog_id=self.blog_id,
+            client_id=request.client_id,
+            body=request.body,
+            key_event=request.key_event,
+            pinned=request.pinned,
+        )

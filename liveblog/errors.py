@@ -42,3 +42,10 @@ class Conflict(LiveblogError):
 class TooLarge(LiveblogError):
     code = "too_large"
     status = 413
+
+
+class Unavailable(LiveblogError):
+    """A dependency (the database) cannot be reached: try again shortly."""
+
+    code = "unavailable"
+    status = 503

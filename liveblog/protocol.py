@@ -9,7 +9,7 @@ from typing import Any
 from django.core.files.storage import default_storage
 
 from .errors import Invalid
-from .models import Blog, Photo, Post
+from .models import Photo, Post
 
 # The photo variant a browser without srcset support shows: the one nearest a phone's or a
 # column's width.
@@ -66,7 +66,8 @@ def photo_json(photo: Photo) -> dict:
     }
 
 
-def blog_json(blog: Blog) -> dict:
+def blog_json(blog: Any) -> dict:
+    """A blog (the model, or a selectors.BlogState) as readers see it."""
     return {
         "slug": blog.slug,
         "title": blog.title,
@@ -109,15 +110,30 @@ def posts_page_json(*, epoch: str, head: int, posts: list[dict], next_before: in
     return {"epoch": epoch, "head": head, "posts": posts, "next_before": next_before}
 
 
-def snapshot_json(*, blog: Blog, head: int, posts: list[dict], next_before: int | None) -> dict:
+def snapshot_json(page: Any) -> dict:
+    """The snapshot frame of a posts page (selectors.PostsPage: the blog state it was read
+    with, its posts and the next page's cursor)."""
     return {
         "type": "snapshot",
-        "epoch": blog.epoch,
-        "head": head,
-        "posts": posts,
-        "blog": {**blog_json(blog), "head": head},
-        "next_before": next_before,
+        "epoch": page.epoch,
+        "head": page.head,
+        "posts": page.posts,
+        "blog": blog_json(page.blog),
+        "next_before": page.next_before,
     }
+
+
+def needs_snapshot(
+    *, since: int | None, epoch: str | None, current_epoch: str, head: int, window: int
+) -> bool:
+    """A client starts over from a snapshot when it has no position, holds another epoch's
+    numbers, claims a seq beyond the head, or is further behind than the replay window."""
+    return (
+        since is None
+        or (epoch is not None and epoch != current_epoch)
+        or since > head
+        or head - since > window
+    )
 
 
 def events_answer(*, epoch: str, head: int, frames: list[str]) -> str:

@@ -1,6 +1,11 @@
-"""Every read. A snapshot's `head` and posts agree; a replay is exactly `since+1 … head`."""
+"""Every read. A snapshot's `head` and posts agree; a replay is exactly `since+1 … head`.
+
+Selectors take ids and return what they read: plain values (a frozen `BlogState`, a `PostsPage`
+with the head and epoch it is current at). They never change their arguments.
+"""
 
 from dataclasses import dataclass
+from datetime import datetime
 
 from django.conf import settings
 from django.db import transaction
@@ -8,7 +13,7 @@ from django.db.models import QuerySet
 
 from .errors import Invalid, NotFound
 from .models import Blog, Event, Post
-from .protocol import post_json
+from .protocol import needs_snapshot, post_json
 
 POSTS_PAGE_DEFAULT = 20
 POSTS_PAGE_MAX = 100
@@ -17,8 +22,27 @@ EVENTS_PAGE_MAX = 1000
 SNAPSHOT_PINNED_MAX = 20
 # Consistent reads retry while writers move the head; past this they take the write lock.
 _CONSISTENT_READ_ATTEMPTS = 5
-# The blog fields a reader sees; read together with the head they are current at.
-_BLOG_STATE = ["head", "epoch", "title", "description", "status"]
+
+
+@dataclass(frozen=True)
+class BlogState:
+    """A blog as readers see it, read at one moment, with the head it was current at."""
+
+    id: int
+    slug: str
+    title: str
+    description: str
+    status: str
+    epoch: str
+    head: int
+    created_at: datetime
+
+    @property
+    def pk(self) -> int:
+        return self.id
+
+
+_BLOG_STATE = [field for field in BlogState.__dataclass_fields__]
 
 
 def blog_list() -> QuerySet[Blog]:
@@ -26,10 +50,27 @@ def blog_list() -> QuerySet[Blog]:
 
 
 def blog_get(slug: str) -> Blog:
+    """The blog as a model (pages and permission checks); a fresh instance per call."""
     try:
         return Blog.objects.get(slug=slug)
     except Blog.DoesNotExist:
         raise NotFound(f"no blog {slug!r}") from None
+
+
+def blog_id(slug: str) -> int:
+    try:
+        return Blog.objects.filter(slug=slug).values_list("pk", flat=True).get()
+    except Blog.DoesNotExist:
+        raise NotFound(f"no blog {slug!r}") from None
+
+
+def blog_state(blog_id: int, *, lock: bool = False) -> BlogState:
+    """The blog as readers see it; `lock`: under the row lock (inside a transaction)."""
+    query = Blog.objects.select_for_update() if lock else Blog.objects
+    try:
+        return BlogState(**query.filter(pk=blog_id).values(*_BLOG_STATE).get())
+    except Blog.DoesNotExist:
+        raise NotFound(f"no blog {blog_id}") from None
 
 
 def blog_head(blog_id: int) -> int:
@@ -38,33 +79,52 @@ def blog_head(blog_id: int) -> int:
 
 def blog_position(blog_id: int) -> tuple[int, str]:
     """The committed (head, epoch) of a blog."""
-    return Blog.objects.filter(pk=blog_id).values_list("head", "epoch").get()
+    try:
+        return Blog.objects.filter(pk=blog_id).values_list("head", "epoch").get()
+    except Blog.DoesNotExist:
+        raise NotFound(f"no blog {blog_id}") from None
 
 
-def blog_positions(blog_ids: list[int]) -> dict[int, tuple[int, str]]:
-    """Committed (head, epoch) of several blogs in one query (the hub's heartbeat)."""
-    rows = Blog.objects.filter(pk__in=blog_ids).values_list("pk", "head", "epoch")
-    return {pk: (head, epoch) for pk, head, epoch in rows}
+def blog_positions(blog_ids: list[int]) -> dict[int, tuple[int, str, str]]:
+    """Committed (head, epoch, slug) of several blogs in one query (the hub's heartbeat)."""
+    rows = Blog.objects.filter(pk__in=blog_ids).values_list("pk", "head", "epoch", "slug")
+    return {pk: (head, epoch, slug) for pk, head, epoch, slug in rows}
 
 
-def _visible_posts(blog: Blog) -> QuerySet[Post]:
-    return Post.objects.filter(blog=blog, deleted_at__isnull=True).select_related(
+def log_tail(blog_id: int, window: int) -> tuple[int, str, list[tuple[int, str]]]:
+    """The committed head and epoch, and the events of the last `window` seqs up to it (what a
+    hub starting to serve a blog keeps in memory)."""
+    head, epoch = blog_position(blog_id)
+    return head, epoch, events_range(blog_id, epoch, max(0, head - window), head)
+
+
+def _visible_posts(blog_id: int) -> QuerySet[Post]:
+    return Post.objects.filter(blog_id=blog_id, deleted_at__isnull=True).select_related(
         "author", "photo"
     )
 
 
 @dataclass(frozen=True)
 class PostsPage:
-    blog: Blog
-    head: int
+    """Visible posts, newest first, and the blog as it was when they were read."""
+
+    blog: BlogState
     posts: list[dict]
     next_before: int | None
 
+    @property
+    def head(self) -> int:
+        return self.blog.head
+
+    @property
+    def epoch(self) -> str:
+        return self.blog.epoch
+
 
 def _page(
-    blog: Blog, *, before: int | None, limit: int, with_pinned: bool
+    blog_id: int, *, before: int | None, limit: int, with_pinned: bool
 ) -> tuple[list[dict], int | None]:
-    query = _visible_posts(blog).order_by("-id")
+    query = _visible_posts(blog_id).order_by("-id")
     if before is not None:
         query = query.filter(id__lt=before)
     rows = list(query[: limit + 1])  # one more than asked tells whether there is more
@@ -73,13 +133,13 @@ def _page(
     if with_pinned:
         # Pinned posts stay on top of the feed even when older than the first page.
         shown = {post.id for post in rows}
-        pinned = _visible_posts(blog).filter(pinned=True).order_by("-id")[:SNAPSHOT_PINNED_MAX]
+        pinned = _visible_posts(blog_id).filter(pinned=True).order_by("-id")[:SNAPSHOT_PINNED_MAX]
         rows += [post for post in pinned if post.id not in shown]
     return [post_json(post) for post in rows], (rows[limit - 1].id if more else None)
 
 
 def posts_page(
-    blog: Blog, *, before: int | None = None, limit: int = POSTS_PAGE_DEFAULT,
+    blog_id: int, *, before: int | None = None, limit: int = POSTS_PAGE_DEFAULT,
     with_pinned: bool = False,
 ) -> PostsPage:
     """Visible posts newest first, with the head they are current at.
@@ -91,22 +151,22 @@ def posts_page(
     if not 1 <= limit <= POSTS_PAGE_MAX:
         raise Invalid(f"limit must be between 1 and {POSTS_PAGE_MAX}")
     for _ in range(_CONSISTENT_READ_ATTEMPTS):
-        blog.refresh_from_db(fields=_BLOG_STATE)
-        posts, next_before = _page(blog, before=before, limit=limit, with_pinned=with_pinned)
-        if blog_head(blog.pk) == blog.head:
+        state = blog_state(blog_id)
+        posts, next_before = _page(blog_id, before=before, limit=limit, with_pinned=with_pinned)
+        if blog_head(blog_id) == state.head:
             break
     else:
         with transaction.atomic():
-            locked = Blog.objects.select_for_update().get(pk=blog.pk)
-            for field in _BLOG_STATE:
-                setattr(blog, field, getattr(locked, field))
-            posts, next_before = _page(blog, before=before, limit=limit, with_pinned=with_pinned)
-    return PostsPage(blog=blog, head=blog.head, posts=posts, next_before=next_before)
+            state = blog_state(blog_id, lock=True)  # writers wait until the posts are read
+            posts, next_before = _page(
+                blog_id, before=before, limit=limit, with_pinned=with_pinned
+            )
+    return PostsPage(blog=state, posts=posts, next_before=next_before)
 
 
-def blog_snapshot(blog: Blog) -> PostsPage:
+def blog_snapshot(blog_id: int) -> PostsPage:
     """What a new reader starts from: the newest page of posts plus pinned ones."""
-    return posts_page(blog, with_pinned=True)
+    return posts_page(blog_id, with_pinned=True)
 
 
 @dataclass(frozen=True)
@@ -116,7 +176,7 @@ class Replay:
 
 
 def events_since(
-    blog: Blog, since: int, *, limit: int | None = None, head: int | None = None
+    blog_id: int, since: int, *, limit: int | None = None, head: int | None = None
 ) -> Replay:
     """Stored event frames `since+1 … head` (at most `limit`), in order.
 
@@ -124,8 +184,8 @@ def events_since(
     event up to a head read before is already committed. `head` saves that read when the
     caller has just made it."""
     if head is None:
-        head = blog_head(blog.pk)
-    query = Event.objects.filter(blog=blog, seq__gt=since, seq__lte=head).order_by("seq")
+        head = blog_head(blog_id)
+    query = Event.objects.filter(blog_id=blog_id, seq__gt=since, seq__lte=head).order_by("seq")
     if limit is not None:
         query = query[:limit]
     return Replay(head=head, frames=list(query.values_list("frame", flat=True)))
@@ -141,36 +201,21 @@ def events_range(blog_id: int, epoch: str, after: int, upto: int) -> list[tuple[
     )
 
 
-def needs_snapshot(
-    *, since: int | None, epoch: str | None, current_epoch: str, head: int
-) -> bool:
-    """A client starts over when it has no position, holds another epoch's numbers, claims a
-    seq beyond the head, or is further behind than the replay window."""
-    return (
-        since is None
-        or (epoch is not None and epoch != current_epoch)
-        or since > head
-        or head - since > settings.LIVEBLOG_REPLAY_WINDOW
-    )
-
-
 @dataclass(frozen=True)
-class CatchUp:
-    """What a (re)connecting reader is sent: a snapshot, or the replay frames."""
-
+class EventsPage:
+    epoch: str
     head: int
-    snapshot: PostsPage | None
     frames: list[str]
 
 
-def catch_up(
-    blog: Blog, *, since: int | None, epoch: str | None, limit: int | None = None
-) -> CatchUp:
-    """The reads behind a websocket connect or resync, and the events API (which pages the
-    replay with `limit`; the websocket sends all of it)."""
-    blog.refresh_from_db(fields=_BLOG_STATE)
-    if needs_snapshot(since=since, epoch=epoch, current_epoch=blog.epoch, head=blog.head):
-        page = blog_snapshot(blog)
-        return CatchUp(head=page.head, snapshot=page, frames=[])
-    replay = events_since(blog, since, limit=limit, head=blog.head)
-    return CatchUp(head=replay.head, snapshot=None, frames=replay.frames)
+def events_page(
+    blog_id: int, *, since: int, epoch: str | None, limit: int
+) -> EventsPage | PostsPage:
+    """The events API: the log after `since` (at most `limit` events), or a snapshot when the
+    client must start over (the same rule as the websocket, protocol.needs_snapshot)."""
+    head, current_epoch = blog_position(blog_id)
+    if needs_snapshot(since=since, epoch=epoch, current_epoch=current_epoch, head=head,
+                      window=settings.LIVEBLOG_REPLAY_WINDOW):
+        return blog_snapshot(blog_id)
+    replay = events_since(blog_id, since, limit=limit, head=head)
+    return EventsPage(epoch=current_epoch, head=head, frames=replay.frames)

@@ -1,7 +1,10 @@
 """Every write. HTTP views, the websocket consumer, the admin and management commands call these.
 
 Each visible change takes the blog's next seq inside the transaction that makes it, and its event
-frame is broadcast only after that transaction commits.
+frame is broadcast only after that transaction commits. A service is given a blog's id, not a
+model instance: it reads the blog itself, under the blog's lock, and decides who may write
+against those rows (an owner replaced or an author removed a moment ago is refused), and it never
+changes an object its caller holds.
 """
 
 import json
@@ -20,8 +23,9 @@ from django.core.validators import validate_slug
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from . import broadcast, photos
+from . import photos
 from .errors import Conflict, Invalid, NotAllowed, NotAuthenticated, NotFound
+from .live import broadcast
 from .models import Blog, Event, Photo, Post, new_epoch
 from .permissions import can_edit_post, can_manage_blog, can_post
 from .protocol import blog_json, event_frame, post_json
@@ -44,10 +48,20 @@ class Written:
 # --- The log ----------------------------------------------------------------------------------
 
 
-def _lock_blog(blog: Blog) -> Blog:
-    """Re-read the blog under a row lock (PostgreSQL) / inside the write lock that SQLite's
+def _lock_blog(blog_id: int) -> Blog:
+    """Read the blog under a row lock (PostgreSQL) / inside the write lock that SQLite's
     IMMEDIATE transactions take at BEGIN: concurrent writers to one blog queue here."""
-    return Blog.objects.select_for_update().get(pk=blog.pk)
+    try:
+        return Blog.objects.select_for_update().get(pk=blog_id)
+    except Blog.DoesNotExist:
+        raise NotFound(f"no blog {blog_id}") from None
+
+
+def _blog(blog_id: int) -> Blog:
+    try:
+        return Blog.objects.get(pk=blog_id)
+    except Blog.DoesNotExist:
+        raise NotFound(f"no blog {blog_id}") from None
 
 
 def _event_append(locked: Blog, kind: str, payload: Any, *, post: Post | None = None) -> Event:
@@ -122,13 +136,14 @@ def _clean_title(title: str) -> str:
 # --- Posts ------------------------------------------------------------------------------------
 
 
-def _created_answer(blog: Blog, client_id: uuid.UUID) -> Written | None:
+def _created_answer(blog_id: int, client_id: uuid.UUID) -> Written | None:
     """The first answer given for this client_id, rebuilt from its post.created event.
 
     Two lookups, each on its own index ((blog, client_id), then the event's post): a join lets
     SQLite's planner scan the whole log of a blog."""
     post_id = (
-        Post.objects.filter(blog=blog, client_id=client_id).values_list("id", flat=True).first()
+        Post.objects.filter(blog_id=blog_id, client_id=client_id)
+        .values_list("id", flat=True).first()
     )
     if post_id is None:
         return None
@@ -147,7 +162,7 @@ def _created_answer(blog: Blog, client_id: uuid.UUID) -> Written | None:
 def post_create(
     *,
     actor: Any,
-    blog: Blog,
+    blog_id: int,
     client_id: uuid.UUID,
     body: str,
     key_event: bool = False,
@@ -159,19 +174,26 @@ def post_create(
     first answer unchanged and appends nothing, so a phone retrying after a lost answer never
     posts twice; it is answered before any image work, so a retried upload is not decoded or
     stored again."""
-    _require_author(actor, blog)
+    _require_signed_in(actor)
     body = validate_body(body, allow_empty=photo is not None)
-    if photo is not None:
-        photo_alt = _clean_photo_alt(photo_alt)
-    if known := _created_answer(blog, client_id):
-        return known
     fields = {
         "author": actor, "body": body, "html": render_markdown(body),
         "key_event": key_event, "pinned": pinned,
     }
-    stored = _photo_files_save(blog, photos.process_photo(photo)) if photo is not None else []
+    if photo is None:
+        return _post_insert(blog_id, client_id, fields, photo_variants=[], photo_alt=None)
+    photo_alt = _clean_photo_alt(photo_alt)
+    # Image work is slow and happens before the lock: refuse a stranger, and answer a retry,
+    # before it (the transaction checks the author again, against the rows it locks).
+    blog = _blog(blog_id)
+    _require_author(actor, blog)
+    if known := _created_answer(blog_id, client_id):
+        return known
+    stored = _photo_files_save(blog.slug, photos.process_photo(photo))
     try:
-        written = _post_insert(blog, client_id, fields, photo_variants=stored, photo_alt=photo_alt)
+        written = _post_insert(
+            blog_id, client_id, fields, photo_variants=stored, photo_alt=photo_alt
+        )
     except BaseException:
         _files_delete(_names(stored))  # nothing refers to them
         raise
@@ -181,14 +203,15 @@ def post_create(
 
 
 def _post_insert(
-    blog: Blog, client_id: uuid.UUID, fields: dict, *, photo_variants: list[dict],
+    blog_id: int, client_id: uuid.UUID, fields: dict, *, photo_variants: list[dict],
     photo_alt: str | None,
 ) -> Written:
     """The post, its photo and its post.created event, in one transaction under the blog lock."""
     try:
         with transaction.atomic():
-            locked = _lock_blog(blog)
-            if known := _created_answer(locked, client_id):
+            locked = _lock_blog(blog_id)
+            _require_author(fields["author"], locked)
+            if known := _created_answer(blog_id, client_id):
                 return known
             photo = None
             if photo_variants:
@@ -198,7 +221,7 @@ def _post_insert(
             event = _event_append(locked, Event.Kind.POST_CREATED, {"post": data}, post=post)
     except IntegrityError:
         # Only reachable if a writer bypassed the lock; the unique constraint held the line.
-        if known := _created_answer(blog, client_id):
+        if known := _created_answer(blog_id, client_id):
             return known
         raise
     return Written(seq=event.seq, data=data, created=True)
@@ -207,12 +230,12 @@ def _post_insert(
 # --- Photos -----------------------------------------------------------------------------------
 
 
-def _photo_files_save(blog: Blog, variants: list[photos.Variant]) -> list[dict]:
+def _photo_files_save(slug: str, variants: list[photos.Variant]) -> list[dict]:
     """Store the variants; returns them as Photo.variants. Runs before the blog is locked:
     storage may be slow (object storage is a network away), and the lock holds up every
     writer to the blog. A random stem keeps names unguessable and unique, so they can be
     cached forever."""
-    stem = f"liveblog/photos/{blog.slug}/{secrets.token_hex(16)}"
+    stem = f"liveblog/photos/{slug}/{secrets.token_hex(16)}"
     stored: list[dict] = []
     try:
         for variant in variants:
@@ -274,16 +297,17 @@ def _live_post(locked: Blog, post_id: int) -> Post:
 def post_update(
     *,
     actor: Any,
-    blog: Blog,
+    blog_id: int,
     post_id: int,
     body: str | None = None,
     pinned: bool | None = None,
     key_event: bool | None = None,
 ) -> Written:
     """Edit a post's body and/or its flags. Appends one post.updated event if anything changed."""
-    _require_author(actor, blog)
+    _require_signed_in(actor)
     with transaction.atomic():
-        locked = _lock_blog(blog)
+        locked = _lock_blog(blog_id)
+        _require_author(actor, locked)
         post = _live_post(locked, post_id)
         if not can_edit_post(actor, locked, post):
             raise NotAllowed("you may only change your own posts")
@@ -307,12 +331,13 @@ def post_update(
     return Written(seq=event.seq, data=data)
 
 
-def post_delete(*, actor: Any, blog: Blog, post_id: int) -> Written:
+def post_delete(*, actor: Any, blog_id: int, post_id: int) -> Written:
     """Tombstone a post. Deleting it again answers with the seq of the first deletion."""
-    _require_author(actor, blog)
+    _require_signed_in(actor)
     tombstone = {"id": post_id, "deleted": True}
     with transaction.atomic():
-        locked = _lock_blog(blog)
+        locked = _lock_blog(blog_id)
+        _require_author(actor, locked)
         post = Post.objects.filter(blog=locked, pk=post_id).select_related("photo").first()
         if post is None:
             raise NotFound(f"no post {post_id} in this blog")
@@ -364,7 +389,7 @@ def blog_create(*, actor: Any, slug: str, title: str, description: str = "") -> 
 def blog_update(
     *,
     actor: Any,
-    blog: Blog,
+    blog_id: int,
     title: str | None = None,
     description: str | None = None,
     status: str | None = None,
@@ -373,18 +398,18 @@ def blog_update(
     """Change title, description or status (staff or owner): one blog.updated event if any
     changed. A new owner (staff only) is not visible to readers, so it takes no seq."""
     _require_signed_in(actor)
-    if not can_manage_blog(actor, blog):
-        raise NotAllowed("only the blog's owner or staff may change it")
     if title is not None:
         title = _clean_title(title)
     if description is not None and not isinstance(description, str):
         raise Invalid("description must be a string")
     if status is not None and status not in Blog.Status.values:
         raise Invalid(f"status must be one of {', '.join(Blog.Status.values)}")
-    if owner is not None and owner.pk != blog.owner_id and not actor.is_staff:
-        raise NotAllowed("only staff may hand a blog to another owner")
     with transaction.atomic():
-        locked = _lock_blog(blog)
+        locked = _lock_blog(blog_id)
+        if not can_manage_blog(actor, locked):
+            raise NotAllowed("only the blog's owner or staff may change it")
+        if owner is not None and owner.pk != locked.owner_id and not actor.is_staff:
+            raise NotAllowed("only staff may hand a blog to another owner")
         if owner is not None and owner.pk != locked.owner_id:
             locked.owner = owner
             locked.save(update_fields=["owner"])
@@ -403,13 +428,10 @@ def blog_update(
             locked, Event.Kind.BLOG_UPDATED, lambda: {"blog": blog_json(locked)}
         )
         data = blog_json(locked)
-    # Callers holding the stale instance see the change too.
-    for field in (*changed, "head"):
-        setattr(blog, field, getattr(locked, field))
     return Written(seq=event.seq, data=data)
 
 
-def blog_log_reset(*, actor: Any, blog: Blog) -> Blog:
+def blog_log_reset(*, actor: Any, blog_id: int) -> Blog:
     """Start the blog's log over: a new epoch, no events, head 0 (staff only).
 
     For compacting a long log or after restoring a backup. Posts stay as they are; every
@@ -419,7 +441,7 @@ def blog_log_reset(*, actor: Any, blog: Blog) -> Blog:
     if not actor.is_staff:
         raise NotAllowed("only staff may reset a blog's log")
     with transaction.atomic():
-        locked = _lock_blog(blog)
+        locked = _lock_blog(blog_id)
         Event.objects.filter(blog=locked).delete()
         locked.epoch, locked.head = new_epoch(), 0
         locked.save(update_fields=["epoch", "head"])
@@ -429,5 +451,4 @@ def blog_log_reset(*, actor: Any, blog: Blog) -> Blog:
             broadcast.reset_publish(blog_id=blog_id, epoch=epoch)
 
         transaction.on_commit(publish_reset, robust=True)
-    blog.epoch, blog.head = locked.epoch, locked.head
     return locked

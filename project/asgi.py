@@ -1,5 +1,12 @@
-"""ASGI entry point: Django for HTTP, the live-blog consumer for websockets."""
+"""ASGI entry point: Django for HTTP, the live-blog consumer for websockets.
 
+`ServerLoop` hands the server's event loop to the broadcaster when the application starts: at
+the lifespan startup under servers that send one (uvicorn, hypercorn), else at the first
+connection of any kind (daphne sends no lifespan events). Every broadcast of a committed write
+then runs on that loop, never on the writer's thread (liveblog/live/broadcast.py).
+"""
+
+import asyncio
 import os
 
 from django.core.asgi import get_asgi_application
@@ -10,9 +17,39 @@ django_asgi_app = get_asgi_application()
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402  (needs Django first)
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
+from liveblog.live import broadcast, gcpolicy  # noqa: E402
 from liveblog.routing import websocket_urlpatterns  # noqa: E402
 
-application = ProtocolTypeRouter(
+
+class ServerLoop:
+    """Captures the loop the application runs on; answers the lifespan protocol itself."""
+
+    def __init__(self, application) -> None:
+        self.application = application
+        self.loop: asyncio.AbstractEventLoop | None = None
+
+    async def __call__(self, scope, receive, send) -> None:
+        loop = asyncio.get_running_loop()
+        if loop is not self.loop:  # once per loop: a server has one
+            self.loop = loop
+            broadcast.serve_on(loop)
+        if scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+            return
+        await self.application(scope, receive, send)
+
+    @staticmethod
+    async def _lifespan(receive, send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+
+application = ServerLoop(ProtocolTypeRouter(
     {
         "http": django_asgi_app,
         # No session or auth middleware: a reader needs neither, and resolving them costs a
@@ -20,10 +57,7 @@ application = ProtocolTypeRouter(
         # looks the user up from the session cookie when an author posts (liveblog/auth.py).
         "websocket": AllowedHostsOriginValidator(URLRouter(websocket_urlpatterns)),
     }
-)
-
+))
 
 # Full garbage collections run between deliveries, never in the middle of one (gcpolicy.py).
-from liveblog import gcpolicy  # noqa: E402
-
 gcpolicy.install()

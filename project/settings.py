@@ -16,6 +16,9 @@ Environment:
     MEDIA_ROOT, MEDIA_URL   where uploaded photos are stored and served (default media/, /media/).
     LIVEBLOG_SERVE_MEDIA    serve MEDIA_URL from Django itself (default on; turn off in production).
     LIVEBLOG_MAX_PHOTO_BYTES, LIVEBLOG_MAX_PHOTO_PIXELS   upload limits for photos in posts.
+    LIVEBLOG_DIRECT_WIRE    "0" sends websocket frames through ASGI instead of daphne's fast
+                      path (default on; it turns itself off when Twisted or Autobahn lack
+                      what it uses).
 """
 
 import os
@@ -189,7 +192,11 @@ LIVEBLOG_MAX_FRAME_BYTES = 64 * 1024
 # memory or the others up.
 LIVEBLOG_MAX_BACKLOG_BYTES = int(os.environ.get("LIVEBLOG_MAX_BACKLOG_BYTES", str(1024 * 1024)))
 LIVEBLOG_MAX_QUEUED_FRAMES = int(os.environ.get("LIVEBLOG_MAX_QUEUED_FRAMES", "256"))
-# Full garbage collections between deliveries, at most this often (liveblog/gcpolicy.py).
+# Under daphne, frames go straight to the connection, framed once per process (the fast path,
+# liveblog/live/wire.py); 0 sends them through ASGI instead. The fast path turns itself off when
+# the Twisted/Autobahn internals it uses are missing.
+LIVEBLOG_DIRECT_WIRE = env_bool("LIVEBLOG_DIRECT_WIRE", True)
+# Full garbage collections between deliveries, at most this often (liveblog/live/gcpolicy.py).
 LIVEBLOG_GC_POLICY = env_bool("LIVEBLOG_GC_POLICY", True)
 LIVEBLOG_GC_FULL_EVERY_SECONDS = env_number("LIVEBLOG_GC_FULL_EVERY_SECONDS", 30)
 LIVEBLOG_MAX_BODY_CHARS = int(os.environ.get("LIVEBLOG_MAX_BODY_CHARS", "20000"))

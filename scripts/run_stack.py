@@ -12,8 +12,8 @@ database is the truth, the channel layer only the fast path, so a fresh Redis is
 old one. Try it: open a reader on :8001 and one on :8002, post on either; kill one process
 (its pid is printed) and watch its readers move to the other through :8000.
 
-The servers are the test suite's own fixtures (tests/support), the same code the scale-out
-proofs run.
+The servers are devstack's process fixtures, the same code the tests' scale-out proofs and the
+benchmarks run.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ import argparse
 import hashlib
 import os
 import signal
+import stat
 import subprocess
 import sys
 import threading
@@ -31,21 +32,43 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from tests.support.postgres import PostgresServer, traversable_by_others  # noqa: E402
-from tests.support.proxy import Balancer  # noqa: E402
-from tests.support.redis import RedisServer  # noqa: E402
-from tests.support.servers import DaphneServer, Site  # noqa: E402
+from devstack.daphne import DaphneServer, Site  # noqa: E402
+from devstack.postgres import PostgresServer, traversable_by_others  # noqa: E402
+from devstack.proxy import Balancer  # noqa: E402
+from devstack.redis import RedisServer  # noqa: E402
 
 STACK = REPO / "var" / "stack"
 
 
 def cluster_directory(state: Path) -> Path:
-    """Where PostgreSQL keeps the stack's data between runs."""
+    """Where PostgreSQL keeps the stack's data between runs: in `state` when the `postgres` user
+    can reach it, else in a directory of root's under /var/tmp, made on the first run and found
+    again by the next."""
     if os.geteuid() != 0 or traversable_by_others(state):
         return state / "postgres"
-    # Root's home is private: the `postgres` user could not reach var/ inside it.
+    # Root's home (or a mktemp -d folder) is private: `postgres` could not reach var/ inside it.
+    return roots_own_directory(fallback_directory(state)) / "postgres"
+
+
+def fallback_directory(state: Path) -> Path:
+    """One directory per state directory, under /var/tmp (which, unlike /tmp, survives a
+    reboot)."""
     digest = hashlib.sha256(str(state.resolve()).encode()).hexdigest()[:12]
-    return Path("/var/tmp") / f"liveblog-stack-{digest}" / "postgres"
+    return Path("/var/tmp") / f"liveblog-stack-{digest}"
+
+
+def roots_own_directory(path: Path) -> Path:
+    """`path`, made if missing, with mode 0755 (the `postgres` user passes through to its cluster;
+    only root writes). Refused if it is anything but root's own directory that only root can write:
+    /var/tmp is world-writable, so another user could have made one at this predictable name
+    and swap what is inside for a symlink while we chown the cluster to `postgres`."""
+    path.mkdir(mode=0o755, exist_ok=True)
+    info = path.lstat()
+    if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.geteuid() or info.st_mode & 0o022:
+        raise SystemExit(f"{path} is not a directory of root's that only root can write; "
+                         "remove it, or pass --state a directory every user can traverse")
+    path.chmod(0o755)  # whatever the umask was when it was made
+    return path
 
 
 def main(argv: list[str] | None = None) -> int:

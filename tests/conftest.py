@@ -5,7 +5,8 @@ from channels.layers import channel_layers
 from django.core.management import call_command
 
 from liveblog import services
-from liveblog.hub import forget_hubs
+from liveblog.live import broadcast
+from liveblog.live.hub import forget_hubs
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -16,12 +17,15 @@ def static_manifest():
 
 @pytest.fixture(autouse=True)
 def fresh_channel_layer():
-    """Each test gets its own in-memory layer and hub (they are bound to one event loop)."""
+    """Each test gets its own in-memory layer and hub (they are bound to one event loop), and
+    no server loop until the ASGI application runs on one."""
     channel_layers.backends.clear()
     forget_hubs()
+    broadcast.serve_on(None)
     yield
     channel_layers.backends.clear()
     forget_hubs()
+    broadcast.serve_on(None)
 
 
 @pytest.fixture
@@ -57,7 +61,7 @@ def make_post(blog, author):
 
     def make(body: str = "Goal!", *, actor=None, client_id=None, **fields):
         return services.post_create(
-            actor=actor or author, blog=blog, client_id=client_id or uuid.uuid4(),
+            actor=actor or author, blog_id=blog.pk, client_id=client_id or uuid.uuid4(),
             body=body, **fields,
         )
 

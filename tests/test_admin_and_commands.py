@@ -200,7 +200,7 @@ def test_admin_bulk_delete_action_tombstones_each_post(admin_client, blog, make_
 @pytest.mark.django_db
 def test_admin_change_of_a_deleted_post_is_a_message(admin_client, blog, author, make_post):
     post_id = make_post("gone").data["id"]
-    services.post_delete(actor=author, blog=blog, post_id=post_id)
+    services.post_delete(actor=author, blog_id=blog.pk, post_id=post_id)
     response = admin_client.post(
         f"{POST_ADMIN}{post_id}/change/", post_change_form("back again"), follow=True
     )
@@ -399,7 +399,7 @@ def test_liveblog_post_empty_body_is_a_command_error(blog):
 @pytest.mark.django_db
 def test_liveblog_post_continues_the_blogs_numbering(blog, owner, make_post):
     make_post()
-    services.blog_update(actor=owner, blog=blog, title="Renamed")
+    services.blog_update(actor=owner, blog_id=blog.pk, title="Renamed")
     out = run("liveblog_post", "final", "alice", "third")
     assert out.strip().endswith("as seq 3")
     assert seqs(blog) == [1, 2, 3]

@@ -237,7 +237,7 @@ def test_get_posts_bad_before_is_400(client, blog, before):
 def test_get_posts_excludes_deleted(client, blog, author, make_post):
     kept = make_post("kept").data["id"]
     gone = make_post("gone").data["id"]
-    services.post_delete(actor=author, blog=blog, post_id=gone)
+    services.post_delete(actor=author, blog_id=blog.pk, post_id=gone)
     data = client.get(POSTS_URL).json()
     assert [post["id"] for post in data["posts"]] == [kept]
     assert data["head"] == 3
@@ -255,7 +255,7 @@ def test_get_posts_unknown_blog_is_404(client, blog):
 def test_events_since_zero_returns_stored_frames_verbatim(client, blog, author, make_post):
     first = make_post("one").data["id"]
     make_post("two")
-    services.post_update(actor=author, blog=blog, post_id=first, pinned=True)
+    services.post_update(actor=author, blog_id=blog.pk, post_id=first, pinned=True)
     stored = list(Event.objects.filter(blog=blog).order_by("seq").values_list("frame", flat=True))
 
     response = client.get(EVENTS_URL, {"since": 0})
@@ -397,7 +397,7 @@ def test_events_at_the_edge_of_the_replay_window_replays(client, settings, make_
 def test_events_snapshot_leaves_out_deleted_posts(client, blog, author, make_post):
     kept = make_post("kept").data["id"]
     gone = make_post("gone").data["id"]
-    services.post_delete(actor=author, blog=blog, post_id=gone)
+    services.post_delete(actor=author, blog_id=blog.pk, post_id=gone)
     data = client.get(EVENTS_URL, {"since": 99}).json()
     assert_snapshot(data, blog, head=3, post_ids=[kept])
 
@@ -706,7 +706,7 @@ def test_patch_post_of_another_blog_is_404(author_client, author, owner, blog, m
 @pytest.mark.django_db
 def test_patch_deleted_post_is_404(author_client, blog, author, make_post):
     post_id = make_post().data["id"]
-    services.post_delete(actor=author, blog=blog, post_id=post_id)
+    services.post_delete(actor=author, blog_id=blog.pk, post_id=post_id)
     assert_error(json_patch(author_client, post_url(post_id), {"body": "back"}), 404, "not_found")
     assert seqs(blog) == [1, 2]
 

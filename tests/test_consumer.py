@@ -1,16 +1,19 @@
 """The websocket protocol, through the full ASGI stack with WebsocketCommunicator."""
 
 import asyncio
+import inspect
 import json
 import threading
 import uuid
 
 import pytest
 from channels.db import database_sync_to_async
+from channels.layers import get_channel_layer
 from django.db import connection
 
 from liveblog import selectors, services
-from liveblog.hub import _BlogFeed, get_hub
+from liveblog.live.feed import Feed
+from liveblog.live.hub import get_hub
 from liveblog.models import Blog, Event, Post
 from tests.support.comms import Reader
 
@@ -26,6 +29,17 @@ def publish(make_post):
 @database_sync_to_async
 def head_of(blog):
     return Blog.objects.get(pk=blog.pk).head
+
+
+def no_database(monkeypatch, why):
+    """Every selector (every read the runtime can make) fails the test if called."""
+
+    def refuse(*args, **kwargs):
+        raise AssertionError(why)
+
+    for name, value in vars(selectors).items():
+        if inspect.isfunction(value) and value.__module__ == selectors.__name__:
+            monkeypatch.setattr(selectors, name, refuse)
 
 
 def assert_gapless(frames, start):
@@ -251,23 +265,25 @@ async def test_replay_racing_live_posts_loses_and_duplicates_nothing(
     seq once, in order (the consumer subscribed first, held live events, dropped replayed ones)."""
     for number in range(3):
         await publish(f"before {number}")
-    real_catch_up = selectors.catch_up
+    real_events_range = selectors.events_range
 
-    def racing_catch_up(blog, **kwargs):
+    def racing_replay_read(blog_id, epoch, after, upto):
+        if after != 1:  # not the replay's read (the hub reading its ring when it starts)
+            return real_events_range(blog_id, epoch, after, upto)
         # These commit (and broadcast) after the hub subscription, before the read...
         for number in range(3):
-            services.post_create(actor=author, blog=blog, client_id=uuid.uuid4(),
+            services.post_create(actor=author, blog_id=blog.pk, client_id=uuid.uuid4(),
                                  body=f"during {number}")
-        state = real_catch_up(blog, **kwargs)
+        rows = real_events_range(blog_id, epoch, after, upto)
         # ...and these after the read, while the replay is still to be sent.
         for number in range(3):
-            services.post_create(actor=author, blog=blog, client_id=uuid.uuid4(),
+            services.post_create(actor=author, blog_id=blog.pk, client_id=uuid.uuid4(),
                                  body=f"after {number}")
-        return state
+        return rows
 
-    monkeypatch.setattr(selectors, "catch_up", racing_catch_up)
+    monkeypatch.setattr(selectors, "events_range", racing_replay_read)
     # As if the hub's ring did not reach back that far: the replay comes from the database.
-    monkeypatch.setattr(_BlogFeed, "replay", lambda feed, since: None)
+    monkeypatch.setattr(Feed, "replay", lambda feed, since: None)
     reader = await Reader.open(blog.slug, f"?since=1&epoch={blog.epoch}")
     await reader.expect("hello")
     frames = await reader.until(lambda frame: frame.get("seq") == 9)
@@ -289,7 +305,7 @@ async def test_readers_joining_during_a_stream_of_posts_see_every_seq_once(blog,
     def writer():
         try:
             for number in range(total):
-                services.post_create(actor=author, blog=blog, client_id=uuid.uuid4(),
+                services.post_create(actor=author, blog_id=blog.pk, client_id=uuid.uuid4(),
                                      body=f"post {number}")
                 if number == 5:
                     started.set()
@@ -323,12 +339,12 @@ async def test_the_hub_holds_one_subscription_per_blog_and_lets_go(blog):
         await reader.expect("hello")
         await reader.events_until_live()
     hub = get_hub()
-    assert hub.subscriber_count(blog.pk) == 3
-    layer = hub.layer
+    assert hub.reader_count(blog.pk) == 3
+    layer = get_channel_layer()
     assert len(layer.groups[f"liveblog.{blog.pk}"]) == 1  # one member for the whole process
     for reader in readers:
         await reader.close()
-    assert hub.subscriber_count(blog.pk) == 0
+    assert hub.reader_count(blog.pk) == 0
     assert not layer.groups.get(f"liveblog.{blog.pk}")
 
 
@@ -353,7 +369,6 @@ async def test_a_database_failure_during_catch_up_closes_cleanly(blog, monkeypat
     def broken(*args, **kwargs):
         raise OperationalError("database is gone")
 
-    monkeypatch.setattr(selectors, "catch_up", broken)
     monkeypatch.setattr(selectors, "blog_snapshot", broken)
     reader = await Reader.open(blog.slug)  # a snapshot, read from the database
     error = await reader.expect("error")
@@ -362,7 +377,7 @@ async def test_a_database_failure_during_catch_up_closes_cleanly(blog, monkeypat
         "type": "websocket.close", "code": 1011,
     }
     await reader.communicator.wait(timeout=2)
-    assert get_hub().subscriber_count(blog.pk) == 0
+    assert get_hub().reader_count(blog.pk) == 0
 
 
 async def test_a_consumer_that_crashes_leaves_the_hub(blog, monkeypatch):
@@ -374,12 +389,12 @@ async def test_a_consumer_that_crashes_leaves_the_hub(blog, monkeypatch):
     reader = await Reader.open(blog.slug, "?since=0")
     await reader.expect("hello")
     await reader.events_until_live()
-    assert get_hub().subscriber_count(blog.pk) == 1
+    assert get_hub().reader_count(blog.pk) == 1
     monkeypatch.setattr(LiveblogConsumer, "receive", crash)
     await reader.send({"type": "resync", "since": 0})
     with pytest.raises(RuntimeError):
         await reader.communicator.wait(timeout=2)
-    assert get_hub().subscriber_count(blog.pk) == 0
+    assert get_hub().reader_count(blog.pk) == 0
 
 
 async def test_a_log_reset_sends_connected_readers_a_snapshot_of_the_new_epoch(
@@ -391,7 +406,7 @@ async def test_a_log_reset_sends_connected_readers_a_snapshot_of_the_new_epoch(
     await reader.expect("hello")
     await reader.events_until_live()
     old_epoch = blog.epoch
-    await database_sync_to_async(services.blog_log_reset)(actor=owner, blog=blog)
+    await database_sync_to_async(services.blog_log_reset)(actor=owner, blog_id=blog.pk)
     snapshot = await reader.expect("snapshot")
     assert snapshot["epoch"] != old_epoch and snapshot["head"] == 0
     assert len(snapshot["posts"]) == 3
@@ -417,11 +432,7 @@ async def test_a_reconnect_within_the_ring_is_replayed_without_the_database(
         await publish(f"update {number}")
     await first.until(lambda frame: frame.get("seq") == 5)
 
-    def no_database(*args, **kwargs):
-        raise AssertionError("a replay within the ring must not read the database")
-
-    monkeypatch.setattr(selectors, "catch_up", no_database)
-    monkeypatch.setattr(selectors, "blog_get", no_database)
+    no_database(monkeypatch, "a replay within the ring must not read the database")
     again = await Reader.open(blog.slug, f"?since=2&epoch={blog.epoch}")
     assert (await again.expect("hello"))["head"] == 5
     events, live = await again.events_until_live()
@@ -432,9 +443,7 @@ async def test_a_reconnect_within_the_ring_is_replayed_without_the_database(
     fresh = await Reader.open(blog.slug)
     await fresh.expect("hello")
     snapshot = await fresh.expect("snapshot")
-    monkeypatch.setattr(selectors, "catch_up", no_database)
-    monkeypatch.setattr(selectors, "blog_snapshot", no_database)
-    monkeypatch.setattr(selectors, "blog_get", no_database)
+    no_database(monkeypatch, "a snapshot at an unchanged head is served from memory")
     another = await Reader.open(blog.slug)
     await another.expect("hello")
     assert await another.expect("snapshot") == snapshot
@@ -450,9 +459,9 @@ async def test_readers_arriving_together_share_one_snapshot_read(blog, publish, 
     reads = []
     real_snapshot = selectors.blog_snapshot
 
-    def counted(blog):
-        reads.append(blog.pk)
-        return real_snapshot(blog)
+    def counted(blog_id):
+        reads.append(blog_id)
+        return real_snapshot(blog_id)
 
     monkeypatch.setattr(selectors, "blog_snapshot", counted)
     readers = await asyncio.gather(*[Reader.open(blog.slug) for _ in range(20)])
@@ -463,3 +472,44 @@ async def test_readers_arriving_together_share_one_snapshot_read(blog, publish, 
     assert len(reads) == 1
     for reader in (keeper, *readers):
         await reader.close()
+
+
+async def test_rights_are_checked_against_committed_rows_not_the_open_socket(
+    blog, owner, author, django_user_model
+):
+    """An owner replaced and an author removed while their sockets are open: their next `post`
+    frames are refused and nothing is written (nothing a socket or the hub holds grants a
+    right)."""
+
+    @database_sync_to_async
+    def hand_over_to_a_new_owner():
+        first_owner = django_user_model.objects.create_user("oscar", password="x")
+        services.blog_update(actor=owner, blog_id=blog.pk, owner=first_owner)
+        return first_owner
+
+    first_owner = await hand_over_to_a_new_owner()
+    sockets = {}
+    for user in (first_owner, author):
+        sockets[user.username] = reader = await Reader.open(blog.slug, "?since=0", user=user)
+        await reader.expect("hello")
+        await reader.events_until_live()
+    await sockets["oscar"].send(post_frame(body="still mine"))
+    assert (await sockets["oscar"].expect("ack"))["seq"] == 1  # the owner may post
+    await sockets["alice"].until(lambda frame: frame.get("seq") == 1)
+    await sockets["oscar"].expect("event")
+
+    @database_sync_to_async
+    def take_their_rights_away():
+        replacement = django_user_model.objects.create_user("nora", password="x")
+        services.blog_update(actor=owner, blog_id=blog.pk, owner=replacement)
+        Blog.objects.get(pk=blog.pk).authors.remove(first_owner, author)
+
+    await take_their_rights_away()
+    for reader in sockets.values():
+        await reader.send(post_frame(body="after losing the blog"))
+        assert (await reader.expect("error"))["code"] == "forbidden"
+    for reader in sockets.values():
+        assert await reader.silent()
+        await reader.close()
+    assert await head_of(blog) == 1
+    assert await database_sync_to_async(Post.objects.count)() == 1

@@ -10,12 +10,11 @@ import asyncio
 import pytest
 import websockets
 
-from tests.support.servers import ApiClient, DaphneServer, Site
+from devstack.daphne import ApiClient, DaphneServer, Site, feed_url
 from tests.support.ws import (
     connect,
     expect_frame,
     expect_quiet,
-    feed_url,
     next_frame,
     open_feed,
 )
@@ -23,14 +22,22 @@ from tests.support.ws import (
 pytestmark = pytest.mark.server
 
 
-@pytest.fixture
-def server(tmp_path):
+# The whole suite runs twice: with daphne's fast path (frames written straight to the
+# connection) and with it off (frames through ASGI send), the fallback a Twisted or Autobahn
+# upgrade would land on (liveblog/live/wire.py).
+WIRES = {"direct": "1", "asgi": "0"}
+
+
+@pytest.fixture(params=WIRES)
+def server(request, tmp_path):
     site = Site.create(tmp_path)
-    server = DaphneServer(site).start()
+    server = DaphneServer(site, LIVEBLOG_DIRECT_WIRE=WIRES[request.param]).start()
     try:
         yield server
     finally:
         server.stop()
+    # The probe found everything the fast path needs in this Twisted and Autobahn.
+    assert "fast path off" not in server.log()
 
 
 @pytest.fixture

@@ -15,12 +15,13 @@ import time
 import pytest
 import redis
 
+from devstack.common import wait_until
+from devstack.daphne import ApiClient, DaphneServer, Site
+from devstack.postgres import postgres_server
+from devstack.proxy import Balancer
+from devstack.redis import RedisServer
 from tests.support.live_reader import LiveReader, all_reach
-from tests.support.postgres import postgres_server
-from tests.support.proxy import Balancer
-from tests.support.redis import RedisServer
 from tests.support.results import record as record_results
-from tests.support.servers import ApiClient, DaphneServer, Site, wait_until
 
 pytestmark = pytest.mark.server
 

@@ -7,9 +7,9 @@ import pytest
 from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 
-from liveblog import broadcast
-from liveblog.broadcast import blog_group
-from liveblog.hub import get_hub
+from liveblog.live import broadcast
+from liveblog.live.broadcast import blog_group
+from liveblog.live.hub import get_hub
 from liveblog.models import Event
 from tests.support.comms import Reader
 
@@ -238,13 +238,13 @@ async def test_a_reset_restarts_every_reader_at_once_or_at_the_next_heartbeat(
     await database_sync_to_async(make_post)("one")
     await recorder.wait_for(lambda: recorder.seqs == [1])
     # Reset here: the broadcast reaches the hub at once.
-    await database_sync_to_async(services.blog_log_reset)(actor=owner, blog=blog)
+    await database_sync_to_async(services.blog_log_reset)(actor=owner, blog_id=blog.pk)
     await recorder.wait_for(lambda: recorder.resets == 1, timeout=0.15)
     await database_sync_to_async(make_post)("first of the new epoch")
     await recorder.wait_for(lambda: recorder.seqs == [1, 1])
     # Reset in another process (no broadcast reaches us): the heartbeat notices the new epoch.
     monkeypatch.setattr(broadcast, "reset_publish", lambda **message: None)
-    await database_sync_to_async(services.blog_log_reset)(actor=owner, blog=blog)
+    await database_sync_to_async(services.blog_log_reset)(actor=owner, blog_id=blog.pk)
     await recorder.wait_for(lambda: recorder.resets == 2, timeout=2)
     await hub.close()
 
@@ -257,12 +257,13 @@ async def test_the_ring_keeps_the_newest_window_of_events(blog, make_post, setti
     for number in range(5):
         await database_sync_to_async(make_post)(f"update {number}")
     await recorder.wait_for(lambda: recorder.seqs == [1, 2, 3, 4, 5])
-    feed = hub.feeds[blog.pk]
-    assert [seq for seq, _ in feed.ring] == [3, 4, 5]  # the oldest were evicted
+    feed = hub.stream(blog.pk).feed
+    assert feed.ring_seqs() == [3, 4, 5]  # the oldest were evicted
     assert [json.loads(frame)["seq"] for frame in feed.replay(2)] == [3, 4, 5]
     assert feed.replay(1) is None  # not in memory any more (and beyond the window)
-    catch_up = await hub.catch_up(blog, since=1, epoch=blog.epoch)
-    assert catch_up.snapshot is not None and catch_up.head == 5
+    catch_up = hub.catch_up(blog.pk, since=1, epoch=blog.epoch)
+    frames = [json.loads(text) async for text in catch_up]
+    assert [frame["type"] for frame in frames] == ["snapshot"] and catch_up.head == 5
     await hub.close()
 
 
@@ -272,5 +273,5 @@ async def test_a_hub_joining_late_fills_its_ring_from_the_log(blog, make_post, s
         await database_sync_to_async(make_post)(f"update {number}")
     hub = get_hub()
     await hub.subscribe(blog.pk, Recorder())
-    assert [seq for seq, _ in hub.feeds[blog.pk].ring] == [3, 4, 5, 6]
+    assert hub.stream(blog.pk).feed.ring_seqs() == [3, 4, 5, 6]
     await hub.close()

@@ -160,7 +160,7 @@ def test_reader_keeps_an_old_pinned_post_on_top(client, make_post):
 def test_reader_feed_leaves_out_deleted_posts(client, blog, author, make_post):
     kept = make_post("kept").data["id"]
     gone = make_post("this one is gone").data["id"]
-    services.post_delete(actor=author, blog=blog, post_id=gone)
+    services.post_delete(actor=author, blog_id=blog.pk, post_id=gone)
     response = client.get(READER_URL)
     assert page_of(response).feed_post_ids() == [kept]
     assert "this one is gone" not in response.content.decode()
@@ -177,7 +177,7 @@ def test_reader_feed_is_readable_without_javascript(client, make_post):
 @pytest.mark.django_db
 def test_reader_marks_pinned_key_and_edited_posts(client, blog, author, make_post):
     post_id = make_post("flags", pinned=True, key_event=True).data["id"]
-    services.post_update(actor=author, blog=blog, post_id=post_id, body="flags, edited")
+    services.post_update(actor=author, blog_id=blog.pk, post_id=post_id, body="flags, edited")
     article = page_of(client.get(READER_URL)).by_id(f"post-{post_id}")
     assert {"is-pinned", "is-key"} <= set(article.classes)
     edited = [

@@ -427,7 +427,7 @@ def test_files_are_removed_when_the_database_write_fails(blog, author, media_roo
     monkeypatch.setattr(services, "_event_append", failing_append)
     with pytest.raises(RuntimeError):
         services.post_create(
-            actor=author, blog=blog, client_id=uuid.uuid4(), body="", photo_alt="A photo",
+            actor=author, blog_id=blog.pk, client_id=uuid.uuid4(), body="", photo_alt="A photo",
             photo=ContentFile(phone_jpeg((700, 500)), name="photo.jpg"),
         )
     assert_nothing_written(blog, media_root)
@@ -441,12 +441,12 @@ def test_files_are_removed_when_a_concurrent_create_won(blog, author, media_root
 
     def insert_after_a_rival(*args, **kwargs):
         monkeypatch.setattr(services, "_post_insert", real_insert)
-        services.post_create(actor=author, blog=blog, client_id=client_id, body="First")
+        services.post_create(actor=author, blog_id=blog.pk, client_id=client_id, body="First")
         return real_insert(*args, **kwargs)
 
     monkeypatch.setattr(services, "_post_insert", insert_after_a_rival)
     written = services.post_create(
-        actor=author, blog=blog, client_id=client_id, body="", photo_alt="A photo",
+        actor=author, blog_id=blog.pk, client_id=client_id, body="", photo_alt="A photo",
         photo=ContentFile(phone_jpeg((700, 500)), name="photo.jpg"),
     )
     assert not written.created and written.data["body"] == "First"
@@ -692,7 +692,7 @@ async def test_websocket_snapshot_and_live_event_carry_the_photo(blog, author):
 
     def publish(client_id):
         return services.post_create(
-            actor=author, blog=blog, client_id=client_id, body="", photo_alt="The stadium",
+            actor=author, blog_id=blog.pk, client_id=client_id, body="", photo_alt="The stadium",
             photo=ContentFile(phone_jpeg((700, 500)), name="photo.jpg"),
         ).data
 

@@ -5,9 +5,9 @@ import asyncio
 
 import pytest
 
-from tests.support.redis import redis_server
-from tests.support.servers import ApiClient, Site, daphne_processes
-from tests.support.ws import feed_url, frames_until, open_feed
+from devstack.daphne import ApiClient, Site, daphne_processes, feed_url
+from devstack.redis import redis_server
+from tests.support.ws import frames_until, open_feed
 
 pytestmark = pytest.mark.server
 

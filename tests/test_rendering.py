@@ -301,7 +301,7 @@ def test_created_post_body_is_returned_exactly_as_written(blog, make_post):
 @pytest.mark.django_db
 def test_edited_post_html_is_sanitized_and_body_kept(blog, author, make_post):
     post_id = make_post("fine").data["id"]
-    written = services.post_update(actor=author, blog=blog, post_id=post_id, body=NASTY_BODY)
+    written = services.post_update(actor=author, blog_id=blog.pk, post_id=post_id, body=NASTY_BODY)
     assert written.data["body"] == NASTY_BODY
     assert_safe(written.data["html"])
     assert "<script" not in written.data["html"]

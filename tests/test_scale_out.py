@@ -25,11 +25,12 @@ import time
 import psycopg
 import pytest
 
+from devstack.common import REPO
+from devstack.daphne import ApiClient, Site, daphne_processes
+from devstack.postgres import postgres_server
+from devstack.redis import redis_server
 from tests.support.live_reader import LiveReader, all_reach
-from tests.support.postgres import postgres_server
-from tests.support.redis import redis_server
 from tests.support.results import record
-from tests.support.servers import REPO, ApiClient, Site, daphne_processes
 
 pytestmark = pytest.mark.server
 

@@ -8,8 +8,9 @@ import socket
 import pytest
 import websockets
 
-from tests.support.servers import ApiClient, DaphneServer, Site, wait_until
-from tests.support.ws import feed_url, frames_until, open_feed
+from devstack.common import wait_until
+from devstack.daphne import ApiClient, DaphneServer, Site, feed_url
+from tests.support.ws import frames_until, open_feed
 
 pytestmark = pytest.mark.server
 
@@ -17,10 +18,14 @@ POSTS = 150
 BODY = "x" * 15_000  # large posts fill the socket buffers quickly
 
 
-@pytest.fixture
-def server(tmp_path):
+@pytest.fixture(params=["direct", "asgi"])
+def server(request, tmp_path):
+    """Both ways out of daphne (see test_daphne_integration.py): each one bounds a reader."""
     site = Site.create(tmp_path)
-    server = DaphneServer(site, LIVEBLOG_MAX_BACKLOG_BYTES="65536").start()
+    server = DaphneServer(
+        site, LIVEBLOG_MAX_BACKLOG_BYTES="65536",
+        LIVEBLOG_DIRECT_WIRE="1" if request.param == "direct" else "0",
+    ).start()
     try:
         yield server
     finally:

@@ -1,10 +1,15 @@
-"""The outgoing side of a websocket: daphne's connection found behind Channels' middleware, and
-the bounded queue used under any other ASGI server."""
+"""The outgoing side of a websocket: daphne's connection found from its send callable, the fast
+path behind its probe, and the bounded queue used anywhere else."""
 
 import asyncio
 import functools
+import logging
 
-from liveblog.wire import DirectWire, QueuedWire, daphne_protocol, wire_for
+import pytest
+
+from liveblog.live import wire as wire_module
+from liveblog.live.feed import Frame
+from liveblog.live.wire import DirectWire, QueuedWire, daphne_protocol, wire_for
 
 
 class Prepared:
@@ -12,17 +17,34 @@ class Prepared:
         self.payloadHybi = b"framed:" + payload  # noqa: N815 - Autobahn's name
 
 
+class FakeTransport:
+    def __init__(self):
+        self.dataBuffer, self.offset, self._tempDataLen = b"", 0, 0  # noqa: N815
+        self.connected, self.disconnecting = True, False
+        self.producer, self.producerPaused = None, False  # noqa: N815
+
+    def registerProducer(self, producer, streaming):  # noqa: N802 - Twisted's names
+        assert self.producer is None and streaming
+        self.producer = producer
+
+    def unregisterProducer(self):  # noqa: N802
+        self.producer = None
+
+
 class FakeDaphneProtocol:
+    """Autobahn's protocol as daphne runs it: the public API and the internals the fast path
+    reads (a class per test, so that the per-process probe sees a new kind each time)."""
+
     STATE_OPEN = 3
     _perMessageCompress = None  # noqa: N815
 
     def __init__(self):
         self.state = self.STATE_OPEN
-        self.transport = type("Transport", (), {"dataBuffer": b"", "offset": 0,
-                                                "_tempDataLen": 0})()
+        self.transport = FakeTransport()
         self.factory = self
         self.send_queue = []
         self.sent = []
+        self.closed_with = None
 
     def prepareMessage(self, payload):  # noqa: N802 - Autobahn's names
         return Prepared(payload)
@@ -36,48 +58,98 @@ class FakeDaphneProtocol:
     def sendMessage(self, payload, binary):  # noqa: N802
         self.sent.append(("framed", payload))
 
-
-class SessionWrapper:
-    """Like channels.sessions.InstanceSessionWrapper: holds the server's send as real_send."""
-
-    def __init__(self, send):
-        self.real_send = send
-
-    async def send(self, message):
-        await self.real_send(message)
+    def sendClose(self, code=None, reason=None):  # noqa: N802
+        self.closed_with = code
 
 
-async def handle_reply(protocol, message):
-    pass
+
+def a_kind_of_protocol(**overrides):
+    """A new protocol class (the probe remembers its verdict per class)."""
+    return type("DaphneProtocol", (FakeDaphneProtocol,), overrides)()
 
 
-def test_daphnes_connection_is_found_behind_the_session_middleware():
-    protocol = FakeDaphneProtocol()
-    send = SessionWrapper(functools.partial(handle_reply, protocol)).send
-    assert daphne_protocol(send) is protocol
-    assert isinstance(wire_for(send, max_backlog_bytes=10, max_queued=10), DirectWire)
+class Server:
+    """Stands in for daphne's Server: the application gets partial(server.handle_reply, proto)."""
+
+    async def handle_reply(self, protocol, message):
+        protocol.sent.append(("asgi", message))
 
 
-def test_any_other_send_gets_the_queued_path():
+def daphne_send(protocol):
+    return functools.partial(Server().handle_reply, protocol)
+
+
+def test_daphnes_connection_is_found_from_its_send_callable():
+    protocol = a_kind_of_protocol()
+    assert daphne_protocol(daphne_send(protocol)) is protocol
+
+
+def test_any_other_send_is_not_daphne():
     async def send(message):
         pass
 
     assert daphne_protocol(send) is None
-    assert daphne_protocol(functools.partial(handle_reply, object())) is None
-    assert isinstance(wire_for(send, max_backlog_bytes=10, max_queued=10), QueuedWire)
+    assert daphne_protocol(functools.partial(Server().handle_reply, object())) is None
+    assert daphne_protocol(functools.partial(send, a_kind_of_protocol())) is None
+
+
+def test_the_fast_path_is_used_when_everything_it_needs_is_there(settings):
+    settings.LIVEBLOG_DIRECT_WIRE = True
+    assert isinstance(wire_for(daphne_send(a_kind_of_protocol())), DirectWire)
+
+
+async def test_a_missing_internal_falls_back_with_one_warning(settings, caplog):
+    settings.LIVEBLOG_DIRECT_WIRE = True
+    kind = type("RenamedInternals", (FakeDaphneProtocol,), {})
+    first, second = kind(), kind()
+    for protocol in (first, second):
+        del protocol.transport._tempDataLen  # a Twisted upgrade renamed it
+    with caplog.at_level(logging.WARNING, logger=wire_module.__name__):
+        wires = [wire_for(daphne_send(first)), wire_for(daphne_send(second))]
+    assert all(isinstance(wire, QueuedWire) for wire in wires)
+    warnings = [record for record in caplog.records if "fast path off" in record.message]
+    assert len(warnings) == 1 and "transport._tempDataLen" in warnings[0].message
+    assert wires[0].send("{}")
+    await wires[0].idle()
+    assert first.sent == [("asgi", {"type": "websocket.send", "text": "{}"})]
+
+
+def test_a_setting_turns_the_fast_path_off(settings):
+    settings.LIVEBLOG_DIRECT_WIRE = False
+    assert isinstance(wire_for(daphne_send(a_kind_of_protocol())), QueuedWire)
+
+
+def test_any_other_server_gets_the_queued_path(settings):
+    async def send(message):
+        pass
+
+    assert isinstance(wire_for(send), QueuedWire)
 
 
 def test_a_direct_wire_frames_once_and_refuses_a_reader_too_far_behind():
-    protocol = FakeDaphneProtocol()
+    protocol = a_kind_of_protocol()
     wire = DirectWire(protocol, max_backlog_bytes=100)
-    prepared = wire.prepare("{}")
-    assert wire.write("{}", prepared, bounded=True)
+    frame = Frame(1, "{}")
+    assert wire.send(frame, bounded=True)
     assert protocol.sent == [b"framed:{}"]  # the bytes framed once, as they are
+    assert wire.send(frame, bounded=True)
+    assert protocol.sent == [b"framed:{}", b"framed:{}"]
     protocol.transport._tempDataLen = 101  # the socket stopped taking data
-    assert not wire.write("{}", prepared, bounded=True)
-    assert wire.write("{}")  # frames of the reader's own catch-up are not bounded
+    assert not wire.send(frame, bounded=True)
+    assert wire.send("{}")  # frames of the reader's own catch-up are not bounded
+    assert protocol.sent[-1] == ("framed", b"{}")
+    wire.abandon(4008)
+    assert protocol.closed_with == 4008
     protocol.state = 4  # closing
-    assert not wire.write("{}")
+    assert not wire.send("{}")
+
+
+def test_a_direct_wire_closes_after_what_it_sent():
+    protocol = a_kind_of_protocol()
+    wire = DirectWire(protocol, max_backlog_bytes=100)
+    wire.send('{"type":"error"}')
+    wire.close(4404)
+    assert protocol.sent == [("framed", b'{"type":"error"}')] and protocol.closed_with == 4404
 
 
 async def test_a_queued_wire_keeps_order_and_refuses_beyond_its_bound():
@@ -87,15 +159,50 @@ async def test_a_queued_wire_keeps_order_and_refuses_beyond_its_bound():
         await release.wait()  # a reader that does not take anything
         sent.append(message)
 
-    wire = QueuedWire(send, max_queued=3)
+    wire = QueuedWire(send, max_queued=3, max_backlog_bytes=10**6)
     for number in range(3):
-        assert wire.write(str(number), bounded=True)
-    assert not wire.write("3", bounded=True)  # three waiting: the reader is too slow
-    assert wire.write("replayed")  # catch-up frames are not bounded
+        assert wire.send(Frame(number, str(number)), bounded=True)
+    assert not wire.send("3", bounded=True)  # three waiting: the reader is too slow
+    assert wire.send("replayed")  # catch-up frames are not bounded
     wire.close(4008)
-    assert not wire.write("after the close")
+    assert not wire.send("after the close")
     release.set()
-    await asyncio.wait_for(wire.writer, timeout=2)
+    await asyncio.wait_for(wire.idle(), timeout=2)
     assert [message.get("text", message.get("code")) for message in sent] == [
         "0", "1", "2", "replayed", 4008
     ]
+
+
+@pytest.mark.parametrize("http_channel_registered", [True, False])
+async def test_a_queued_wire_under_daphne_is_bounded_by_what_the_socket_did_not_take(
+    settings, http_channel_registered
+):
+    """Fast path off under daphne: ASGI send never waits there, so the bound is the bytes
+    written while Twisted reports the socket full (a streaming producer's `producerPaused`:
+    daphne's HTTP channel stays registered after the upgrade; else the wire registers)."""
+    settings.LIVEBLOG_DIRECT_WIRE = False
+    settings.LIVEBLOG_MAX_BACKLOG_BYTES = 10
+    protocol = a_kind_of_protocol()
+    transport = protocol.transport
+    http_channel = object()
+    if http_channel_registered:
+        transport.registerProducer(http_channel, True)
+    wire = wire_for(daphne_send(protocol))
+    assert isinstance(wire, QueuedWire) and transport.producer is not None
+    assert wire.send("x" * 8, bounded=True)
+    transport.producerPaused = True  # Twisted: more than its buffer size waits
+    assert wire.send("x" * 8, bounded=True)
+    assert wire.send("x" * 8, bounded=True)  # 16 bytes since it filled up
+    assert not wire.send("x" * 8, bounded=True)
+    transport.producerPaused = False  # drained
+    assert wire.send("x" * 8, bounded=True)
+    wire.abandon(4008)
+    # Released if it was ours (Twisted can close the connection); daphne's left alone.
+    assert transport.producer is (http_channel if http_channel_registered else None)
+    await wire.idle()
+    assert protocol.sent[-1] == ("asgi", {"type": "websocket.close", "code": 4008})
+
+
+@pytest.fixture(autouse=True)
+def fresh_probe(monkeypatch):
+    monkeypatch.setattr(wire_module, "_probed", {})

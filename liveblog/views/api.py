@@ -176,18 +176,18 @@ def blogs(request: HttpRequest) -> HttpResponse:
 
 @api_view("GET", "PATCH")
 def blog_detail(request: HttpRequest, slug: str) -> HttpResponse:
-    blog = selectors.blog_get(slug)
+    blog_id = selectors.blog_id(slug)
     if request.method == "PATCH":
         data = json_body(request, fields={"title", "description", "status"})
         written = services.blog_update(
             actor=request.user,
-            blog=blog,
+            blog_id=blog_id,
             title=protocol.optional(data, "title", protocol.as_text),
             description=protocol.optional(data, "description", protocol.as_text),
             status=protocol.optional(data, "status", protocol.as_text),
         )
         return json_response({"seq": written.seq, "blog": written.data})
-    return json_response(protocol.blog_json(blog))
+    return json_response(protocol.blog_json(selectors.blog_state(blog_id)))
 
 
 # --- Posts ------------------------------------------------------------------------------------
@@ -195,12 +195,12 @@ def blog_detail(request: HttpRequest, slug: str) -> HttpResponse:
 
 @api_view("GET", "POST")
 def posts(request: HttpRequest, slug: str) -> HttpResponse:
-    blog = selectors.blog_get(slug)
+    blog_id = selectors.blog_id(slug)
     if request.method == "POST":
         fields = _new_post(request)
         written = services.post_create(
             actor=request.user,
-            blog=blog,
+            blog_id=blog_id,
             client_id=fields.client_id,
             body=fields.body,
             key_event=fields.key_event,
@@ -212,12 +212,12 @@ def posts(request: HttpRequest, slug: str) -> HttpResponse:
             {"seq": written.seq, "post": written.data}, status=201 if written.created else 200
         )
     page = selectors.posts_page(
-        blog,
+        blog_id,
         before=query_int(request, "before", default=None, minimum=1),
         limit=query_int(request, "limit", default=selectors.POSTS_PAGE_DEFAULT, minimum=1),
     )
     return json_response(protocol.posts_page_json(
-        epoch=blog.epoch, head=page.head, posts=page.posts, next_before=page.next_before
+        epoch=page.epoch, head=page.head, posts=page.posts, next_before=page.next_before
     ))
 
 
@@ -230,14 +230,14 @@ def _new_post(request: HttpRequest) -> protocol.PostRequest:
 
 @api_view("PATCH", "DELETE")
 def post_detail(request: HttpRequest, slug: str, post_id: int) -> HttpResponse:
-    blog = selectors.blog_get(slug)
+    blog_id = selectors.blog_id(slug)
     if request.method == "DELETE":
-        written = services.post_delete(actor=request.user, blog=blog, post_id=post_id)
+        written = services.post_delete(actor=request.user, blog_id=blog_id, post_id=post_id)
     else:
         data = json_body(request, fields={"body", "pinned", "key_event"})
         written = services.post_update(
             actor=request.user,
-            blog=blog,
+            blog_id=blog_id,
             post_id=post_id,
             body=protocol.optional(data, "body", protocol.as_text),
             pinned=protocol.optional(data, "pinned", protocol.as_bool),
@@ -249,22 +249,19 @@ def post_detail(request: HttpRequest, slug: str, post_id: int) -> HttpResponse:
 @api_view("GET")
 def events(request: HttpRequest, slug: str) -> HttpResponse:
     """The log after `since`, or a snapshot when the client must start over."""
-    blog = selectors.blog_get(slug)
+    blog_id = selectors.blog_id(slug)
     since = query_int(request, "since", default=None)
     if since is None:
         raise Invalid("since is required")
     limit = query_int(request, "limit", default=selectors.EVENTS_PAGE_DEFAULT, minimum=1)
     if limit > selectors.EVENTS_PAGE_MAX:
         raise Invalid(f"limit must be between 1 and {selectors.EVENTS_PAGE_MAX}")
-    state = selectors.catch_up(
-        blog, since=since, epoch=request.GET.get("epoch") or None, limit=limit
+    page = selectors.events_page(
+        blog_id, since=since, epoch=request.GET.get("epoch") or None, limit=limit
     )
-    if state.snapshot is not None:
-        page = state.snapshot
-        return json_response(protocol.snapshot_json(
-            blog=page.blog, head=page.head, posts=page.posts, next_before=page.next_before
-        ))
-    return raw_json(protocol.events_answer(epoch=blog.epoch, head=state.head, frames=state.frames))
+    if isinstance(page, selectors.PostsPage):
+        return json_response(protocol.snapshot_json(page))
+    return raw_json(protocol.events_answer(epoch=page.epoch, head=page.head, frames=page.frames))
 
 
 # --- Error pages that answer JSON under /api/ -------------------------------------------------

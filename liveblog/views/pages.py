@@ -46,9 +46,7 @@ def _feed_context(page: selectors.PostsPage) -> dict:
             {**post, "summary": _summary(post["html"])}
             for post in sorted(page.posts, key=lambda post: -post["id"]) if post["key_event"]
         ],
-        "feed_data": protocol.snapshot_json(
-            blog=page.blog, head=page.head, posts=page.posts, next_before=page.next_before
-        ),
+        "feed_data": protocol.snapshot_json(page),
     }
 
 
@@ -68,9 +66,9 @@ def blog_reader(request: HttpRequest, slug: str) -> HttpResponse:
         "blog": blog, "archive": before is not None, "can_write": can_post(request.user, blog)
     }
     if before is None:  # the live feed: the first page, pinned posts included
-        context.update(_feed_context(selectors.blog_snapshot(blog)))
+        context.update(_feed_context(selectors.blog_snapshot(blog.pk)))
     else:  # a plain archive page, for readers without JavaScript
-        page = selectors.posts_page(blog, before=before)
+        page = selectors.posts_page(blog.pk, before=before)
         context.update(page=page, posts=page.posts)
     return render(request, "liveblog/reader.html", context)
 
@@ -83,5 +81,5 @@ def blog_console(request: HttpRequest, slug: str) -> HttpResponse:
     return render(request, "liveblog/console.html", {
         "blog": blog,
         "can_manage": can_manage_blog(request.user, blog),
-        **_feed_context(selectors.blog_snapshot(blog)),
+        **_feed_context(selectors.blog_snapshot(blog.pk)),
     })

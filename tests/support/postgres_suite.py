@@ -3,7 +3,7 @@ main run on SQLite).
 
 Production scale-out runs on PostgreSQL, whose row locks, constraint errors, JSON and time zone
 handling differ from SQLite's; these files exercise every write and read path through them.
-The server is a private cluster (tests/support/postgres.py) that is removed afterwards;
+The server is a private cluster (devstack/postgres.py) that is removed afterwards;
 pytest-django creates its test database in it.
 
     .venv/bin/python -m tests.support.postgres_suite [extra pytest arguments]
@@ -16,8 +16,8 @@ import subprocess
 import sys
 import time
 
-from .postgres import postgres_server
-from .servers import REPO
+from devstack.common import REPO
+from devstack.postgres import postgres_server
 
 SUITE = [
     "tests/test_services.py",

@@ -7,7 +7,7 @@ import json
 import os
 from pathlib import Path
 
-from .servers import REPO
+from devstack.common import REPO
 
 SCALE_OUT = REPO / "var" / "scale-out.json"
 

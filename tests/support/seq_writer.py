@@ -56,7 +56,8 @@ def main(argv: list[str] | None = None) -> int:
         seqs = []
         for number in range(args.count):
             written = services.post_create(
-                actor=author, blog=blog, client_id=uuid.uuid4(), body=f"{args.writer}-{number}",
+                actor=author, blog_id=blog.pk, client_id=uuid.uuid4(),
+                body=f"{args.writer}-{number}",
             )
             seqs.append(written.seq)
         seconds = time.monotonic() - started

@@ -9,17 +9,10 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Callable
-from urllib.parse import urlencode
 
 import websockets
 
 RECEIVE_TIMEOUT = 5.0
-
-
-def feed_url(ws_base: str, slug: str, **query: object) -> str:
-    """`ws://host:port/ws/liveblog/<slug>/?since=…&epoch=…` (query items left out when None)."""
-    params = {key: value for key, value in query.items() if value is not None}
-    return f"{ws_base}/ws/liveblog/{slug}/" + (f"?{urlencode(params)}" if params else "")
 
 
 def connect(url: str, *, origin: str | None):

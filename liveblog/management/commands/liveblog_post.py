@@ -28,7 +28,7 @@ class Command(BaseCommand):
         try:
             written = services.post_create(
                 actor=author,
-                blog=selectors.blog_get(options["slug"]),
+                blog_id=selectors.blog_id(options["slug"]),
                 client_id=options["client_id"] or uuid.uuid4(),
                 body=options["body"],
                 key_event=options["key_event"],

@@ -26,7 +26,9 @@ class Command(BaseCommand):
         if actor is None:
             raise CommandError("no such staff user (use --as USERNAME)")
         try:
-            blog = services.blog_log_reset(actor=actor, blog=selectors.blog_get(options["slug"]))
+            blog = services.blog_log_reset(
+                actor=actor, blog_id=selectors.blog_id(options["slug"])
+            )
         except LiveblogError as error:
             raise CommandError(f"{error.code}: {error.detail}") from None
         self.stdout.write(f"{blog.slug}: log reset, new epoch {blog.epoch}")

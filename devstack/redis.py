@@ -1,4 +1,5 @@
-"""A real redis-server on a free loopback port, started and stopped by the test that needs it."""
+"""A real redis-server on a free loopback port, keeping nothing on disk; started and stopped by
+whoever needs it (a test, a benchmark, `make run-stack`)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from .servers import free_port, wait_until
+from .common import free_port, wait_until
 
 REDIS_SERVER = "/usr/bin/redis-server"
 

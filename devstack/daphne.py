@@ -1,5 +1,6 @@
-"""Real server processes for integration and e2e tests: daphne on a free loopback port, with its
-own SQLite database, plus a small HTTP client that signs in like a browser (session + CSRF)."""
+"""The Liveblog site as real server processes: a migrated database with a blog and its author
+(`Site`), daphne on a free loopback port (`DaphneServer`), and a small HTTP client that signs in
+like a browser (session + CSRF)."""
 
 from __future__ import annotations
 
@@ -7,10 +8,8 @@ import http.cookiejar
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -20,26 +19,16 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
-BIN = Path(sys.executable).parent
+from .common import BIN, REPO, free_port, wait_until
+
 TEST_SECRET_KEY = "test-only-secret-key-not-for-production-0123456789abcdef"
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def wait_until(condition, *, timeout: float, interval: float = 0.05, message: str = "") -> None:
-    """Poll `condition` until it returns true, or fail after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        if condition():
-            return
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {message or condition}")
-        time.sleep(interval)
+def feed_url(ws_base: str, slug: str, **query: object) -> str:
+    """`ws://host:port/ws/liveblog/<slug>/?since=…&epoch=…` (query items left out when None)."""
+    params = {key: value for key, value in query.items() if value is not None}
+    query_string = f"?{urllib.parse.urlencode(params)}" if params else ""
+    return f"{ws_base}/ws/liveblog/{slug}/{query_string}"
 
 
 @dataclass

@@ -1,4 +1,5 @@
-"""A TCP proxy on loopback that breaks the network on demand, for tests of flaky connections.
+"""A TCP proxy on loopback that breaks the network on demand, for tests of flaky connections, and
+a round-robin load balancer built on it (`Balancer`, used by `make run-stack` and the tests).
 
 The browser talks to the proxy; the proxy forwards to the server. Chromium's own offline switch
 does not close an open websocket, so a real cut needs a real middlebox:
@@ -21,7 +22,7 @@ import struct
 import threading
 from dataclasses import dataclass, field
 
-from .servers import free_port
+from .common import free_port
 
 
 @dataclass(eq=False)

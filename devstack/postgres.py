@@ -1,12 +1,13 @@
-"""A private PostgreSQL cluster on a free loopback port, made and removed by the tests that use it.
+"""A private PostgreSQL cluster on a free loopback port: a throwaway one for a test or a benchmark
+(removed afterwards), or a kept one for `make run-stack`.
 
 Debian's `postgresql` package (installed by `make test`) provides the binaries under
-/usr/lib/postgresql/<version>/bin; its own system cluster is never touched. Each server here is
+/usr/lib/postgresql/<version>/bin; its own system cluster is never touched. A throwaway server is
 a fresh `initdb` in a temporary directory with trust authentication on loopback only, and runs
 without fsync: a test cluster has nothing worth keeping across a crash, and durability costs
 most of the time a write takes.
 
-PostgreSQL refuses to run as root. When the tests run as root (CI, the developer machines), the
+PostgreSQL refuses to run as root. When run as root (CI, the developer machines), the
 cluster belongs to the `postgres` system user: its directory is chown'ed to it and initdb,
 postgres and pg_ctl are started with that user's uid/gid (subprocess's `user=`/`group=`, the
 same as `runuser -u postgres --`, without an extra process between us and the server). Run as
@@ -35,7 +36,7 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
-from .servers import free_port, wait_until
+from .common import free_port, wait_until
 
 POSTGRES_ROOT = Path("/usr/lib/postgresql")
 SUPERUSER = "postgres"
@@ -77,6 +78,26 @@ def traversable_by_others(path: Path) -> bool:
     """Whether `path` and every directory above it let another user pass (o+x)."""
     path = path.resolve()
     return all(directory.stat().st_mode & 0o001 for directory in (path, *path.parents))
+
+
+def make_traversable(directory: Path) -> None:
+    """Make `directory` and whichever of its parents are missing so that another user (the
+    `postgres` account) can pass through all of them: the nearest one that exists must already
+    let it, and each one made here gets mode 0755 whatever the umask (0700 would lock it out).
+    Directories that exist are left as they are."""
+    missing: list[Path] = []
+    nearest = directory.absolute()
+    while not nearest.exists():
+        missing.append(nearest)
+        nearest = nearest.parent
+    if not traversable_by_others(nearest):
+        raise AssertionError(
+            f"{nearest} is not reachable by the `{SUPERUSER}` user, who must own the cluster: "
+            "choose a directory every user can traverse"
+        )
+    for path in reversed(missing):
+        path.mkdir(exist_ok=True)
+        path.chmod(0o755)
 
 
 class PostgresServer:
@@ -137,12 +158,10 @@ class PostgresServer:
         return self._own(Path(tempfile.mkdtemp(prefix="liveblog-pg-", dir=parent)))
 
     def _own(self, directory: Path) -> Path:
-        """`directory` and its sockets directory, made if missing, owned by the account."""
-        if self.account is not None and not traversable_by_others(directory.parent):
-            raise AssertionError(
-                f"{directory.parent} is not reachable by the `{SUPERUSER}` user, who must own "
-                "the cluster: choose a directory every user can traverse"
-            )
+        """`directory` and its sockets directory, made if missing, owned by the account (whose
+        way in, the directories above, is made passable first)."""
+        if self.account is not None:
+            make_traversable(directory.parent)
         sockets = directory / "sockets"
         sockets.mkdir(parents=True, exist_ok=True)
         if self.account is not None:
@@ -257,7 +276,7 @@ def postgres_server(*, database: str = "liveblog") -> Iterator[PostgresServer]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m tests.support.postgres -- COMMAND…`: run COMMAND with DATABASE_URL pointing at
+    """`python -m devstack.postgres -- COMMAND…`: run COMMAND with DATABASE_URL pointing at
     a fresh cluster, which is removed afterwards (for trying things by hand)."""
     parser = argparse.ArgumentParser(description=main.__doc__)
     parser.add_argument("command", nargs=argparse.REMAINDER)

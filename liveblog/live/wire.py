@@ -1,0 +1,286 @@
+"""The outgoing side of one websocket. Frames leave in the order given; nothing here makes the
+caller wait, so the hub never waits on a reader. Three calls:
+
+- `send(frame, bounded=False) -> bool`: one text frame. With `bounded`, False means the reader
+  is too far behind (its unsent bytes passed LIVEBLOG_MAX_BACKLOG_BYTES): cut it loose.
+- `close(code)`: close after every frame sent before.
+- `abandon(code)`: give up on a reader too far behind: drop what it has not taken, and close.
+
+Two implementations:
+
+`DirectWire`, the fast path under daphne: frames are written straight to the connection (the
+Autobahn protocol behind daphne's ASGI `send`). A live event is framed once per process and the
+same bytes go to every reader, and those bytes go to the socket at once when nothing waits
+before them, as a bare websockets server does. It leans on Twisted and Autobahn internals (a
+transport's buffer, a protocol's send queue), so `wire_for` probes them, once per process, and
+falls back when any is missing (a renamed attribute must not become an error per reader per
+event). `LIVEBLOG_DIRECT_WIRE=0` turns it off.
+
+`QueuedWire`, anywhere else (another ASGI server, the test communicator, or the fallback under
+daphne): frames go through ASGI `send` from a per-connection queue drained by a task of its own.
+Its bound is the queue's length, plus, under daphne (whose `send` never waits), the bytes written
+while Twisted reports the socket full (its public producer API).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+from collections import deque
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol
+
+from django.conf import settings
+from twisted.internet import tcp
+
+from .feed import Frame
+
+logger = logging.getLogger(__name__)
+
+
+class Wire(Protocol):
+    def send(self, frame: str | Frame, *, bounded: bool = False) -> bool: ...
+
+    def close(self, code: int) -> None: ...
+
+    def abandon(self, code: int) -> None: ...
+
+
+# --- Finding daphne's connection, and probing it ------------------------------------------------
+
+# What the fast path uses. Public Autobahn API, then the internals `_send_now` and `backlog`
+# read (Twisted's FileDescriptor buffer, Autobahn's queue of frames not yet written).
+_PROTOCOL_API = ("sendPreparedMessage", "sendMessage", "sendData", "sendClose", "state",
+                 "STATE_OPEN", "transport", "factory")
+_PROTOCOL_INTERNALS = ("_perMessageCompress", "send_queue")
+_TRANSPORT_INTERNALS = ("dataBuffer", "offset", "_tempDataLen", "connected", "disconnecting")
+
+# Probe results by (protocol class, transport class): probed once per process.
+_probed: dict[tuple[type, type], bool] = {}
+
+
+def daphne_protocol(send: Callable) -> Any | None:
+    """The Autobahn protocol behind daphne's ASGI send callable (daphne hands the application
+    `partial(server.handle_reply, protocol)`), or None for any other server."""
+    if not isinstance(send, functools.partial) or not send.args:
+        return None
+    if getattr(send.func, "__name__", None) != "handle_reply":
+        return None
+    protocol = send.args[0]
+    return protocol if all(hasattr(protocol, name) for name in _PROTOCOL_API) else None
+
+
+def direct_path_works(protocol: Any) -> bool:
+    """Whether this connection has everything the fast path touches. Checked for the first
+    connection of each kind, then remembered; a miss is logged once."""
+    transport = protocol.transport
+    kind = (type(protocol), type(transport))
+    if kind not in _probed:
+        missing = [name for name in _PROTOCOL_INTERNALS if not hasattr(protocol, name)]
+        missing += [f"transport.{name}" for name in _TRANSPORT_INTERNALS
+                    if not hasattr(transport, name)]
+        if not callable(getattr(protocol.factory, "prepareMessage", None)):
+            missing.append("factory.prepareMessage")
+        if missing:
+            logger.warning("websocket fast path off: %s lacks %s (a Twisted or Autobahn "
+                           "upgrade?); sending through ASGI instead",
+                           kind[0].__name__, ", ".join(missing))
+        _probed[kind] = not missing
+    return _probed[kind]
+
+
+def wire_for(send: Callable[[dict], Awaitable[None]]) -> DirectWire | QueuedWire:
+    """The outgoing side for a connection whose ASGI send callable is `send`."""
+    protocol = daphne_protocol(send)
+    max_backlog = settings.LIVEBLOG_MAX_BACKLOG_BYTES
+    if protocol is not None and settings.LIVEBLOG_DIRECT_WIRE and direct_path_works(protocol):
+        return DirectWire(protocol, max_backlog_bytes=max_backlog)
+    max_queued = settings.LIVEBLOG_REPLAY_WINDOW + settings.LIVEBLOG_MAX_QUEUED_FRAMES
+    pressure = SocketPressure.watch(protocol) if protocol is not None else None
+    return QueuedWire(send, max_queued=max_queued, max_backlog_bytes=max_backlog,
+                      pressure=pressure)
+
+
+# --- The fast path ------------------------------------------------------------------------------
+
+
+class DirectWire:
+    """Writes frames straight to a daphne connection."""
+
+    def __init__(self, protocol: Any, *, max_backlog_bytes: int) -> None:
+        self._protocol = protocol
+        self._max_backlog_bytes = max_backlog_bytes
+        transport = protocol.transport
+        # A plain TCP connection can take bytes at once (not a TLS one: its bytes are not ours).
+        self._sock = transport.getHandle() if isinstance(transport, tcp.Connection) else None
+
+    def send(self, frame: str | Frame, *, bounded: bool = False) -> bool:
+        protocol = self._protocol
+        if protocol.state != protocol.STATE_OPEN:
+            return False
+        if bounded and self.backlog() > self._max_backlog_bytes:
+            return False
+        if isinstance(frame, str):
+            protocol.sendMessage(frame.encode(), False)
+            return True
+        prepared = frame.framed(self._prepare)
+        if protocol._perMessageCompress is None:
+            self._send_now(prepared.payloadHybi)
+        else:
+            protocol.sendPreparedMessage(prepared)
+        return True
+
+    def close(self, code: int) -> None:
+        """Every frame before was written already: the close frame follows them."""
+        self._protocol.sendClose(code=code)
+
+    def abandon(self, code: int) -> None:
+        # What Twisted holds still goes first; a reader that takes nothing more is dropped by
+        # Autobahn's closing handshake timeout.
+        self._protocol.sendClose(code=code)
+
+    def backlog(self) -> int:
+        """Bytes written but not yet taken by the socket (Twisted's write buffer)."""
+        transport = self._protocol.transport
+        return len(transport.dataBuffer) - transport.offset + transport._tempDataLen
+
+    def _prepare(self, text: str) -> Any:
+        """Frame a message once, for every reader of this process."""
+        return self._protocol.factory.prepareMessage(text.encode())
+
+    def _send_now(self, data: bytes) -> None:
+        """Hand the bytes to the socket now when nothing waits before them, as asyncio's own
+        transports do. Twisted would register the socket for writing and write on the next
+        turn of the loop: four epoll calls per reader per event, half of a fan-out's cost.
+        Whatever the socket does not take goes to Twisted's buffer, in order."""
+        protocol, transport = self._protocol, self._protocol.transport
+        if (self._sock is not None and not protocol.send_queue and transport.connected
+                and not transport.disconnecting and not transport._tempDataLen
+                and len(transport.dataBuffer) == transport.offset):
+            try:
+                sent = self._sock.send(data)
+            except (BlockingIOError, InterruptedError):
+                sent = 0
+            except OSError:
+                sent = 0  # a dead connection: Twisted finds out on its own write and closes
+            if sent == len(data):
+                return
+            data = data[sent:]
+        protocol.sendData(data)
+
+
+# --- The queued path ----------------------------------------------------------------------------
+
+
+class SocketPressure:
+    """Whether Twisted reports a connection's socket full. A transport with a streaming producer
+    registered sets its public `producerPaused` once more than its buffer size waits, and clears
+    it when drained. Under daphne the HTTP channel that upgraded the connection stays registered;
+    where none is, this registers itself, and releases before closing (Twisted does not close a
+    connection while a producer is registered)."""
+
+    def __init__(self, transport: Any, *, registered: bool) -> None:
+        self._transport = transport
+        self._registered = registered
+
+    @classmethod
+    def watch(cls, protocol: Any) -> SocketPressure | None:
+        transport = getattr(protocol, "transport", None)
+        if not hasattr(transport, "producerPaused"):
+            return None
+        if getattr(transport, "producer", None) is not None:
+            return cls(transport, registered=False)
+        pressure = cls(transport, registered=True)
+        try:
+            transport.registerProducer(pressure, True)
+        except Exception:  # noqa: BLE001 - bound by the queue's length only
+            logger.debug("could not watch the socket's buffer", exc_info=True)
+            return None
+        return pressure
+
+    @property
+    def paused(self) -> bool:
+        return bool(self._transport.producerPaused)
+
+    def release(self) -> None:
+        if not self._registered:
+            return
+        self._registered = False
+        try:
+            self._transport.unregisterProducer()
+        except Exception:  # noqa: BLE001 - the connection is gone already
+            logger.debug("could not unregister from the socket", exc_info=True)
+
+    # IPushProducer: the state lives on the transport.
+    def pauseProducing(self) -> None:  # noqa: N802 - Twisted's names
+        pass
+
+    def resumeProducing(self) -> None:  # noqa: N802
+        pass
+
+    def stopProducing(self) -> None:  # noqa: N802
+        pass
+
+
+class QueuedWire:
+    """Sends frames through ASGI `send`, in order, from a bounded queue."""
+
+    def __init__(self, send: Callable[[dict], Awaitable[None]], *, max_queued: int,
+                 max_backlog_bytes: int, pressure: SocketPressure | None = None) -> None:
+        self._send = send
+        self._max_queued = max_queued
+        self._max_backlog_bytes = max_backlog_bytes
+        self._pressure = pressure
+        # Bytes handed over since the socket was last seen full (see SocketPressure).
+        self._sent_while_full = 0
+        self._queue: deque[dict] = deque()
+        self._writer: asyncio.Task | None = None
+        self._closed = False
+
+    def send(self, frame: str | Frame, *, bounded: bool = False) -> bool:
+        if self._closed:
+            return False
+        if bounded and self._too_far_behind():
+            return False
+        text = frame if isinstance(frame, str) else frame.text
+        self._put({"type": "websocket.send", "text": text})
+        if self._pressure is not None and self._pressure.paused:
+            self._sent_while_full += len(text)
+        return True
+
+    def close(self, code: int) -> None:
+        if self._closed:
+            return
+        self._put({"type": "websocket.close", "code": code})
+        self._closed = True
+        if self._pressure is not None:
+            self._pressure.release()
+
+    def abandon(self, code: int) -> None:
+        self._queue.clear()  # what it missed comes back by replay
+        self.close(code)
+
+    def idle(self) -> Awaitable[None]:
+        """Done once everything queued so far went out (tests)."""
+        return asyncio.shield(self._writer) if self._writer else asyncio.sleep(0)
+
+    def _too_far_behind(self) -> bool:
+        if self._pressure is not None and not self._pressure.paused:
+            self._sent_while_full = 0  # the socket drained
+        return (len(self._queue) >= self._max_queued
+                or self._sent_while_full > self._max_backlog_bytes)
+
+    def _put(self, message: dict) -> None:
+        self._queue.append(message)
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.ensure_future(self._drain())
+
+    async def _drain(self) -> None:
+        while self._queue:
+            try:
+                await self._send(self._queue.popleft())
+            except Exception:  # noqa: BLE001 - a connection that went away
+                logger.debug("dropping frames for a closed connection", exc_info=True)
+                self._queue.clear()
+                self._closed = True
