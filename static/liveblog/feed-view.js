@@ -10,7 +10,7 @@ import { comesBefore } from "./feed-state.js";
 
 const TOP_SLACK_PX = 120; // this close to the top counts as reading the newest posts
 const CLOCK_TICK_MS = 30000; // relative times ("2 min ago") refresh this often
-const SUMMARY_CHARS = 90;
+const SUMMARY_CHARS = 90; // the server cuts its key-event text at the same length (views/pages.py)
 
 const absoluteTime = new Intl.DateTimeFormat([], { dateStyle: "medium", timeStyle: "short" });
 const shortTime = new Intl.DateTimeFormat([], { hour: "2-digit", minute: "2-digit" });
