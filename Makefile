@@ -53,6 +53,7 @@ test: $(VENV)/.dev node_modules/.installed system-test-deps
 	$(PY) -m tests.support.postgres_suite
 
 bench: $(VENV)/.dev
+	$(PY) manage.py collectstatic --noinput -v0
 	$(PY) -m bench $(BENCH_ARGS)
 
 # Python with ruff; every browser script, the service worker template and the browser tests with
