@@ -63,6 +63,14 @@ def free_run_of_ports(count: int) -> int:
     raise AssertionError("no run of free ports")
 
 
+def assert_stops_on_ctrl_c(stack, port: int) -> None:
+    """Ctrl-C stops every part: the script exits 0 and the balancer's and both processes' ports
+    close."""
+    assert stack.interrupt() == 0, stack.output()
+    for offset in (0, 1, 2):
+        assert closed(port + offset)
+
+
 class RunningStack:
     """scripts/run_stack.py in `checkout`, with `--state` unless None (then var/stack in it)."""
 
@@ -135,9 +143,7 @@ async def test_run_stack_serves_one_blog_from_two_processes_and_stops_cleanly(st
             await all_reach(readers, head + 2, timeout=10)
         finally:
             await asyncio.gather(*[reader.stop() for reader in readers])
-        assert stack.interrupt() == 0, stack.output()
-        for offset in (0, 1, 2):
-            assert closed(port + offset)
+        assert_stops_on_ctrl_c(stack, port)
     finally:
         if stack.process.poll() is None:
             stack.process.kill()
@@ -211,9 +217,7 @@ async def test_run_stack_starts_from_a_checkout_the_postgres_user_cannot_enter(p
             assert answer["seq"] in reader.applied
         finally:
             await reader.stop()
-        assert stack.interrupt() == 0, stack.output()
-        for offset in (0, 1, 2):
-            assert closed(port + offset)
+        assert_stops_on_ctrl_c(stack, port)
     finally:
         if stack.process.poll() is None:
             stack.process.kill()
