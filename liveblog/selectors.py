@@ -42,7 +42,7 @@ class BlogState:
         return self.id
 
 
-_BLOG_STATE = [field for field in BlogState.__dataclass_fields__]
+_BLOG_STATE = list(BlogState.__dataclass_fields__)
 
 
 def blog_list() -> QuerySet[Blog]:
@@ -169,26 +169,13 @@ def blog_snapshot(blog_id: int) -> PostsPage:
     return posts_page(blog_id, with_pinned=True)
 
 
-@dataclass(frozen=True)
-class Replay:
-    head: int
-    frames: list[str]
-
-
-def events_since(
-    blog_id: int, since: int, *, limit: int | None = None, head: int | None = None
-) -> Replay:
+def events_since(blog_id: int, since: int, *, head: int, limit: int) -> list[str]:
     """Stored event frames `since+1 … head` (at most `limit`), in order.
 
     Events are immutable and the head moves in the transaction that writes them, so every
-    event up to a head read before is already committed. `head` saves that read when the
-    caller has just made it."""
-    if head is None:
-        head = blog_head(blog_id)
+    event up to a head read before is already committed."""
     query = Event.objects.filter(blog_id=blog_id, seq__gt=since, seq__lte=head).order_by("seq")
-    if limit is not None:
-        query = query[:limit]
-    return Replay(head=head, frames=list(query.values_list("frame", flat=True)))
+    return list(query.values_list("frame", flat=True)[:limit])
 
 
 def events_range(blog_id: int, epoch: str, after: int, upto: int) -> list[tuple[int, str]]:
@@ -217,5 +204,5 @@ def events_page(
     if needs_snapshot(since=since, epoch=epoch, current_epoch=current_epoch, head=head,
                       window=settings.LIVEBLOG_REPLAY_WINDOW):
         return blog_snapshot(blog_id)
-    replay = events_since(blog_id, since, limit=limit, head=head)
-    return EventsPage(epoch=current_epoch, head=head, frames=replay.frames)
+    return EventsPage(epoch=current_epoch, head=head,
+                      frames=events_since(blog_id, since, head=head, limit=limit))

@@ -48,18 +48,12 @@ class Written:
 # --- The log ----------------------------------------------------------------------------------
 
 
-def _lock_blog(blog_id: int) -> Blog:
-    """Read the blog under a row lock (PostgreSQL) / inside the write lock that SQLite's
-    IMMEDIATE transactions take at BEGIN: concurrent writers to one blog queue here."""
+def _blog(blog_id: int, *, lock: bool = False) -> Blog:
+    """Read the blog; with `lock`, under a row lock (PostgreSQL) / inside the write lock that
+    SQLite's IMMEDIATE transactions take at BEGIN: concurrent writers to one blog queue here."""
+    query = Blog.objects.select_for_update() if lock else Blog.objects
     try:
-        return Blog.objects.select_for_update().get(pk=blog_id)
-    except Blog.DoesNotExist:
-        raise NotFound(f"no blog {blog_id}") from None
-
-
-def _blog(blog_id: int) -> Blog:
-    try:
-        return Blog.objects.get(pk=blog_id)
+        return query.get(pk=blog_id)
     except Blog.DoesNotExist:
         raise NotFound(f"no blog {blog_id}") from None
 
@@ -209,7 +203,7 @@ def _post_insert(
     """The post, its photo and its post.created event, in one transaction under the blog lock."""
     try:
         with transaction.atomic():
-            locked = _lock_blog(blog_id)
+            locked = _blog(blog_id, lock=True)
             _require_author(fields["author"], locked)
             if known := _created_answer(blog_id, client_id):
                 return known
@@ -306,7 +300,7 @@ def post_update(
     """Edit a post's body and/or its flags. Appends one post.updated event if anything changed."""
     _require_signed_in(actor)
     with transaction.atomic():
-        locked = _lock_blog(blog_id)
+        locked = _blog(blog_id, lock=True)
         _require_author(actor, locked)
         post = _live_post(locked, post_id)
         if not can_edit_post(actor, locked, post):
@@ -336,7 +330,7 @@ def post_delete(*, actor: Any, blog_id: int, post_id: int) -> Written:
     _require_signed_in(actor)
     tombstone = {"id": post_id, "deleted": True}
     with transaction.atomic():
-        locked = _lock_blog(blog_id)
+        locked = _blog(blog_id, lock=True)
         _require_author(actor, locked)
         post = Post.objects.filter(blog=locked, pk=post_id).select_related("photo").first()
         if post is None:
@@ -405,7 +399,7 @@ def blog_update(
     if status is not None and status not in Blog.Status.values:
         raise Invalid(f"status must be one of {', '.join(Blog.Status.values)}")
     with transaction.atomic():
-        locked = _lock_blog(blog_id)
+        locked = _blog(blog_id, lock=True)
         if not can_manage_blog(actor, locked):
             raise NotAllowed("only the blog's owner or staff may change it")
         if owner is not None and owner.pk != locked.owner_id and not actor.is_staff:
@@ -441,7 +435,7 @@ def blog_log_reset(*, actor: Any, blog_id: int) -> Blog:
     if not actor.is_staff:
         raise NotAllowed("only staff may reset a blog's log")
     with transaction.atomic():
-        locked = _lock_blog(blog_id)
+        locked = _blog(blog_id, lock=True)
         Event.objects.filter(blog=locked).delete()
         locked.epoch, locked.head = new_epoch(), 0
         locked.save(update_fields=["epoch", "head"])

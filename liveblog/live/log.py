@@ -37,10 +37,6 @@ class Log:
         """Raises NotFound."""
         return await in_db_thread(selectors.blog_id, slug)
 
-    async def position(self, blog_id: int) -> tuple[int, str]:
-        """The committed (head, epoch). Raises NotFound."""
-        return await in_db_thread(selectors.blog_position, blog_id)
-
     async def tail(self, blog_id: int, window: int) -> tuple[int, str, list[tuple[int, str]]]:
         """The committed head and epoch, and the (at most `window`) events up to that head.
         Raises NotFound."""

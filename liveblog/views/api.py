@@ -176,8 +176,8 @@ def blogs(request: HttpRequest) -> HttpResponse:
 
 @api_view("GET", "PATCH")
 def blog_detail(request: HttpRequest, slug: str) -> HttpResponse:
-    blog_id = selectors.blog_id(slug)
     if request.method == "PATCH":
+        blog_id = selectors.blog_id(slug)
         data = json_body(request, fields={"title", "description", "status"})
         written = services.blog_update(
             actor=request.user,
@@ -187,7 +187,7 @@ def blog_detail(request: HttpRequest, slug: str) -> HttpResponse:
             status=protocol.optional(data, "status", protocol.as_text),
         )
         return json_response({"seq": written.seq, "blog": written.data})
-    return json_response(protocol.blog_json(selectors.blog_state(blog_id)))
+    return json_response(protocol.blog_json(selectors.blog_get(slug)))
 
 
 # --- Posts ------------------------------------------------------------------------------------
