@@ -34,7 +34,7 @@ run: $(VENV)/.runtime
 	$(PY) manage.py migrate --noinput -v0
 	$(PY) manage.py collectstatic --noinput -v0
 	$(PY) manage.py liveblog_demo --url http://$(HOST):$(PORT)
-	exec $(VENV)/bin/daphne -e "tcp:port=$(PORT):interface=$(subst :,\:,$(HOST)):backlog=$(BACKLOG)" \
+	exec $(PY) -m project.serve -e "tcp:port=$(PORT):interface=$(subst :,\:,$(HOST)):backlog=$(BACKLOG)" \
 		project.asgi:application
 
 # Scale-out on one machine: PostgreSQL, Redis, two daphne processes behind a loopback balancer.

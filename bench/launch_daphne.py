@@ -1,4 +1,5 @@
-"""daphne exactly as `.venv/bin/daphne` runs it, plus what the benchmark measures from inside:
+"""daphne exactly as `make run` runs it (`python -m project.serve`, daphne with Liveblog's
+limits), plus what the benchmark measures from inside:
 
 - one log line per full garbage collection (bench.gctrace);
 - its open-file limit raised to the hard limit (10 000 idle readers are 10 000 sockets);
@@ -26,11 +27,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from daphne.cli import CommandLineInterface
 from django.db.backends.signals import connection_created
 
 from bench import gctrace
 from bench.loadgen import raise_nofile_limit
+from project import serve
 
 PROBE_ENV = "BENCH_PROBE_FILE"
 MAX_STATEMENTS = 200  # distinct SQL texts kept apart; the rest only add to the total
@@ -91,8 +92,7 @@ def main() -> None:
     counter.install()
     if port_file := os.environ.get(PROBE_ENV):
         serve_probe(counter, Path(port_file))
-    sys.argv[0] = "daphne"
-    CommandLineInterface.entrypoint()
+    serve.main(sys.argv[1:])
 
 
 if __name__ == "__main__":

@@ -97,7 +97,8 @@ class DaphneServer:
         log = open(self.log_path, "ab")
         self.process = subprocess.Popen(
             # The backlog `make run` uses: a thousand readers reconnecting at once fit.
-            [str(BIN / "daphne"), "-e", f"tcp:port={self.port}:interface=127.0.0.1:backlog=1024",
+            [str(BIN / "python"), "-m", "project.serve",
+             "-e", f"tcp:port={self.port}:interface=127.0.0.1:backlog=1024",
              "project.asgi:application"],
             cwd=REPO, env=self.site.process_env(**self.extra_env),
             stdout=log, stderr=subprocess.STDOUT,

@@ -102,8 +102,11 @@ def ack_frame(*, client_id: str, seq: int, post: dict) -> str:
     return encode({"type": "ack", "client_id": client_id, "seq": seq, "post": post})
 
 
-def error_frame(code: str, detail: str) -> str:
-    return encode({"type": "error", "code": code, "detail": detail})
+def error_frame(code: str, detail: str, *, retry_after: int | None = None) -> str:
+    frame: dict[str, Any] = {"type": "error", "code": code, "detail": detail}
+    if retry_after is not None:
+        frame["retry_after"] = retry_after  # seconds (rate_limited)
+    return encode(frame)
 
 
 def posts_page_json(*, epoch: str, head: int, posts: list[dict], next_before: int | None) -> dict:

@@ -192,6 +192,18 @@ LIVEBLOG_MAX_FRAME_BYTES = 64 * 1024
 # memory or the others up.
 LIVEBLOG_MAX_BACKLOG_BYTES = int(os.environ.get("LIVEBLOG_MAX_BACKLOG_BYTES", str(1024 * 1024)))
 LIVEBLOG_MAX_QUEUED_FRAMES = int(os.environ.get("LIVEBLOG_MAX_QUEUED_FRAMES", "256"))
+# Frames a client may send: a bucket of LIVEBLOG_FRAME_BURST refilled at LIVEBLOG_FRAME_RATE a
+# second. A reader sends a resync now and then (at most one per heartbeat), an author a post
+# every few seconds; a burst of 20 covers an author sending what they typed offline at once.
+# Beyond it a frame gets `rate_limited`; a client that keeps going (as many frames again) is
+# closed with 1008. Each frame it is answered costs it a token too, so a flood costs its parsing.
+LIVEBLOG_FRAME_RATE = env_number("LIVEBLOG_FRAME_RATE", 1)
+LIVEBLOG_FRAME_BURST = int(os.environ.get("LIVEBLOG_FRAME_BURST", "20"))
+# Open websockets per client address on one process (the address after the trusted-proxy
+# rewrite). An office or a carrier NAT puts dozens of readers behind one address; far more
+# than that from one address is someone holding sockets open. Each socket may hold up to
+# LIVEBLOG_MAX_BACKLOG_BYTES, so this times that bounds what one address can pin in memory.
+LIVEBLOG_MAX_SOCKETS_PER_ADDRESS = int(os.environ.get("LIVEBLOG_MAX_SOCKETS_PER_ADDRESS", "128"))
 # Under daphne, frames go straight to the connection, framed once per process (the fast path,
 # liveblog/live/wire.py); 0 sends them through ASGI instead. The fast path turns itself off when
 # the Twisted/Autobahn internals it uses are missing.

@@ -9,7 +9,13 @@ import pytest
 
 from liveblog.live import wire as wire_module
 from liveblog.live.feed import Frame
-from liveblog.live.wire import DirectWire, QueuedWire, daphne_protocol, wire_for
+from liveblog.live.wire import (
+    DirectWire,
+    QueuedWire,
+    daphne_protocol,
+    wait_for_room,
+    wire_for,
+)
 
 
 class Prepared:
@@ -130,13 +136,16 @@ def test_a_direct_wire_frames_once_and_refuses_a_reader_too_far_behind():
     protocol = a_kind_of_protocol()
     wire = DirectWire(protocol, max_backlog_bytes=100)
     frame = Frame(1, "{}")
-    assert wire.send(frame, bounded=True)
+    assert wire.send(frame)
     assert protocol.sent == [b"framed:{}"]  # the bytes framed once, as they are
-    assert wire.send(frame, bounded=True)
+    assert wire.send(frame)
     assert protocol.sent == [b"framed:{}", b"framed:{}"]
     protocol.transport._tempDataLen = 101  # the socket stopped taking data
-    assert not wire.send(frame, bounded=True)
-    assert wire.send("{}")  # frames of the reader's own catch-up are not bounded
+    assert wire.backlog() == 101
+    assert not wire.send(frame)
+    assert not wire.send("{}")  # every frame counts: a catch-up's, an error's too
+    protocol.transport._tempDataLen = 0
+    assert wire.send("{}")
     assert protocol.sent[-1] == ("framed", b"{}")
     wire.abandon(4008)
     assert protocol.closed_with == 4008
@@ -161,16 +170,55 @@ async def test_a_queued_wire_keeps_order_and_refuses_beyond_its_bound():
 
     wire = QueuedWire(send, max_queued=3, max_backlog_bytes=10**6)
     for number in range(3):
-        assert wire.send(Frame(number, str(number)), bounded=True)
-    assert not wire.send("3", bounded=True)  # three waiting: the reader is too slow
-    assert wire.send("replayed")  # catch-up frames are not bounded
+        assert wire.send(Frame(number, str(number)))
+    assert not wire.send("3")  # three waiting: the reader is too slow
+    assert not wire.send("replayed")  # catch-up frames count too
     wire.close(4008)
     assert not wire.send("after the close")
     release.set()
     await asyncio.wait_for(wire.idle(), timeout=2)
     assert [message.get("text", message.get("code")) for message in sent] == [
-        "0", "1", "2", "replayed", 4008
+        "0", "1", "2", 4008
     ]
+
+
+async def test_a_queued_wire_counts_the_bytes_it_holds():
+    release = asyncio.Event()
+
+    async def send(message):
+        await release.wait()
+
+    wire = QueuedWire(send, max_queued=100, max_backlog_bytes=10)
+    assert wire.send("x" * 8) and wire.send("x" * 8)  # 8 bytes waited before the second
+    assert wire.backlog() == 16
+    assert not wire.send("x")
+    release.set()
+    await asyncio.wait_for(wire.idle(), timeout=2)
+    assert wire.backlog() == 0 and wire.send("x")
+
+
+class Backlog:
+    """A wire whose backlog follows a script, one value per look."""
+
+    def __init__(self, *values: int) -> None:
+        self.values = list(values)
+
+    def backlog(self) -> int:
+        return self.values.pop(0) if len(self.values) > 1 else self.values[0]
+
+
+async def test_a_paced_sender_waits_while_the_socket_takes_bytes():
+    wire = Backlog(900, 800, 700, 600, 500, 400, 100)
+    assert await wait_for_room(wire, low_water=200, stall_seconds=0.05)
+    assert wire.values == [100]
+
+
+async def test_a_paced_sender_gives_up_on_a_socket_that_takes_nothing():
+    wire = Backlog(900, 800, 800)
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    assert not await wait_for_room(wire, low_water=200, stall_seconds=0.1)
+    assert loop.time() - started >= 0.1
 
 
 @pytest.mark.parametrize("http_channel_registered", [True, False])
@@ -189,13 +237,16 @@ async def test_a_queued_wire_under_daphne_is_bounded_by_what_the_socket_did_not_
         transport.registerProducer(http_channel, True)
     wire = wire_for(daphne_send(protocol))
     assert isinstance(wire, QueuedWire) and transport.producer is not None
-    assert wire.send("x" * 8, bounded=True)
+    assert wire.send("x" * 8)
+    await wire.idle()
     transport.producerPaused = True  # Twisted: more than its buffer size waits
-    assert wire.send("x" * 8, bounded=True)
-    assert wire.send("x" * 8, bounded=True)  # 16 bytes since it filled up
-    assert not wire.send("x" * 8, bounded=True)
+    for _ in range(2):
+        assert wire.send("x" * 8)
+        await wire.idle()
+    assert wire.backlog() == 16  # handed over since it filled up
+    assert not wire.send("x" * 8)
     transport.producerPaused = False  # drained
-    assert wire.send("x" * 8, bounded=True)
+    assert wire.send("x" * 8)
     wire.abandon(4008)
     # Released if it was ours (Twisted can close the connection); daphne's left alone.
     assert transport.producer is (http_channel if http_channel_registered else None)

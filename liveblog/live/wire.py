@@ -1,8 +1,11 @@
 """The outgoing side of one websocket. Frames leave in the order given; nothing here makes the
 caller wait, so the hub never waits on a reader. Three calls:
 
-- `send(frame, bounded=False) -> bool`: one text frame. With `bounded`, False means the reader
-  is too far behind (its unsent bytes passed LIVEBLOG_MAX_BACKLOG_BYTES): cut it loose.
+- `send(frame) -> bool`: one text frame. False means the socket is too far behind (its unsent
+  bytes passed LIVEBLOG_MAX_BACKLOG_BYTES): nothing was queued, cut it loose. Every frame counts,
+  whatever it is (catch-up, live event, error), so no client can make the server hold more.
+- `backlog() -> int`: the bytes written but not yet taken by the socket; `wait_for_room` paces
+  a catch-up on it.
 - `close(code)`: close after every frame sent before.
 - `abandon(code)`: give up on a reader too far behind: drop what it has not taken, and close.
 
@@ -40,7 +43,9 @@ logger = logging.getLogger(__name__)
 
 
 class Wire(Protocol):
-    def send(self, frame: str | Frame, *, bounded: bool = False) -> bool: ...
+    def send(self, frame: str | Frame) -> bool: ...
+
+    def backlog(self) -> int: ...
 
     def close(self, code: int) -> None: ...
 
@@ -115,11 +120,11 @@ class DirectWire:
         # A plain TCP connection can take bytes at once (not a TLS one: its bytes are not ours).
         self._sock = transport.getHandle() if isinstance(transport, tcp.Connection) else None
 
-    def send(self, frame: str | Frame, *, bounded: bool = False) -> bool:
+    def send(self, frame: str | Frame) -> bool:
         protocol = self._protocol
         if protocol.state != protocol.STATE_OPEN:
             return False
-        if bounded and self.backlog() > self._max_backlog_bytes:
+        if self.backlog() > self._max_backlog_bytes:
             return False
         if isinstance(frame, str):
             protocol.sendMessage(frame.encode(), False)
@@ -235,19 +240,23 @@ class QueuedWire:
         # Bytes handed over since the socket was last seen full (see SocketPressure).
         self._sent_while_full = 0
         self._queue: deque[dict] = deque()
+        self._queued_bytes = 0
         self._writer: asyncio.Task | None = None
         self._closed = False
 
-    def send(self, frame: str | Frame, *, bounded: bool = False) -> bool:
-        if self._closed:
-            return False
-        if bounded and self._too_far_behind():
+    def send(self, frame: str | Frame) -> bool:
+        if self._closed or self._too_far_behind():
             return False
         text = frame if isinstance(frame, str) else frame.text
+        self._queued_bytes += len(text)
         self._put({"type": "websocket.send", "text": text})
-        if self._pressure is not None and self._pressure.paused:
-            self._sent_while_full += len(text)
         return True
+
+    def backlog(self) -> int:
+        """Bytes queued here, plus (under daphne) those handed over while the socket was full."""
+        if self._pressure is not None and not self._pressure.paused:
+            self._sent_while_full = 0  # the socket drained
+        return self._queued_bytes + self._sent_while_full
 
     def close(self, code: int) -> None:
         if self._closed:
@@ -259,6 +268,7 @@ class QueuedWire:
 
     def abandon(self, code: int) -> None:
         self._queue.clear()  # what it missed comes back by replay
+        self._queued_bytes = 0
         self.close(code)
 
     def idle(self) -> Awaitable[None]:
@@ -266,10 +276,8 @@ class QueuedWire:
         return asyncio.shield(self._writer) if self._writer else asyncio.sleep(0)
 
     def _too_far_behind(self) -> bool:
-        if self._pressure is not None and not self._pressure.paused:
-            self._sent_while_full = 0  # the socket drained
         return (len(self._queue) >= self._max_queued
-                or self._sent_while_full > self._max_backlog_bytes)
+                or self.backlog() > self._max_backlog_bytes)
 
     def _put(self, message: dict) -> None:
         self._queue.append(message)
@@ -278,9 +286,40 @@ class QueuedWire:
 
     async def _drain(self) -> None:
         while self._queue:
+            message = self._queue.popleft()
+            text = message.get("text")
+            if text is not None:
+                self._queued_bytes -= len(text)
+                if self._pressure is not None and self._pressure.paused:
+                    self._sent_while_full += len(text)
             try:
-                await self._send(self._queue.popleft())
+                await self._send(message)
             except Exception:  # noqa: BLE001 - a connection that went away
                 logger.debug("dropping frames for a closed connection", exc_info=True)
                 self._queue.clear()
+                self._queued_bytes = 0
                 self._closed = True
+
+
+# --- Pacing ------------------------------------------------------------------------------------
+
+# How often a paced sender looks at a full socket again. Only a catch-up to a socket that is
+# not taking its bytes waits here.
+_ROOM_POLL_SECONDS = 0.02
+
+
+async def wait_for_room(wire: Wire, *, low_water: int, stall_seconds: float) -> bool:
+    """Wait until the socket's backlog is at most `low_water` bytes. False when it took nothing
+    for `stall_seconds` (a client that does not read): the caller gives up on it. A reader on a
+    slow network that keeps taking bytes is never given up on, however long it takes."""
+    loop = asyncio.get_running_loop()
+    backlog = wire.backlog()
+    last_progress = loop.time()
+    while backlog > low_water:
+        await asyncio.sleep(_ROOM_POLL_SECONDS)
+        now, previous, backlog = loop.time(), backlog, wire.backlog()
+        if backlog < previous:
+            last_progress = now
+        elif now - last_progress > stall_seconds:
+            return False
+    return True
