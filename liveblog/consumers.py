@@ -133,6 +133,7 @@ class LiveblogConsumer(AsyncWebsocketConsumer):
         """One client frame: `resync` or `post`; anything else is answered with an error."""
         if self.cut_loose:
             return
+        self.wire.pace_input()
         if not self._within_budget():
             return
         size = len(text_data.encode()) if text_data is not None else len(bytes_data or b"")
@@ -167,7 +168,7 @@ class LiveblogConsumer(AsyncWebsocketConsumer):
             logger.info("closing a websocket from %s that kept sending past its budget",
                         self.address)
             self.cut_loose = True
-            self.wire.abandon(CLOSE_ABUSIVE)
+            self.wire.shut(CLOSE_ABUSIVE)
         else:
             self.out(protocol.error_frame(
                 "rate_limited", "too many frames; slow down",

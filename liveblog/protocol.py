@@ -247,7 +247,7 @@ def parse_client_frame(text: str) -> ResyncRequest | PostRequest:
     """Decode one client frame; raises Invalid with the error code to answer with."""
     try:
         data = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested deeper than Python recurses
         raise Invalid("frame is not JSON", code="bad_json") from None
     if not isinstance(data, dict) or not isinstance(data.get("type"), str):
         raise Invalid("frame must be a JSON object with a string type")

@@ -489,7 +489,8 @@ def test_create_post_unknown_blog_is_404(author_client, blog):
 
 
 @pytest.mark.django_db
-@pytest.mark.parametrize("raw", ["{not json", "", "\xff", b"\x80{}", "{\"body\": \"x\",}"])
+@pytest.mark.parametrize("raw", ["{not json", "", "\xff", b"\x80{}", "{\"body\": \"x\",}",
+                                 "[" * 5000 + "]" * 5000])
 def test_create_post_invalid_json_is_400_bad_json(author_client, blog, raw):
     assert_error(json_post(author_client, POSTS_URL, raw), 400, "bad_json")
     assert_nothing_written(blog)

@@ -169,6 +169,8 @@ async def test_a_foreign_origin_is_refused(blog):
 
 @pytest.mark.parametrize("frame, code", [
     ("not json at all", "bad_json"),
+    ("[" * 100_000 + "]" * 100_000, "too_large"),
+    ("[" * 5000 + "]" * 5000, "bad_json"),  # deeper than Python recurses
     ("[1, 2]", "invalid"),
     ('{"type": "subscribe"}', "unknown_type"),
     ('{"no": "type"}', "invalid"),

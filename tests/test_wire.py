@@ -28,6 +28,13 @@ class FakeTransport:
         self.dataBuffer, self.offset, self._tempDataLen = b"", 0, 0  # noqa: N815
         self.connected, self.disconnecting = True, False
         self.producer, self.producerPaused = None, False  # noqa: N815
+        self.reading = True
+
+    def pauseProducing(self):  # noqa: N802 - Twisted's names
+        self.reading = False
+
+    def resumeProducing(self):  # noqa: N802
+        self.reading = True
 
     def registerProducer(self, producer, streaming):  # noqa: N802 - Twisted's names
         assert self.producer is None and streaming
@@ -49,6 +56,7 @@ class FakeDaphneProtocol:
         self.transport = FakeTransport()
         self.factory = self
         self.send_queue = []
+        self.application_queue = asyncio.Queue()
         self.sent = []
         self.closed_with = None
 
@@ -64,8 +72,9 @@ class FakeDaphneProtocol:
     def sendMessage(self, payload, binary):  # noqa: N802
         self.sent.append(("framed", payload))
 
-    def sendClose(self, code=None, reason=None):  # noqa: N802
+    def sendCloseFrame(self, code=None, reasonUtf8=None, isReply=False):  # noqa: N802, N803
         self.closed_with = code
+        self.state = 4  # closing
 
 
 
@@ -251,9 +260,45 @@ async def test_a_queued_wire_under_daphne_is_bounded_by_what_the_socket_did_not_
     # Released if it was ours (Twisted can close the connection); daphne's left alone.
     assert transport.producer is (http_channel if http_channel_registered else None)
     await wire.idle()
-    assert protocol.sent[-1] == ("asgi", {"type": "websocket.close", "code": 4008})
+    # Closed beneath daphne's ASGI close, which would refuse a code like 1008 or 1011.
+    assert protocol.closed_with == 4008
+
+
+@pytest.mark.parametrize("code", [1008, 1011, 1013, 4404])
+def test_a_direct_wire_closes_with_any_code_of_the_protocol(code):
+    protocol = a_kind_of_protocol()
+    DirectWire(protocol, max_backlog_bytes=100).close(code)
+    assert protocol.closed_with == code
+
+
+def test_a_direct_wire_shut_on_an_abusive_client_reads_nothing_more():
+    protocol = a_kind_of_protocol()
+    DirectWire(protocol, max_backlog_bytes=100).shut(1008)
+    assert protocol.closed_with == 1008 and not protocol.transport.reading
 
 
 @pytest.fixture(autouse=True)
 def fresh_probe(monkeypatch):
     monkeypatch.setattr(wire_module, "_probed", {})
+
+
+def test_a_direct_wire_stops_reading_a_client_far_ahead_of_the_consumer():
+    protocol = a_kind_of_protocol()
+    wire = DirectWire(protocol, max_backlog_bytes=100)
+    queue, transport = protocol.application_queue, protocol.transport
+    for _ in range(wire_module.INPUT_HIGH_WATER + 1):
+        queue.put_nowait({"type": "websocket.receive", "text": "{}"})
+    wire.pace_input()
+    assert not transport.reading
+    while queue.qsize() > wire_module.INPUT_LOW_WATER + 1:
+        queue.get_nowait()
+        wire.pace_input()
+        assert not transport.reading  # not before the consumer has caught up
+    queue.get_nowait()
+    wire.pace_input()
+    assert transport.reading
+    wire.shut(1008)
+    assert not transport.reading
+    queue.get_nowait()
+    wire.pace_input()
+    assert not transport.reading  # never again once shut

@@ -16,7 +16,8 @@ from django.conf import settings
 class FrameBudget:
     """A token bucket over a socket's incoming frames: `burst` frames at once, refilled at
     `rate` a second. A frame over budget still costs a token (the balance goes negative), so a
-    client that ignores `retry_after` only digs deeper; at `burst` frames in debt it is abusive."""
+    client that ignores `retry_after` only digs deeper; `burst` frames in a row over budget and
+    it is abusive."""
 
     def __init__(self, *, rate: float, burst: int,
                  clock: Callable[[], float] = time.monotonic) -> None:
@@ -25,6 +26,7 @@ class FrameBudget:
         self._clock = clock
         self._tokens = float(burst)
         self._at = clock()
+        self._over = 0  # frames over budget in a row
 
     def take(self) -> float:
         """Spend one frame: 0 when within budget, else the seconds until one is (retry_after)."""
@@ -33,13 +35,15 @@ class FrameBudget:
         self._at = now
         self._tokens -= 1
         if self._tokens >= 0:
+            self._over = 0
             return 0.0
+        self._over += 1
         return -self._tokens / self._rate
 
     @property
     def exhausted(self) -> bool:
-        """Kept going `burst` frames past the budget: close the socket (1008)."""
-        return self._tokens <= -self._burst
+        """Sent `burst` frames in a row past the budget: close the socket (1008)."""
+        return self._over >= self._burst
 
 
 def retry_after_seconds(wait: float) -> int:

@@ -8,6 +8,12 @@ caller wait, so the hub never waits on a reader. Three calls:
   a catch-up on it.
 - `close(code)`: close after every frame sent before.
 - `abandon(code)`: give up on a reader too far behind: drop what it has not taken, and close.
+- `shut(code)`: close on a client that abuses the server: as `abandon`, and read nothing more
+  from it (what it goes on writing stays in the kernel until the close times out).
+- `pace_input()`: called for each incoming frame the consumer takes. daphne reads whatever a
+  client writes into an unbounded queue, one socket read at a time (thousands of small frames),
+  far faster than the consumer takes them: a client that is that far ahead is not read from
+  until the consumer has caught up.
 
 Two implementations:
 
@@ -51,15 +57,24 @@ class Wire(Protocol):
 
     def abandon(self, code: int) -> None: ...
 
+    def shut(self, code: int) -> None: ...
+
+    def pace_input(self) -> None: ...
+
 
 # --- Finding daphne's connection, and probing it ------------------------------------------------
 
 # What the fast path uses. Public Autobahn API, then the internals `_send_now` and `backlog`
 # read (Twisted's FileDescriptor buffer, Autobahn's queue of frames not yet written).
-_PROTOCOL_API = ("sendPreparedMessage", "sendMessage", "sendData", "sendClose", "state",
+_PROTOCOL_API = ("sendPreparedMessage", "sendMessage", "sendData", "sendCloseFrame", "state",
                  "STATE_OPEN", "transport", "factory")
-_PROTOCOL_INTERNALS = ("_perMessageCompress", "send_queue")
-_TRANSPORT_INTERNALS = ("dataBuffer", "offset", "_tempDataLen", "connected", "disconnecting")
+_PROTOCOL_INTERNALS = ("_perMessageCompress", "send_queue", "application_queue")
+_TRANSPORT_INTERNALS = ("dataBuffer", "offset", "_tempDataLen", "connected", "disconnecting",
+                        "pauseProducing", "resumeProducing")
+# Incoming frames read but not yet taken by the consumer: above the high mark the socket is not
+# read from; at the low mark it is again. A well-behaved client never comes near.
+INPUT_HIGH_WATER = 16
+INPUT_LOW_WATER = 4
 
 # Probe results by (protocol class, transport class): probed once per process.
 _probed: dict[tuple[type, type], bool] = {}
@@ -102,9 +117,19 @@ def wire_for(send: Callable[[dict], Awaitable[None]]) -> DirectWire | QueuedWire
     if protocol is not None and settings.LIVEBLOG_DIRECT_WIRE and direct_path_works(protocol):
         return DirectWire(protocol, max_backlog_bytes=max_backlog)
     max_queued = settings.LIVEBLOG_REPLAY_WINDOW + settings.LIVEBLOG_MAX_QUEUED_FRAMES
-    pressure = SocketPressure.watch(protocol) if protocol is not None else None
+    if protocol is None:
+        return QueuedWire(send, max_queued=max_queued, max_backlog_bytes=max_backlog)
     return QueuedWire(send, max_queued=max_queued, max_backlog_bytes=max_backlog,
-                      pressure=pressure)
+                      pressure=SocketPressure.watch(protocol),
+                      closer=functools.partial(close_frame, protocol))
+
+
+def close_frame(protocol: Any, code: int) -> None:
+    """Start the closing handshake with `code`. Autobahn's `sendClose` (and daphne's ASGI close,
+    which calls it) takes only 1000 and 3000-4999; the protocol's codes this app uses (1008
+    policy, 1011 unavailable, 1013 try later) go out through the frame call beneath it."""
+    if protocol.state == protocol.STATE_OPEN:
+        protocol.sendCloseFrame(code=code, isReply=False)
 
 
 # --- The fast path ------------------------------------------------------------------------------
@@ -119,6 +144,8 @@ class DirectWire:
         transport = protocol.transport
         # A plain TCP connection can take bytes at once (not a TLS one: its bytes are not ours).
         self._sock = transport.getHandle() if isinstance(transport, tcp.Connection) else None
+        self._reading = True
+        self._shut = False
 
     def send(self, frame: str | Frame) -> bool:
         protocol = self._protocol
@@ -138,12 +165,32 @@ class DirectWire:
 
     def close(self, code: int) -> None:
         """Every frame before was written already: the close frame follows them."""
-        self._protocol.sendClose(code=code)
+        close_frame(self._protocol, code)
 
     def abandon(self, code: int) -> None:
         # What Twisted holds still goes first; a reader that takes nothing more is dropped by
         # Autobahn's closing handshake timeout.
-        self._protocol.sendClose(code=code)
+        close_frame(self._protocol, code)
+
+    def shut(self, code: int) -> None:
+        # Autobahn reads on while it waits for the client's close reply (a second, then it drops
+        # the connection): a client writing at full speed would be parsed and queued meanwhile.
+        close_frame(self._protocol, code)
+        self._shut = True
+        self._pause_reading()
+
+    def pace_input(self) -> None:
+        waiting = self._protocol.application_queue.qsize()
+        if self._reading and waiting > INPUT_HIGH_WATER:
+            self._pause_reading()
+        elif not self._reading and not self._shut and waiting <= INPUT_LOW_WATER:
+            self._reading = True
+            self._protocol.transport.resumeProducing()
+
+    def _pause_reading(self) -> None:
+        if self._reading:
+            self._reading = False
+            self._protocol.transport.pauseProducing()
 
     def backlog(self) -> int:
         """Bytes written but not yet taken by the socket (Twisted's write buffer)."""
@@ -232,8 +279,11 @@ class QueuedWire:
     """Sends frames through ASGI `send`, in order, from a bounded queue."""
 
     def __init__(self, send: Callable[[dict], Awaitable[None]], *, max_queued: int,
-                 max_backlog_bytes: int, pressure: SocketPressure | None = None) -> None:
+                 max_backlog_bytes: int, pressure: SocketPressure | None = None,
+                 closer: Callable[[int], None] | None = None) -> None:
         self._send = send
+        # Under daphne: how to close with a code its ASGI close refuses (see close_frame).
+        self._closer = closer
         self._max_queued = max_queued
         self._max_backlog_bytes = max_backlog_bytes
         self._pressure = pressure
@@ -271,6 +321,13 @@ class QueuedWire:
         self._queued_bytes = 0
         self.close(code)
 
+    def shut(self, code: int) -> None:
+        """ASGI has no way to stop reading: the consumer ignores what follows."""
+        self.abandon(code)
+
+    def pace_input(self) -> None:
+        """ASGI has no way to stop reading (and other servers bound their own queues)."""
+
     def idle(self) -> Awaitable[None]:
         """Done once everything queued so far went out (tests)."""
         return asyncio.shield(self._writer) if self._writer else asyncio.sleep(0)
@@ -293,7 +350,10 @@ class QueuedWire:
                 if self._pressure is not None and self._pressure.paused:
                     self._sent_while_full += len(text)
             try:
-                await self._send(message)
+                if self._closer is not None and message["type"] == "websocket.close":
+                    self._closer(message["code"])
+                else:
+                    await self._send(message)
             except Exception:  # noqa: BLE001 - a connection that went away
                 logger.debug("dropping frames for a closed connection", exc_info=True)
                 self._queue.clear()

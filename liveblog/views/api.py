@@ -140,7 +140,7 @@ def json_body(request: HttpRequest, *, fields: set[str]) -> dict:
         raise TooLarge("request body is too large") from None
     try:
         data = json.loads(raw or b"null")
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested deeper than Python recurses
         raise Invalid("request body is not valid JSON", code="bad_json") from None
     if not isinstance(data, dict):
         raise Invalid("request body must be a JSON object", code="bad_json")
