@@ -8,6 +8,11 @@ handshake the application has not accepted within CONNECT_TIMEOUT_SECONDS is ref
 
 `make run`, `make run-stack`, the tests' and the benchmark's servers and the README's deployment
 all start daphne this way. Arguments given after these win (argparse keeps the last).
+
+A new connection must send its first request line and headers (a websocket upgrade's included)
+within LIVEBLOG_HANDSHAKE_SECONDS, however it trickles them: Twisted's own timeout is reset by
+every byte, so a client sending one byte a minute would hold a connection for days. The body
+that follows (a photo upload on a slow network) is not timed.
 """
 
 from __future__ import annotations
@@ -36,8 +41,12 @@ def limit_arguments() -> list[str]:
 def main(argv: list[str] | None = None) -> None:
     from daphne.cli import CommandLineInterface
 
+    from project.handshakes import LimitedServer
+
     arguments = argv if argv is not None else sys.argv[1:]
-    CommandLineInterface().run([*limit_arguments(), *arguments])
+    cli = CommandLineInterface()
+    cli.server_class = LimitedServer
+    cli.run([*limit_arguments(), *arguments])
 
 
 if __name__ == "__main__":

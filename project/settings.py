@@ -16,6 +16,10 @@ Environment:
     MEDIA_ROOT, MEDIA_URL   where uploaded photos are stored and served (default media/, /media/).
     LIVEBLOG_SERVE_MEDIA    serve MEDIA_URL from Django itself (default on; turn off in production).
     LIVEBLOG_MAX_PHOTO_BYTES, LIVEBLOG_MAX_PHOTO_PIXELS   upload limits for photos in posts.
+    LIVEBLOG_MAX_BACKLOG_BYTES   unsent bytes a websocket may hold (default 1 MiB).
+    LIVEBLOG_FRAME_RATE, LIVEBLOG_FRAME_BURST   frames a websocket client may send (1/s, 20).
+    LIVEBLOG_MAX_SOCKETS_PER_ADDRESS   open websockets per client address per process (128).
+    LIVEBLOG_HANDSHAKE_SECONDS   a new connection's request headers must arrive within (20).
     LIVEBLOG_DIRECT_WIRE    "0" sends websocket frames through ASGI instead of daphne's fast
                       path (default on; it turns itself off when Twisted or Autobahn lack
                       what it uses).
@@ -203,6 +207,10 @@ LIVEBLOG_FRAME_BURST = int(os.environ.get("LIVEBLOG_FRAME_BURST", "20"))
 # rewrite). An office or a carrier NAT puts dozens of readers behind one address; far more
 # than that from one address is someone holding sockets open. Each socket may hold up to
 # LIVEBLOG_MAX_BACKLOG_BYTES, so this times that bounds what one address can pin in memory.
+# A new connection's first request line and headers (a websocket upgrade's included) must all
+# arrive within this (project/handshakes.py): a phone on a poor network sends them in a second
+# or two; a client trickling them a byte at a time to hold connections open is dropped.
+LIVEBLOG_HANDSHAKE_SECONDS = env_number("LIVEBLOG_HANDSHAKE_SECONDS", 20)
 LIVEBLOG_MAX_SOCKETS_PER_ADDRESS = int(os.environ.get("LIVEBLOG_MAX_SOCKETS_PER_ADDRESS", "128"))
 # Under daphne, frames go straight to the connection, framed once per process (the fast path,
 # liveblog/live/wire.py); 0 sends them through ASGI instead. The fast path turns itself off when

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 import time
+import uuid
 
 import pytest
 import websockets
@@ -149,3 +151,46 @@ def test_daphne_is_started_with_limits_a_small_multiple_of_the_frame_limit(setti
     largest = int(arguments[arguments.index("--websocket-max-message-size") + 1])
     assert largest == int(arguments[arguments.index("--websocket-max-frame-size") + 1])
     assert settings.LIVEBLOG_MAX_FRAME_BYTES < largest <= 4 * settings.LIVEBLOG_MAX_FRAME_BYTES
+
+
+@pytest.fixture
+def hasty_server(site):
+    server = DaphneServer(site, LIVEBLOG_HANDSHAKE_SECONDS="1").start()
+    yield server
+    server.stop()
+
+
+def trickle(sock: socket.socket, data: bytes, seconds_per_byte: float, until: float) -> bool:
+    """Send `data` a byte at a time; False once the server has dropped the connection."""
+    for byte in data:
+        if time.monotonic() > until:
+            raise AssertionError("the server kept a connection that never finished its headers")
+        try:
+            sock.sendall(bytes([byte]))
+        except OSError:
+            return False
+        time.sleep(seconds_per_byte)  # the client's pace, not a wait for the server
+    return True
+
+
+def test_a_connection_trickling_its_headers_is_dropped(site, hasty_server):
+    upgrade = (f"GET /ws/liveblog/{site.slug}/ HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+               "Upgrade: websocket\r\nConnection: Upgrade\r\n" + "X-Pad: y\r\n" * 20).encode()
+    with socket.create_connection(("127.0.0.1", hasty_server.port)) as sock:
+        started = time.monotonic()
+        assert not trickle(sock, upgrade, 0.1, until=started + 10)
+        assert time.monotonic() - started < 5  # the 1 s deadline, and the time to notice
+
+
+def test_a_slow_body_after_prompt_headers_is_not_cut(site, hasty_server):
+    """The deadline covers the headers only: a photo upload on a slow network takes longer."""
+    body = json.dumps({"client_id": str(uuid.uuid4()), "body": "slow"}).encode()
+    head = (f"POST /api/liveblog/{site.slug}/posts HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
+            "Connection: close\r\n\r\n").encode()
+    with socket.create_connection(("127.0.0.1", hasty_server.port)) as sock:
+        sock.sendall(head)
+        assert trickle(sock, body, 2.5 / len(body), until=time.monotonic() + 10)
+        sock.settimeout(10)
+        answer = sock.recv(1 << 16)
+    assert answer.startswith(b"HTTP/1.1 401")  # anonymous: answered, not dropped
