@@ -41,6 +41,10 @@ CLOSE_TRY_LATER = 1013
 # A catch-up to a socket that takes nothing for this many heartbeats is given up on: the
 # client's own rule for a dead socket (DESIGN.md).
 STALL_HEARTBEATS = 2.5
+# A catch-up's next frame waits until the socket holds at most this much unsent (or a quarter of
+# the backlog bound, if less): the kernel's own buffer keeps a good link busy meanwhile, and a
+# client that does not read pins no more than this plus one frame.
+CATCH_UP_LOW_WATER = 64 * 1024
 # How long a client over the per-address cap is asked to wait before it tries again.
 BUSY_RETRY_AFTER_SECONDS = 30
 
@@ -241,8 +245,8 @@ class LiveblogConsumer(AsyncWebsocketConsumer):
         stopped taking bytes (it is cut loose): a catch-up never piles up in memory."""
         if self.cut_loose:
             return False
-        max_backlog = settings.LIVEBLOG_MAX_BACKLOG_BYTES
-        if not await wait_for_room(self.wire, low_water=max_backlog // 4,
+        low_water = min(settings.LIVEBLOG_MAX_BACKLOG_BYTES // 4, CATCH_UP_LOW_WATER)
+        if not await wait_for_room(self.wire, low_water=low_water,
                                    stall_seconds=_heartbeat() * STALL_HEARTBEATS):
             self._cut_loose()
             return False
@@ -260,7 +264,8 @@ class LiveblogConsumer(AsyncWebsocketConsumer):
     def hub_reset(self) -> None:
         """The blog's log started over: nothing of the old epoch goes out any more; a snapshot
         of the new one follows (the snapshot covers whatever is held meanwhile)."""
-        self._start_catch_up(since=None, epoch=None, hello=False)
+        if not self.cut_loose:
+            self._start_catch_up(since=None, epoch=None, hello=False)
 
     def hub_ping(self, head: int) -> None:
         if not self.catching_up:  # a heartbeat never lands inside a replay

@@ -73,8 +73,8 @@ _TRANSPORT_INTERNALS = ("dataBuffer", "offset", "_tempDataLen", "connected", "di
                         "pauseProducing", "resumeProducing")
 # Incoming frames read but not yet taken by the consumer: above the high mark the socket is not
 # read from; at the low mark it is again. A well-behaved client never comes near.
-INPUT_HIGH_WATER = 16
-INPUT_LOW_WATER = 4
+INPUT_HIGH_WATER = 8
+INPUT_LOW_WATER = 2
 
 # Probe results by (protocol class, transport class): probed once per process.
 _probed: dict[tuple[type, type], bool] = {}
