@@ -153,6 +153,7 @@ def test_address_slots_count_per_address():
     assert slots.acquire("203.0.113.5") and slots.acquire("203.0.113.5")
     assert not slots.acquire("203.0.113.5")
     assert slots.acquire("198.51.100.7") and slots.acquire(None)  # others; unknown
+    assert all(slots.acquire("127.0.0.1") and slots.acquire("::1") for _ in range(3))  # here
     slots.release("203.0.113.5")
     assert slots.count("203.0.113.5") == 1 and slots.acquire("203.0.113.5")
 

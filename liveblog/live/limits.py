@@ -6,6 +6,7 @@ parsing it. Behind a balancer each process counts on its own (README, "Security"
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import time
 from collections.abc import Callable
@@ -51,17 +52,28 @@ def retry_after_seconds(wait: float) -> int:
     return max(1, math.ceil(wait))
 
 
+def _counted(address: str | None) -> bool:
+    """Loopback is this machine: a proxy in front of the server (LIVEBLOG_TRUSTED_PROXIES then
+    gives the real client) or the operator. A socket with no address (a Unix socket) is not
+    counted either."""
+    if address is None:
+        return False
+    try:
+        return not ipaddress.ip_address(address).is_loopback
+    except ValueError:
+        return True
+
+
 class AddressSlots:
     """Open sockets per client address, capped. An address is what the server saw, after the
-    trusted-proxy rewrite (project/proxies.py); a socket with none (a Unix socket) is not
-    counted."""
+    trusted-proxy rewrite (project/proxies.py)."""
 
     def __init__(self, limit: int) -> None:
         self.limit = limit
         self._open: dict[str, int] = {}
 
     def acquire(self, address: str | None) -> bool:
-        if address is None:
+        if not _counted(address):
             return True
         count = self._open.get(address, 0)
         if count >= self.limit:
@@ -70,7 +82,7 @@ class AddressSlots:
         return True
 
     def release(self, address: str | None) -> None:
-        if address is None:
+        if not _counted(address):
             return
         count = self._open.get(address, 0) - 1
         if count > 0:
