@@ -14,11 +14,13 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from .abuse import abuse
 from .burst import burst
 from .idle import idle
 from .loadgen import raise_nofile_limit
 from .report import (
     failed_row,
+    format_abuse_table,
     format_stack_table,
     format_table,
     machine,
@@ -31,8 +33,8 @@ from .stack import LAYERS, stack
 from .storm import storm
 
 RESULTS = Path(__file__).resolve().parent / "results"
-SCENARIOS = ("fanout", "burst", "storm", "idle", "replay", "stack")
-DEFAULT_SCENARIOS = ("fanout", "burst", "storm", "idle", "replay")  # stack: on request
+SCENARIOS = ("fanout", "burst", "storm", "idle", "replay", "abuse", "stack")
+DEFAULT_SCENARIOS = ("fanout", "burst", "storm", "idle", "replay", "abuse")  # stack: on request
 SERVERS = ("liveblog", "reference")
 
 
@@ -59,8 +61,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--interval", type=float, default=1.0, help="seconds between posts (1)")
     parser.add_argument("--procs", type=int, default=2, help="load generator processes (2)")
     parser.add_argument("--scenarios", type=_choices(SCENARIOS), default=list(DEFAULT_SCENARIOS),
-                        help="comma-separated: fanout,burst,storm,idle,replay,stack (default "
-                             "all but stack)")
+                        help="comma-separated: fanout,burst,storm,idle,replay,abuse,stack "
+                             "(default all but stack)")
     parser.add_argument("--servers", type=_choices(SERVERS), default=list(SERVERS),
                         help="comma-separated: liveblog,reference (default both)")
     parser.add_argument("--burst-readers", type=int, default=1000,
@@ -94,6 +96,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--stack-idle", type=float, default=15.0,
                         help="stack: seconds of the idle Redis measurement (15: one heartbeat "
                              "per process)")
+    parser.add_argument("--abuse-readers", type=int, default=200,
+                        help="abuse: well-behaved readers beside the flood (200)")
+    parser.add_argument("--abuse-resyncs", type=int, default=10_000,
+                        help="abuse: resyncs (since=0) the never-reading client sends (10000)")
+    parser.add_argument("--abuse-junk", type=int, default=10_000,
+                        help="abuse: junk frames it sends, interleaved with the resyncs (10000)")
     parser.add_argument("--frame-bytes", type=int, default=800,
                         help="reference payload size when no Liveblog row measured one (800)")
     parser.add_argument("--drain-timeout", type=float, default=15.0,
@@ -125,6 +133,8 @@ def config_from(args: argparse.Namespace, work: Path) -> Config:
         idle_settle=args.idle_settle, stack_daphnes=args.stack_daphnes,
         stack_readers=args.stack_readers, stack_layers=args.stack_layers,
         stack_runs=args.stack_runs, stack_idle=args.stack_idle,
+        abuse_readers=args.abuse_readers, abuse_resyncs=args.abuse_resyncs,
+        abuse_junk=args.abuse_junk,
     )
 
 
@@ -151,6 +161,7 @@ def _scenarios(config: Config, chosen: list[str], rows: list[dict[str, Any]],
         "idle": lambda: idle(config, _progress),
         "replay": replay_rows,
         "stack": lambda: stack(config, _progress),
+        "abuse": lambda: abuse(config, _progress),
     }
     return ((name, table[name]) for name in SCENARIOS if name in chosen)
 
@@ -205,6 +216,8 @@ def main(argv: list[str] | None = None) -> int:
     print(format_table(rows))
     if stack_table := format_stack_table(rows):
         print("\nRedis layers (stack; medians over the runs):\n" + stack_table)
+    if abuse_table := format_abuse_table(rows):
+        print("\nabuse: the same readers and posts without and with the flood:\n" + abuse_table)
     print("\n".join(notes(rows, seeding)))
     if not complete:
         return 130

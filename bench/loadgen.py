@@ -31,6 +31,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
+import ipaddress
 import json
 import resource
 import subprocess
@@ -41,11 +42,17 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import websockets
 from websockets.asyncio.client import ClientConnection, connect
 
 OPEN_TIMEOUT = 20.0
+# Readers per source address on loopback: Liveblog caps sockets per client address
+# (LIVEBLOG_MAX_SOCKETS_PER_ADDRESS, 128), so readers come from 127.1.0.1, 127.1.0.2, … as
+# many clients behind a few office NATs would, never from the address a flood uses (127.0.0.1).
+READERS_PER_ADDRESS = 64
+FIRST_SOURCE = ipaddress.IPv4Address("127.1.0.1")
 
 
 class CatchUpError(Exception):
@@ -87,6 +94,7 @@ class Options:
     attempts: int
     live_timeout: float
     storm_concurrency: int = 0  # 0: every reader at once
+    first_reader: int = 0  # this process's first reader among all processes' readers
 
 
 class Worker:
@@ -199,6 +207,7 @@ class Worker:
 
     async def _open(self, reader: Reader, url: str) -> ClientConnection | None:
         """Connect and read up to `live`, with retries; None if every attempt failed."""
+        source = source_address(self.options.url, self.options.first_reader + reader.index)
         for attempt in range(self.options.attempts):
             started = time.monotonic()
             if self.first_connect is None:
@@ -208,7 +217,7 @@ class Worker:
                 ws = await connect(
                     url, origin=self.options.origin, open_timeout=OPEN_TIMEOUT,
                     ping_interval=None, max_size=None, max_queue=None, compression=None,
-                    proxy=None,
+                    proxy=None, **({"local_addr": (source, 0)} if source else {}),
                 )
                 async with asyncio.timeout(self.options.live_timeout):
                     seqs = await self._catch_up(ws)
@@ -284,6 +293,17 @@ class Worker:
         }
 
 
+def source_address(url: str, number: int) -> str | None:
+    """The loopback address reader `number` connects from (None: the server is not on 127/8,
+    let the system choose)."""
+    host = urlsplit(url).hostname or ""
+    try:
+        loopback = ipaddress.IPv4Address(host) in ipaddress.IPv4Network("127.0.0.0/8")
+    except ValueError:
+        return None
+    return str(FIRST_SOURCE + number // READERS_PER_ADDRESS) if loopback else None
+
+
 def _run_of(seqs: list[int]) -> str:
     """"first..last" of a catch-up's seqs, " with gaps" if they are not one gapless run."""
     if not seqs:
@@ -344,11 +364,12 @@ def _spawn_workers(args: argparse.Namespace, directory: Path) -> list[subprocess
               for i in range(args.procs)]
     workers = []
     for index, share in enumerate(shares):
+        first = sum(shares[:index])
         command = [
             sys.executable, "-m", "bench.loadgen", "--url", args.url, "--readers", str(share),
             "--procs", "1", "--concurrency", str(args.concurrency),
             "--attempts", str(args.attempts), "--live-timeout", str(args.live_timeout),
-            "--storm-concurrency", str(args.storm_concurrency),
+            "--storm-concurrency", str(args.storm_concurrency), "--first-reader", str(first),
             "--out", str(directory / f"worker-{index}.json"),
         ]
         if args.origin:
@@ -418,6 +439,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="seconds from handshake to `live` (default 60)")
     parser.add_argument("--storm-concurrency", type=int, default=0,
                         help="reconnects in flight per process in a storm (default 0: all)")
+    parser.add_argument("--first-reader", type=int, default=0,
+                        help="the number of this process's first reader among all (its source "
+                             "address follows from it; set by the process that spawns workers)")
     parser.add_argument("--out", type=Path, required=True, help="where to write the JSON result")
     args = parser.parse_args(argv)
     args.procs = max(1, min(args.procs, args.readers))
@@ -431,7 +455,8 @@ def main(argv: list[str] | None = None) -> None:
         options = Options(url=args.url, origin=args.origin, readers=args.readers,
                           concurrency=args.concurrency, attempts=args.attempts,
                           live_timeout=args.live_timeout,
-                          storm_concurrency=args.storm_concurrency)
+                          storm_concurrency=args.storm_concurrency,
+                          first_reader=args.first_reader)
         result = asyncio.run(Worker(options).run())
     else:
         result = _relay(args)

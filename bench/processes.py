@@ -20,7 +20,7 @@ from itertools import zip_longest
 from pathlib import Path
 from typing import Any, TextIO
 
-from devstack.common import REPO
+from devstack.common import REPO, memory_kib
 from devstack.daphne import DaphneServer, Site
 
 # The listen backlog `make run` gives daphne (Twisted's default of 50 drops a reconnect storm).
@@ -82,16 +82,9 @@ def logs_issues(paths: list[Path], *, sample: int = 8) -> dict[str, Any]:
 # --- What /proc says about a server process ---------------------------------------------------
 
 
-def _status_kb(pid: int, field: str) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith(f"{field}:"):
-            return int(line.split()[1])
-    raise BenchError(f"no {field} in /proc/{pid}/status")
-
-
 def rss_kb(pid: int) -> int:
     """The process's resident set size (VmRSS), in KiB."""
-    return _status_kb(pid, "VmRSS")
+    return memory_kib(pid, "VmRSS")
 
 
 def cpu_seconds(pid: int) -> float:

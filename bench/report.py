@@ -147,8 +147,23 @@ def _stack_result(row: dict[str, Any]) -> str:
             f"cmds/s ({runs})")
 
 
+def _flood_text(flood: dict[str, Any]) -> str:
+    early = (f"; the flood ended {-flood['after_last_post_s']:.1f} s before the last post"
+             if flood["ended_before_last_post"] else "")
+    return (f"{flood['frames_written']} flood frames, {flood['sockets']} sockets, "
+            f"{flood['seconds']:.1f} s{early}")
+
+
+def _abuse_result(row: dict[str, Any]) -> str:
+    quiet = row["runs"]["quiet"]
+    return (f"{row['lost']} / {row['expected']} lost (quiet {quiet['lost']}); RSS "
+            f"{row['memory_kib']['growth_mib']:+.1f} MiB (peak {row['peak_over_quiet_mib']:+.1f} "
+            f"vs quiet); {_flood_text(row['flood'])}")
+
+
 RESULTS = {"fan-out": _fanout_result, "burst": _burst_result, "storm": _storm_result,
-           "idle": _idle_result, "replay": _replay_result, "stack": _stack_result}
+           "idle": _idle_result, "replay": _replay_result, "stack": _stack_result,
+           "abuse": _abuse_result}
 
 
 def _queries(row: dict[str, Any]) -> str:
@@ -215,6 +230,48 @@ def format_stack_table(rows: list[dict[str, Any]]) -> str:
     for line in lines[1:]:
         line.append("")
     return _aligned(lines, left=1)
+
+
+def _mib(kib: int) -> str:
+    return f"{kib / 1024:.1f}"
+
+
+def format_abuse_table(rows: list[dict[str, Any]]) -> str:
+    """The abuse rows' quiet and flood runs side by side: latency, losses, daphne's memory."""
+    abuse = [row for row in rows if row["scenario"] == "abuse" and not row.get("failed")]
+    if not abuse:
+        return ""
+    lines = [["run", "readers", "posts", "p50 ms", "p99 ms", "max ms", "lost", "dup",
+              "order", "RSS MiB", "peak MiB", "growth MiB", "flood"]]
+    for row in abuse:
+        for name, run in row["runs"].items():
+            latency, memory = run["latency_ms"], run["memory_kib"]
+            lines.append([name, str(run["readers"]), str(run["posts"]), _ms(latency["p50"]),
+                          _ms(latency["p99"]), _ms(latency["max"]),
+                          f"{run['lost']}/{run['expected']}", str(run["duplicates"]),
+                          str(run["out_of_order"]), _mib(memory["before"]),
+                          _mib(memory["peak"]), f"{memory['growth_mib']:+.1f}",
+                          _flood_text(run["flood"]) if run["flood"] else "-"])
+    return _aligned(lines, left=1)
+
+
+def _abuse_notes(row: dict[str, Any]) -> list[str]:
+    parts = []
+    for name, run in row["runs"].items():
+        memory, queries = run["memory_kib"], run["queries"] or {}
+        parts.append(
+            f"{name}: {run['connect']['live']}/{run['readers']} live; publish call p50 "
+            f"{_ms(run['post_call_ms']['p50'])} ms, max {_ms(run['post_call_ms']['max'])} ms; "
+            f"full GCs {run['server_gc']['full_collections']} "
+            f"({run['server_gc']['posts_hit']} during a delivery); "
+            f"{queries.get('queries', '-')} queries; VmRSS {memory['cold']:,} KiB before the "
+            f"warm-up, {memory['before']:,} at the first post, peak {memory['peak']:,} "
+            f"(since {memory['peak_since']}), {memory['after']:,} after; "
+            f"log {run['server_log']['issues']} warning/error line(s)")
+        parts += [f"{name}: {problem}" for problem in _problem_notes(run)]
+    if refused := row["flood"]["refused"]:
+        parts.append(f"flood connects refused: {refused}")
+    return parts
 
 
 def _commands(counts: dict[str, float]) -> str:
@@ -361,6 +418,9 @@ def _row_notes(row: dict[str, Any]) -> list[str]:
         return ([f"  {name}: " + "; ".join(_stack_notes(row))]
                 + [f"      | {line}" for line in log["sample"][:3]]
                 + [f"      | redis: {line[:150]}" for line in row["redis_warnings"][:2]])
+    if row["scenario"] == "abuse":
+        return ([f"  {name}: " + "; ".join(_abuse_notes(row))]
+                + [f"      | {line}" for line in row["server_log"]["sample"][:3]])
     parts = [*_connect_note(row), *_storm_notes(row), *_idle_notes(row), *_delivery_notes(row),
              *_query_notes(row), *_problem_notes(row)]
     log = row.get("server_log", {})

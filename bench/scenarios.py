@@ -1,5 +1,6 @@
 """The scenarios, and what they share. Each returns one row per server: a dict with the numbers
-and how it went. Here: fan-out and replay; burst, storm and idle have modules of their own.
+and how it went. Here: fan-out and replay; burst, storm, idle, stack and abuse have modules of
+their own.
 
 fan-out: N readers of one blog, one post per `interval` seconds; latency from just before the
     HTTP create call (reference: the control frame) to each reader's receipt of the event frame.
@@ -66,6 +67,9 @@ class Config:
     stack_layers: list[str] = field(default_factory=lambda: ["pubsub", "lists"])
     stack_runs: int = 1
     stack_idle: float = 15.0
+    abuse_readers: int = 200
+    abuse_resyncs: int = 10_000
+    abuse_junk: int = 10_000
 
 
 @dataclass

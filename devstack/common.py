@@ -29,3 +29,23 @@ def wait_until(condition: Callable[[], object], *, timeout: float, interval: flo
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {message or condition}")
         time.sleep(interval)
+
+
+def memory_kib(pid: int, field: str) -> int:
+    """VmRSS (now) or VmHWM (the peak so far) of a process, in KiB, from /proc/<pid>/status."""
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith(f"{field}:"):
+                return int(line.split()[1])
+    raise LookupError(f"no {field} for pid {pid}")
+
+
+def reset_peak_memory(pid: int) -> bool:
+    """Set the process's VmHWM back to its VmRSS (Linux 4.0+), so the next VmHWM is the peak
+    from now on, not since the process started; False where that is not allowed."""
+    try:
+        with open(f"/proc/{pid}/clear_refs", "w") as clear_refs:
+            clear_refs.write("5")
+    except OSError:
+        return False
+    return True

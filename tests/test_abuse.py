@@ -18,6 +18,7 @@ import pytest
 import websockets
 
 from devstack.abuse import NeverReads, flood
+from devstack.common import memory_kib
 from devstack.daphne import ApiClient, DaphneServer, Site, feed_url
 from tests.support.live_reader import LiveReader
 
@@ -43,15 +44,6 @@ def server(site):
     server = DaphneServer(site, LIVEBLOG_HEARTBEAT_SECONDS="1").start()
     yield server
     server.stop()
-
-
-def memory_kib(pid: int, field: str) -> int:
-    """VmRSS (now) or VmHWM (the peak so far) of a process, in KiB."""
-    with open(f"/proc/{pid}/status") as status:
-        for line in status:
-            if line.startswith(f"{field}:"):
-                return int(line.split()[1])
-    raise AssertionError(f"no {field} for pid {pid}")
 
 
 async def readers_live(server: DaphneServer, slug: str, count: int) -> list[LiveReader]:
