@@ -42,9 +42,11 @@ def _address(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
     elif text.count(":") == 1:  # "1.2.3.4:1234"
         text = text.split(":")[0]
     try:
-        return ipaddress.ip_address(text)
+        address = ipaddress.ip_address(text)
     except ValueError:
         return None
+    # A dual-stack socket reports IPv4 peers as ::ffff:a.b.c.d; they are listed as a.b.c.d.
+    return getattr(address, "ipv4_mapped", None) or address
 
 
 def _header(scope: dict, name: bytes) -> str | None:

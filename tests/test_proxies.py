@@ -72,6 +72,12 @@ async def test_the_right_most_untrusted_entry_is_the_client(forwarded, client):
     assert (await seen(proxies, scope(x_forwarded_for=forwarded)))["client"][0] == client
 
 
+async def test_an_ipv4_peer_on_a_dual_stack_socket_is_trusted_as_listed():
+    proxies = TrustedProxies(Recorder(), ["127.0.0.1"])
+    inner = await seen(proxies, scope(peer="::ffff:127.0.0.1", x_forwarded_for="203.0.113.7"))
+    assert inner["client"][0] == "203.0.113.7"
+
+
 async def test_several_forwarded_for_headers_are_one_list():
     proxies = TrustedProxies(Recorder(), ["10.0.0.0/8"])
     the_scope = scope()
