@@ -19,6 +19,7 @@ from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E40
 
 from liveblog.live import broadcast, gcpolicy  # noqa: E402
 from liveblog.routing import websocket_urlpatterns  # noqa: E402
+from project.proxies import TrustedProxies  # noqa: E402
 
 
 class ServerLoop:
@@ -49,7 +50,8 @@ class ServerLoop:
                 return
 
 
-application = ServerLoop(ProtocolTypeRouter(
+# TrustedProxies first: Django (REMOTE_ADDR, is_secure) and the consumers see the real client.
+application = ServerLoop(TrustedProxies(ProtocolTypeRouter(
     {
         "http": django_asgi_app,
         # No session or auth middleware: a reader needs neither, and resolving them costs a
@@ -57,7 +59,7 @@ application = ServerLoop(ProtocolTypeRouter(
         # looks the user up from the session cookie when an author posts (liveblog/auth.py).
         "websocket": AllowedHostsOriginValidator(URLRouter(websocket_urlpatterns)),
     }
-))
+)))
 
 # Full garbage collections run between deliveries, never in the middle of one (gcpolicy.py).
 gcpolicy.install()

@@ -23,10 +23,19 @@ Environment:
     LIVEBLOG_DIRECT_WIRE    "0" sends websocket frames through ASGI instead of daphne's fast
                       path (default on; it turns itself off when Twisted or Autobahn lack
                       what it uses).
+    LIVEBLOG_TRUSTED_PROXIES  comma-separated IPs or CIDRs of reverse proxies whose
+                      X-Forwarded-For / X-Forwarded-Proto are believed (default none).
+    LIVEBLOG_SIGNIN_FAILURES, LIVEBLOG_SIGNIN_ADDRESS_FAILURES, LIVEBLOG_SIGNIN_COOLOFF_MINUTES
+                      sign-in lockout: failures per (username, address) pair (default 5) and
+                      per address (default 50) before a lockout of 15 minutes.
+    LIVEBLOG_THROTTLE_WRITES, LIVEBLOG_THROTTLE_ANON_READS, LIVEBLOG_THROTTLE_USER_READS
+                      API throttles as "units/seconds" (defaults 60/60 per signed-in user,
+                      600/60 per anonymous address, 1200/60 per signed-in user).
 """
 
 import os
 import secrets
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -269,6 +278,69 @@ CONTENT_SECURITY_POLICY = {
         "frame-ancestors": [NONE],
     }
 }
+
+# --- Client address behind proxies (project/proxies.py) -------------------------------------------
+# X-Forwarded-For and -Proto are believed only from these peers (IPs or CIDRs): an address a
+# client could choose would make the sign-in lockout and the throttles worthless. Empty: the
+# server is reached directly and the TCP peer is the client.
+LIVEBLOG_TRUSTED_PROXIES = env_list("LIVEBLOG_TRUSTED_PROXIES", "")
+
+# --- Sign-in lockout (django-axes; project/signin.py) ---------------------------------------------
+# Failed sign-ins are counted in the database (so every process sees them) per (username,
+# address) pair and per address, never per username alone: a lock on a username would let
+# anyone lock an editor out on election night from anywhere. The pair lock stops guessing one
+# account's password; the address lock, much higher so that a newsroom behind one NAT address
+# is not caught by its own typos, stops one address trying many accounts.
+INSTALLED_APPS += ["axes"]
+MIDDLEWARE += ["axes.middleware.AxesMiddleware"]  # last, as axes asks
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",  # refuses a locked-out sign-in before any check
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_HANDLER = "project.signin.LockoutHandler"
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"], "ip_address"]
+AXES_FAILURE_LIMIT = int(os.environ.get("LIVEBLOG_SIGNIN_FAILURES", "5"))
+LIVEBLOG_SIGNIN_ADDRESS_FAILURES = int(os.environ.get("LIVEBLOG_SIGNIN_ADDRESS_FAILURES", "50"))
+# Counted from the latest failure (one made while locked out counts too): an attacker who keeps
+# trying stays locked out.
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = True
+AXES_COOLOFF_TIME = timedelta(minutes=env_number("LIVEBLOG_SIGNIN_COOLOFF_MINUTES", 15))
+# The address TrustedProxies resolved (REMOTE_ADDR), never a header axes would parse itself.
+AXES_CLIENT_IP_CALLABLE = "project.proxies.client_address"
+AXES_LOCKOUT_CALLABLE = "project.signin.lockout_response"
+# A success does not wipe the failures: axes would wipe the whole address's count, letting
+# someone with an account of their own reset it between guesses.
+AXES_RESET_ON_SUCCESS = False
+AXES_VERBOSE = False
+
+# --- API throttles (liveblog/throttle.py) ---------------------------------------------------------
+# "units/seconds", fixed windows in the default cache: process memory in the embedded default,
+# Redis with REDIS_URL, so that the limits hold across processes. Over a limit: 429 with
+# Retry-After (the author's outbox waits that long). The reasons for each default are in the
+# README ("Security").
+# Writes per signed-in user: an author posts every few seconds; an outbox flushing a queue
+# after an outage goes on after Retry-After. Stops a runaway script flooding every reader.
+LIVEBLOG_THROTTLE_WRITES = os.environ.get("LIVEBLOG_THROTTLE_WRITES", "60/60")
+# Anonymous reads per address: readers get updates over the websocket and read the API only to
+# load older posts, but thousands of phones can share one carrier NAT address, so this is
+# generous; `events` costs one unit per 50 events asked for (`limit=1000` costs 20).
+LIVEBLOG_THROTTLE_ANON_READS = os.environ.get("LIVEBLOG_THROTTLE_ANON_READS", "600/60")
+# Reads per signed-in user (the author console, newsroom tools): one person, generous.
+LIVEBLOG_THROTTLE_USER_READS = os.environ.get("LIVEBLOG_THROTTLE_USER_READS", "1200/60")
+LIVEBLOG_THROTTLE_CACHE = "default"
+if REDIS_URL:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": "liveblog",
+            # Short timeouts: a throttle that cannot reach Redis lets the request through
+            # rather than hold it (liveblog/throttle.py).
+            "OPTIONS": {"socket_connect_timeout": 0.5, "socket_timeout": 0.5},
+        }
+    }
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
 # --- Static files ---------------------------------------------------------------------------
 STATIC_URL = "/static/"

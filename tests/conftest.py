@@ -2,6 +2,7 @@ import uuid
 
 import pytest
 from channels.layers import channel_layers
+from django.core.cache import caches
 from django.core.management import call_command
 
 from liveblog import services
@@ -26,6 +27,14 @@ def fresh_channel_layer():
     channel_layers.backends.clear()
     forget_hubs()
     broadcast.serve_on(None)
+
+
+@pytest.fixture(autouse=True)
+def fresh_cache():
+    """Throttle counters (the default cache) start empty in every test: ids are reused."""
+    caches["default"].clear()
+    yield
+    caches["default"].clear()
 
 
 @pytest.fixture

@@ -7,6 +7,7 @@ or from multipart/form-data when a photo comes along.
 """
 
 import json
+import math
 import sys
 from collections.abc import Callable
 from functools import wraps
@@ -21,7 +22,9 @@ from django.middleware.csrf import CsrfViewMiddleware
 from django.shortcuts import render
 from django.views.decorators.csrf import csrf_exempt
 
-from .. import protocol, selectors, services
+from project.proxies import client_address
+
+from .. import protocol, selectors, services, throttle
 from ..errors import Invalid, LiveblogError, NotAllowed, NotAuthenticated, TooLarge
 
 SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
@@ -29,6 +32,7 @@ SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
 # the multipart framing.
 REQUEST_OVERHEAD_BYTES = 1024 * 1024
 POST_FIELDS = {"client_id", "body", "key_event", "pinned"}
+EVENTS_PER_UNIT = 50
 
 
 def raw_json(text: str, status: int = 200) -> HttpResponse:
@@ -56,8 +60,9 @@ def _enforce_csrf(request: HttpRequest) -> None:
         raise NotAllowed(f"CSRF check failed: {reason}", code="csrf_failed")
 
 
-def api_view(*methods: str) -> Callable:
-    """Allowed methods, CSRF for signed-in writes, and app errors as JSON."""
+def api_view(*methods: str, cost: Callable[[HttpRequest], int] | None = None) -> Callable:
+    """Allowed methods, throttles, CSRF for signed-in writes, and app errors as JSON.
+    `cost` weighs a request in its throttle (default 1)."""
     allowed = set(methods) | {"HEAD"} if "GET" in methods else set(methods)
 
     def decorate(view: Callable) -> Callable:
@@ -70,6 +75,8 @@ def api_view(*methods: str) -> Callable:
                 )
                 response["Allow"] = ", ".join(sorted(allowed))
                 return response
+            if wait := _throttle(request, cost(request) if cost else 1):
+                return _rate_limited(wait)
             try:
                 if request.method not in SAFE_METHODS:
                     if not request.user.is_authenticated:
@@ -84,6 +91,26 @@ def api_view(*methods: str) -> Callable:
         return wrapper
 
     return decorate
+
+
+def _throttle(request: HttpRequest, cost: int) -> int:
+    """Writes per signed-in user, reads per signed-in user, anything anonymous per client
+    address (project/proxies.py); 0 to go on, else the seconds to wait."""
+    if request.user.is_authenticated:
+        write = request.method not in SAFE_METHODS
+        bucket = "write" if write else "user-read"
+        rate = settings.LIVEBLOG_THROTTLE_WRITES if write else settings.LIVEBLOG_THROTTLE_USER_READS
+        key = str(request.user.pk)
+    else:
+        bucket, rate = "anon", settings.LIVEBLOG_THROTTLE_ANON_READS
+        key = client_address(request) or "unknown"
+    return throttle.charge(bucket, key, throttle.Rate.parse(rate), cost)
+
+
+def _rate_limited(wait: int) -> HttpResponse:
+    response = error_response(429, "rate_limited", f"too many requests; try again in {wait} s")
+    response["Retry-After"] = str(wait)
+    return response
 
 
 def _refuse_oversized(request: HttpRequest) -> None:
@@ -246,7 +273,16 @@ def post_detail(request: HttpRequest, slug: str, post_id: int) -> HttpResponse:
     return json_response({"seq": written.seq, "post": written.data})
 
 
-@api_view("GET")
+def _events_cost(request: HttpRequest) -> int:
+    """One unit per 50 events asked for: `limit=1000` (a full catch-up) weighs 20 page loads."""
+    try:
+        limit = int(request.GET.get("limit") or selectors.EVENTS_PAGE_DEFAULT)
+    except ValueError:
+        return 1  # refused by the view
+    return max(1, math.ceil(min(limit, selectors.EVENTS_PAGE_MAX) / EVENTS_PER_UNIT))
+
+
+@api_view("GET", cost=_events_cost)
 def events(request: HttpRequest, slug: str) -> HttpResponse:
     """The log after `since`, or a snapshot when the client must start over."""
     blog_id = selectors.blog_id(slug)

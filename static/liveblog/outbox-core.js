@@ -10,7 +10,8 @@
 //
 // Outcomes of one send:
 //   2xx                      -> "sent" (with the seq)
-//   no network, 5xx, 408/429 -> back to "queued"; the flush stops (order is kept) and is retried
+//   no network, 5xx, 408/429 -> back to "queued"; the flush stops (order is kept) and is retried,
+//                               not before the answer's Retry-After (a throttle's, or a 503's)
 //   401, 403 csrf_failed     -> back to "queued"; the flush stops; the author must sign in again
 //   other 4xx                -> "failed" with the server's reason; later entries go on
 (function (global) {
@@ -69,6 +70,14 @@
     const stored = { ...entry, state: "queued", detail: "", seq: null, createdAt: Date.now() };
     stored.key = await save(stored);
     return stored;
+  }
+
+  /** Seconds to wait from a Retry-After value (seconds or an HTTP date); 0 when absent. */
+  function retryAfterSeconds(value, now = Date.now()) {
+    if (!value) return 0;
+    if (/^\s*\d+\s*$/.test(value)) return Number(value);
+    const at = Date.parse(value);
+    return Number.isNaN(at) ? 0 : Math.max(0, Math.ceil((at - now) / 1000));
   }
 
   function apiBase(slug) {
@@ -135,7 +144,11 @@
       return { retry: true, needsLogin: true, detail: "waiting for you to sign in again" };
     }
     if (response.status >= 500 || response.status === 408 || response.status === 429) {
-      return { retry: true, detail: `server busy (${response.status}), will retry` };
+      return {
+        retry: true,
+        retryAfter: retryAfterSeconds(response.headers.get("Retry-After")),
+        detail: `server busy (${response.status}), will retry`,
+      };
     }
     return { ok: false, detail: answer.detail || `refused (${response.status})` };
   }
@@ -179,7 +192,9 @@
           await save(entry);
           await setMeta("needsLogin", Boolean(outcome.needsLogin));
           onChange(entry);
-          return { retry: true, needsLogin: Boolean(outcome.needsLogin) };
+          return {
+            retry: true, needsLogin: Boolean(outcome.needsLogin), retryAfter: outcome.retryAfter || 0,
+          };
         }
         entry.state = outcome.ok ? "sent" : "failed";
         entry.detail = outcome.ok ? "" : outcome.detail;
@@ -194,7 +209,7 @@
   }
 
   global.LiveblogOutbox = {
-    enqueue, entries, save, remove, flush, getMeta, setMeta,
+    enqueue, entries, save, remove, flush, getMeta, setMeta, retryAfterSeconds,
     setToken: (token) => setMeta("csrf", token),
   };
 })(globalThis);

@@ -7,7 +7,8 @@ import "./outbox-core.js";
 
 const core = globalThis.LiveblogOutbox;
 
-// Retry after a network failure or a 5xx: 2 s doubling to 60 s, with jitter (half to all of it).
+// Retry after a network failure or a 5xx: 2 s doubling to 60 s, with jitter (half to all of it);
+// after a 429 or 503, not before its Retry-After.
 export const RETRY_FIRST_MS = 2000;
 export const RETRY_MAX_MS = 60000;
 const SYNC_TAG = "liveblog-outbox";
@@ -17,6 +18,11 @@ const KIND_LABELS = { create: "", edit: "Edit: ", delete: "Delete: " };
 export function retryDelay(attempt, random = Math.random) {
   const ceiling = Math.min(RETRY_MAX_MS, RETRY_FIRST_MS * 2 ** attempt);
   return ceiling / 2 + (random() * ceiling) / 2;
+}
+
+/** The wait before the next try: the backoff, but never less than the server's Retry-After. */
+export function nextDelay(attempt, retryAfterSeconds = 0, random = Math.random) {
+  return Math.max(retryDelay(attempt, random), retryAfterSeconds * 1000);
 }
 
 export function newClientId() {
@@ -100,7 +106,7 @@ export class Outbox {
       this.again = false;
       this.flush();
     } else if (result.retry && !result.needsLogin) {
-      this.timer = setTimeout(() => this.flush(), retryDelay(this.attempt));
+      this.timer = setTimeout(() => this.flush(), nextDelay(this.attempt, result.retryAfter));
       this.attempt += 1;
     } else if (!result.retry) {
       this.attempt = 0;
