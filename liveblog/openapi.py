@@ -63,18 +63,19 @@ WRITER = [{"sessionCookie": [], "csrfToken": []}]
 ANYONE: list = [{}]
 
 
-def _read(summary: str, ok: dict, *, params: list, blog: bool = True) -> dict:
+def _read(operation_id: str, summary: str, ok: dict, *, params: list, blog: bool = True) -> dict:
     responses = {"200": ok, "400": _error("BadRequest")}
     if blog:
         responses["404"] = _error("NotFound")
-    return {"summary": summary, "security": ANYONE, "parameters": params,
-            "responses": {**responses, **_common()}}
+    return {"operationId": operation_id, "summary": summary, "security": ANYONE,
+            "parameters": params, "responses": {**responses, **_common()}}
 
 
-def _write(summary: str, body: dict | None, ok: dict[str, dict], *, params: list,
-           extra: dict | None = None) -> dict:
+def _write(operation_id: str, summary: str, body: dict | None, ok: dict[str, dict], *,
+           params: list, extra: dict | None = None) -> dict:
     operation = {
-        "summary": summary, "security": WRITER, "parameters": params,
+        "operationId": operation_id, "summary": summary, "security": WRITER,
+        "parameters": params,
         "responses": {
             **ok, "400": _error("BadRequest"), "401": _error("NotAuthenticated"),
             "403": _error("Forbidden"), "404": _error("NotFound"), "413": _error("TooLarge"),
@@ -359,15 +360,16 @@ def document() -> dict:
         },
         "paths": {
             "/api/openapi.json": {"get": {
-                "summary": "This document", "security": ANYONE,
+                "operationId": "getOpenApi", "summary": "This document", "security": ANYONE,
                 "responses": {"200": {"description": "The OpenAPI 3.1 document.",
                                       "content": _json({"type": "object"})},
                               **_common()},
             }},
             "/api/liveblog/": {
-                "get": _read("Every blog", _answer("The blogs.", _ref("BlogList")),
+                "get": _read("listBlogs", "Every blog", _answer("The blogs.", _ref("BlogList")),
                              params=[], blog=False),
                 "post": _write(
+                    "createBlog",
                     "Create a blog (staff); the creator becomes its owner and an author",
                     {"required": True, "content": _json(_ref("NewBlog"))},
                     {"201": _answer("The new blog.", _ref("Blog"))}, params=[],
@@ -375,9 +377,10 @@ def document() -> dict:
                 ),
             },
             "/api/liveblog/{slug}/": {
-                "get": _read("A blog with its epoch and head",
+                "get": _read("getBlog", "A blog with its epoch and head",
                              _answer("The blog.", _ref("Blog")), params=[SLUG]),
                 "patch": _write(
+                    "updateBlog",
                     "Change a blog's title, description or status (owner or staff)",
                     {"required": True, "content": _json(_ref("BlogChange"))},
                     {"200": _answer("The blog and the seq of its blog.updated event (null "
@@ -386,10 +389,11 @@ def document() -> dict:
                 ),
             },
             "/api/liveblog/{slug}/posts": {
-                "get": _read("Current posts, newest first, paged",
+                "get": _read("listPosts", "Current posts, newest first, paged",
                              _answer("One page of posts.", _ref("PostsPage")),
                              params=[SLUG, before, posts_limit]),
                 "post": _write(
+                    "createPost",
                     "Publish a post (an author of the blog); multipart/form-data with a photo",
                     {"required": True, "content": {**post_json, **post_form}}, created,
                     params=[SLUG],
@@ -397,6 +401,7 @@ def document() -> dict:
             },
             "/api/liveblog/{slug}/posts/{post_id}": {
                 "patch": _write(
+                    "updatePost",
                     "Edit a post, pin it, flag it as a key event",
                     {"required": True, "content": _json(_ref("PostChange"))},
                     {"200": _answer("The post and the seq of its post.updated event (null "
@@ -404,6 +409,7 @@ def document() -> dict:
                     params=[SLUG, POST_ID],
                 ),
                 "delete": _write(
+                    "deletePost",
                     "Delete a post (a tombstone event); deleting again answers the same",
                     None,
                     {"200": _answer("The tombstone and the seq of its post.deleted event.",
@@ -413,6 +419,7 @@ def document() -> dict:
             },
             "/api/liveblog/{slug}/events": {
                 "get": _read(
+                    "listEvents",
                     "The log after `since`, or a snapshot when the client must start over",
                     _answer("The events after `since` (the websocket's event frames), or the "
                             "snapshot when `since` is from another epoch, ahead of the head "

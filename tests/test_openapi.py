@@ -24,6 +24,7 @@ from openapi_spec_validator import validate
 from PIL import Image
 
 from devstack.daphne import DaphneServer, Site
+from devstack.postgres import postgres_server
 from liveblog import openapi
 from liveblog.errors import LiveblogError
 
@@ -119,8 +120,10 @@ class Identity:
 
 
 @pytest.fixture(scope="module")
-def site(tmp_path_factory) -> Site:
-    return Site.create(tmp_path_factory.mktemp("openapi"))
+def site(tmp_path_factory) -> Iterator[Site]:
+    """On PostgreSQL, as in production: it refuses data SQLite takes (NUL characters)."""
+    with postgres_server(database="liveblog") as database:
+        yield Site.create(tmp_path_factory.mktemp("openapi"), DATABASE_URL=database.url)
 
 
 @pytest.fixture(scope="module")
