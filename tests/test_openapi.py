@@ -30,8 +30,9 @@ from liveblog.errors import LiveblogError
 
 FUZZ = os.environ.get("LIVEBLOG_FUZZ") == "1"
 MAX_EXAMPLES = 1000 if FUZZ else 25
-# Settings for the server under test that keep it from refusing the fuzzer for its own good,
-# e.g. throttles (generous rates, once they exist). Names are the environment's.
+# Environment for the server under test that keeps it from refusing the fuzzer for its own
+# good. THROTTLES: when the API gets rate limits, set generous rates here (by their environment
+# names), or a fuzzing run becomes a run of 429s.
 SERVER_ENV: dict[str, str] = {}
 
 CHECKS = [
