@@ -64,7 +64,9 @@ ANYONE: list = [{}]
 
 
 def _read(operation_id: str, summary: str, ok: dict, *, params: list, blog: bool = True) -> dict:
-    responses = {"200": ok, "400": _error("BadRequest")}
+    responses = {"200": ok}
+    if any(param["in"] == "query" for param in params):
+        responses["400"] = _error("BadRequest")
     if blog:
         responses["404"] = _error("NotFound")
     return {"operationId": operation_id, "summary": summary, "security": ANYONE,
@@ -73,12 +75,13 @@ def _read(operation_id: str, summary: str, ok: dict, *, params: list, blog: bool
 
 def _write(operation_id: str, summary: str, body: dict | None, ok: dict[str, dict], *,
            params: list, extra: dict | None = None) -> dict:
+    found = {"404": _error("NotFound")} if params else {}
     operation = {
         "operationId": operation_id, "summary": summary, "security": WRITER,
         "parameters": params,
         "responses": {
             **ok, "400": _error("BadRequest"), "401": _error("NotAuthenticated"),
-            "403": _error("Forbidden"), "404": _error("NotFound"), "413": _error("TooLarge"),
+            "403": _error("Forbidden"), **found, "413": _error("TooLarge"),
             **(extra or {}), **_common(),
         },
     }
