@@ -30,10 +30,14 @@ from liveblog.errors import LiveblogError
 
 FUZZ = os.environ.get("LIVEBLOG_FUZZ") == "1"
 MAX_EXAMPLES = 1000 if FUZZ else 25
-# Environment for the server under test that keeps it from refusing the fuzzer for its own
-# good. THROTTLES: when the API gets rate limits, set generous rates here (by their environment
-# names), or a fuzzing run becomes a run of 429s.
-SERVER_ENV: dict[str, str] = {}
+# The server under test must not refuse the fuzzer for its own good: generous API throttles
+# (liveblog/throttle.py), or a fuzzing run becomes a run of 429s.
+GENEROUS = "1000000/60"
+SERVER_ENV = {
+    "LIVEBLOG_THROTTLE_WRITES": GENEROUS,
+    "LIVEBLOG_THROTTLE_ANON_READS": GENEROUS,
+    "LIVEBLOG_THROTTLE_USER_READS": GENEROUS,
+}
 
 CHECKS = [
     schemathesis.checks.not_a_server_error,
@@ -210,3 +214,18 @@ def test_a_malformed_multipart_body_is_answered_by_django_in_json(server, site, 
     assert response.headers["Content-Type"] == "application/json"
     assert (response.status_code, response.json()["error"]) == (
         (400, "invalid") if who == "author" else (401, "not_authenticated"))  # no client_id
+
+
+@pytest.mark.server
+def test_a_throttled_answer_matches_the_document(site, seeded):
+    """The fuzzed server has generous throttles; here one that allows two reads a minute."""
+    server = DaphneServer(site, LIVEBLOG_THROTTLE_ANON_READS="2/60").start()
+    try:
+        operation = schema["/api/liveblog/{slug}/"]["GET"]
+        case = operation.Case(path_parameters={"slug": site.slug})
+        answers = [case.call(base_url=server.url, timeout=10) for _ in range(3)]
+    finally:
+        server.stop()
+    assert [answer.status_code for answer in answers] == [200, 200, 429]
+    assert int(answers[2].headers["retry-after"][0]) > 0
+    case.validate_response(answers[2], checks=CHECKS)
