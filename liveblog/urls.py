@@ -6,6 +6,7 @@ urlpatterns = [
     path("", pages.blog_index, name="blog-index"),
     path("liveblog/<slug:slug>/", pages.blog_reader, name="blog-reader"),
     path("liveblog/<slug:slug>/write/", pages.blog_console, name="blog-console"),
+    path("api/openapi.json", api.openapi_document, name="api-openapi"),
     path("api/liveblog/", api.blogs, name="api-blogs"),
     path("api/liveblog/<slug:slug>/", api.blog_detail, name="api-blog"),
     path("api/liveblog/<slug:slug>/posts", api.posts, name="api-posts"),

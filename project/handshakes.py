@@ -13,7 +13,17 @@ from twisted.internet import reactor
 
 
 class TimedRequest(WebRequest):
-    """daphne's request, telling its channel when its headers are complete."""
+    """daphne's request, telling its channel when its headers are complete, and leaving the
+    body to Django.
+
+    Twisted's `Request` parses every POST form body into `args` by default, before daphne
+    hands the body to Django (which parses it again): a second copy of a photo upload in
+    memory, parsed on the reactor thread, and a multipart body Twisted cannot parse answered
+    with a bare 400 (no JSON) that Django never sees. daphne never reads `args`; Twisted's own
+    option turns the parsing off."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, parsePOSTFormSubmission=False, **kwargs)
 
     def gotLength(self, length: int | None) -> None:  # noqa: N802 - Twisted's name
         deadline = getattr(self.channel, "liveblog_headers_deadline", None)

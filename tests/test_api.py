@@ -1062,3 +1062,29 @@ def test_a_write_that_fails_on_our_side_answers_json(blog, author, monkeypatch, 
     assert_error(response, status, code)
     assert (response.get("Retry-After") == "5") == (status == 503)
     assert not Post.objects.exists()
+
+
+# --- NUL characters (PostgreSQL text cannot hold them; found by the OpenAPI fuzzing) -------
+
+
+@pytest.mark.parametrize("send", [
+    lambda client: json_post(client, POSTS_URL, new_post(body="Goal\x00!")),
+    lambda client: json_post(client, BLOGS_URL, {"slug": "nul", "title": "Final\x00"}),
+    lambda client: json_post(client, BLOGS_URL, {"slug": "nul", "title": "F",
+                                                 "description": "\x00"}),
+    lambda client: json_patch(client, BLOG_URL, {"title": "Final\x00"}),
+    lambda client: json_patch(client, BLOG_URL, {"description": "\x00"}),
+    lambda client: client.post(POSTS_URL, {"client_id": str(uuid.uuid4()), "body": "a\x00"}),
+], ids=["post body", "blog title", "blog description", "new title", "new description",
+        "form body"])
+def test_text_with_a_nul_character_is_400_on_every_database(owner_client, blog, send):
+    head = Blog.objects.get(pk=blog.pk).head
+    assert_error(send(owner_client), 400, "invalid")
+    assert Blog.objects.get(pk=blog.pk).head == head
+    assert not Blog.objects.filter(slug="nul").exists()
+
+
+def test_a_post_edit_with_a_nul_character_is_400(author_client, make_post):
+    post_id = make_post("Kick-off").data["id"]
+    assert_error(json_patch(author_client, post_url(post_id), {"body": "x\x00"}), 400, "invalid")
+    assert Post.objects.get(pk=post_id).body == "Kick-off"

@@ -24,7 +24,7 @@ from django.views.decorators.csrf import csrf_exempt
 
 from project.proxies import client_address
 
-from .. import protocol, selectors, services, throttle
+from .. import openapi, protocol, selectors, services, throttle
 from ..errors import Invalid, LiveblogError, NotAllowed, NotAuthenticated, TooLarge
 
 SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
@@ -88,6 +88,7 @@ def api_view(*methods: str, cost: Callable[[HttpRequest], int] | None = None) ->
             except LiveblogError as error:
                 return error_response(error.status, error.code, error.detail)
 
+        wrapper.allowed_methods = frozenset(allowed)  # for the OpenAPI completeness test
         return wrapper
 
     return decorate
@@ -298,6 +299,18 @@ def events(request: HttpRequest, slug: str) -> HttpResponse:
     if isinstance(page, selectors.PostsPage):
         return json_response(protocol.snapshot_json(page))
     return raw_json(protocol.events_answer(epoch=page.epoch, head=page.head, frames=page.frames))
+
+
+# --- The OpenAPI document -----------------------------------------------------------------------
+
+OPENAPI_MAX_AGE_SECONDS = 3600
+
+
+@api_view("GET")
+def openapi_document(request: HttpRequest) -> HttpResponse:
+    response = json_response(openapi.document())
+    response["Cache-Control"] = f"public, max-age={OPENAPI_MAX_AGE_SECONDS}"
+    return response
 
 
 # --- Error pages that answer JSON under /api/ -------------------------------------------------
