@@ -45,7 +45,7 @@ def recovery_log():
 
 @pytest.fixture
 def proxy(server):
-    proxy = FlakyProxy(server.port).start()
+    proxy = FlakyProxy(server.port, port=server.site.front_port).start()
     yield proxy
     proxy.stop()
 
