@@ -30,6 +30,8 @@ node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	@touch $@
 
+# Plain http on HOST:PORT: no redirect to https, no Secure-only cookies (project/settings.py).
+run: export LIVEBLOG_PLAIN_HTTP ?= 1
 run: $(VENV)/.runtime
 	$(PY) manage.py migrate --noinput -v0
 	$(PY) manage.py collectstatic --noinput -v0

@@ -251,14 +251,29 @@ LOGOUT_REDIRECT_URL = "/"
 CSRF_FAILURE_VIEW = "liveblog.views.api.csrf_failure"
 
 # --- Security headers -----------------------------------------------------------------------
+# With DEBUG off the site is taken to be served over HTTPS (itself or behind a TLS proxy): http
+# is redirected, cookies are Secure and, once SECURE_HSTS_SECONDS is set, browsers are told to
+# use https only. A site that really is plain http (`make run` on a LAN, the tests' servers)
+# says so with LIVEBLOG_PLAIN_HTTP=1; it is never the default, so a forgotten variable fails
+# closed (a redirect to https) rather than sending session cookies in clear.
+LIVEBLOG_PLAIN_HTTP = DEBUG or env_bool("LIVEBLOG_PLAIN_HTTP")
+_HTTPS = not LIVEBLOG_PLAIN_HTTP
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
-SESSION_COOKIE_SECURE = env_bool("SECURE_COOKIES")
-CSRF_COOKIE_SECURE = env_bool("SECURE_COOKIES")
+# SECURE_COOKIES (before LIVEBLOG_PLAIN_HTTP existed) still decides the cookies when it is set.
+SESSION_COOKIE_SECURE = env_bool("SECURE_COOKIES", _HTTPS)
+CSRF_COOKIE_SECURE = env_bool("SECURE_COOKIES", _HTTPS)
+SECURE_SSL_REDIRECT = _HTTPS
+# HSTS is sticky in browsers for its whole max-age, so it is off until a deployment opts in
+# (start small, e.g. 300, then a year: 31536000).
+SECURE_HSTS_SECONDS = int(os.environ.get("SECURE_HSTS_SECONDS", "0")) if _HTTPS else 0
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS")
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD")
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
 if env_bool("SECURE_PROXY_SSL"):
+    # Only behind a proxy that sets X-Forwarded-Proto itself (and strips a client's own).
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 
 CONTENT_SECURITY_POLICY = {
