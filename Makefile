@@ -10,6 +10,8 @@ PORT ?= 8000
 # reconnect at once after a deploy or a network blip (the kernel then retries them after 1 s,
 # 3 s, 7 s…). The kernel caps it at net.core.somaxconn.
 BACKLOG ?= 1024
+# HOST as a URL host: an IPv6 address in brackets.
+URL_HOST = $(if $(findstring :,$(HOST)),[$(HOST)],$(HOST))
 PYTEST_ARGS ?=
 
 .PHONY: run run-stack test bench lint system-test-deps clean
@@ -35,7 +37,7 @@ run: export LIVEBLOG_PLAIN_HTTP ?= 1
 run: $(VENV)/.runtime
 	$(PY) manage.py migrate --noinput -v0
 	$(PY) manage.py collectstatic --noinput -v0
-	$(PY) manage.py liveblog_demo --url http://$(HOST):$(PORT)
+	$(PY) manage.py liveblog_demo --url http://$(URL_HOST):$(PORT)
 	exec $(PY) -m project.serve -e "tcp:port=$(PORT):interface=$(subst :,\:,$(HOST)):backlog=$(BACKLOG)" \
 		project.asgi:application
 
