@@ -37,9 +37,11 @@ import os
 import secrets
 from datetime import timedelta
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import dj_database_url
 from csp.constants import NONE, SELF
+from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = BASE_DIR / "var"
@@ -281,9 +283,11 @@ CONTENT_SECURITY_POLICY = {
         "default-src": [SELF],
         "script-src": [SELF],
         "style-src": [SELF],
-        # Posts may embed images from other https sites; nothing else loads from elsewhere.
-        # blob: is the author console's preview of a photo before it is sent.
-        "img-src": [SELF, "https:", "data:", "blob:"],
+        # Images from the site, plus the image origins below (MEDIA_URL's, LIVEBLOG_IMAGE_HOSTS):
+        # an image from anywhere else would be a tracking pixel on every reader. blob: is the
+        # author console's preview of a photo before it is sent. (No data: — nothing uses it,
+        # and the sanitizer drops data: images from posts.)
+        "img-src": [SELF, "blob:"],
         "connect-src": [SELF],
         "manifest-src": [SELF],
         "worker-src": [SELF],
@@ -377,6 +381,27 @@ MEDIA_URL = os.environ.get("MEDIA_URL", "/media/")
 # The embedded default serves MEDIA_URL itself; production serves it from the web server or
 # object storage and turns this off.
 LIVEBLOG_SERVE_MEDIA = env_bool("LIVEBLOG_SERVE_MEDIA", True)
+
+# --- Images from elsewhere ------------------------------------------------------------------
+# Posts and pages show images from the site itself and from these origins only (CSP img-src
+# and the Markdown sanitizer, liveblog/rendering.py): LIVEBLOG_IMAGE_HOSTS, comma-separated
+# origins such as https://images.example.com (empty by default), plus MEDIA_URL's origin when
+# photos are served from object storage or a CDN.
+
+
+def _origin(url: str, name: str) -> str:
+    parts = urlsplit(url)
+    if parts.scheme not in {"http", "https"} or not parts.netloc or parts.path not in {"", "/"}:
+        raise ImproperlyConfigured(f"{name}: {url!r} is not an origin like https://host[:port]")
+    return f"{parts.scheme}://{parts.netloc.lower()}"
+
+
+LIVEBLOG_IMAGE_ORIGINS = [
+    *(_origin(url, "LIVEBLOG_IMAGE_HOSTS") for url in env_list("LIVEBLOG_IMAGE_HOSTS", "")),
+    *([_origin(urlsplit(MEDIA_URL)._replace(path="").geturl(), "MEDIA_URL")]
+      if urlsplit(MEDIA_URL).netloc else []),
+]
+CONTENT_SECURITY_POLICY["DIRECTIVES"]["img-src"] += LIVEBLOG_IMAGE_ORIGINS
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"

@@ -1,6 +1,6 @@
 """HTTPS by default off DEBUG (redirect, Secure cookies, HSTS from the environment), plain http
-only when LIVEBLOG_PLAIN_HTTP=1 says so, and `check --deploy` clean with the README's production
-variables."""
+only when LIVEBLOG_PLAIN_HTTP=1 says so, `check --deploy` clean with the README's production
+variables, and images only from the site and the origins it names (CSP img-src)."""
 
 import json
 import os
@@ -24,7 +24,8 @@ PRODUCTION = {
     "LIVEBLOG_SERVE_MEDIA": "0",
 }
 SETTINGS = ["DEBUG", "SECURE_SSL_REDIRECT", "SESSION_COOKIE_SECURE", "CSRF_COOKIE_SECURE",
-            "SECURE_HSTS_SECONDS", "SECURE_HSTS_INCLUDE_SUBDOMAINS", "SECURE_HSTS_PRELOAD"]
+            "SECURE_HSTS_SECONDS", "SECURE_HSTS_INCLUDE_SUBDOMAINS", "SECURE_HSTS_PRELOAD",
+            "LIVEBLOG_IMAGE_ORIGINS", "CONTENT_SECURITY_POLICY"]
 
 
 def clean_env(tmp_path, **env: str) -> dict[str, str]:
@@ -105,3 +106,39 @@ def test_under_plain_http_nothing_redirects_and_cookies_are_not_secure(client, a
     assert signed_in.status_code == 302 and signed_in["Location"] == "/"
     assert not signed_in.cookies["sessionid"]["secure"]
     assert "Strict-Transport-Security" not in page.headers
+
+
+# --- Images ---------------------------------------------------------------------------------
+
+
+def test_images_come_from_the_site_by_default(tmp_path):
+    settings = settings_under(tmp_path)
+    assert settings["LIVEBLOG_IMAGE_ORIGINS"] == []
+    assert settings["CONTENT_SECURITY_POLICY"]["DIRECTIVES"]["img-src"] == ["'self'", "blob:"]
+
+
+def test_image_hosts_and_an_absolute_media_url_are_allowed(tmp_path):
+    settings = settings_under(
+        tmp_path, LIVEBLOG_IMAGE_HOSTS="https://images.example.com, https://Pics.Example:8443",
+        MEDIA_URL="https://cdn.example.net/liveblog/media/",
+    )
+    origins = ["https://images.example.com", "https://pics.example:8443",
+               "https://cdn.example.net"]
+    assert settings["LIVEBLOG_IMAGE_ORIGINS"] == origins
+    assert settings["CONTENT_SECURITY_POLICY"]["DIRECTIVES"]["img-src"] == [
+        "'self'", "blob:", *origins]
+
+
+@pytest.mark.parametrize("hosts", ["images.example.com", "https://images.example.com/path",
+                                   "ftp://images.example.com", "*"])
+def test_an_image_host_that_is_not_an_origin_is_refused(tmp_path, hosts):
+    result = run(tmp_path, ["manage.py", "check"], LIVEBLOG_IMAGE_HOSTS=hosts)
+    assert result.returncode != 0
+    assert "LIVEBLOG_IMAGE_HOSTS" in result.stderr and "is not an origin" in result.stderr
+
+
+@pytest.mark.django_db
+def test_pages_allow_no_third_party_images(client, blog):
+    csp = client.get(f"/liveblog/{blog.slug}/").headers["Content-Security-Policy"]
+    assert "img-src 'self' blob:;" in csp + ";"
+    assert "https:" not in csp and "data:" not in csp
