@@ -3,6 +3,7 @@
 
 PYTHON ?= python3
 VENV := .venv
+AUDIT_VENV := .venv-audit
 PY := $(VENV)/bin/python
 HOST ?= 127.0.0.1
 PORT ?= 8000
@@ -14,7 +15,7 @@ BACKLOG ?= 1024
 URL_HOST = $(if $(findstring :,$(HOST)),[$(HOST)],$(HOST))
 PYTEST_ARGS ?=
 
-.PHONY: run run-stack test bench lint system-test-deps clean
+.PHONY: run run-stack test bench lint audit system-test-deps clean
 
 $(VENV)/.runtime: requirements.txt
 	@scripts/ensure-venv $(PYTHON) $(VENV)
@@ -60,6 +61,19 @@ bench: $(VENV)/.dev
 	$(PY) manage.py collectstatic --noinput -v0
 	$(PY) -m bench $(BENCH_ARGS)
 
+# pip-audit lives in a virtualenv of its own, pinned by requirements-audit.txt.
+$(AUDIT_VENV)/.installed: requirements-audit.txt
+	@scripts/ensure-venv $(PYTHON) $(AUDIT_VENV)
+	$(AUDIT_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-audit.txt
+	@touch $@
+
+# Known vulnerabilities of the pinned requirements (PyPI's advisories). Everything is pinned, so
+# nothing is resolved (--no-deps, --disable-pip); --strict fails when a package could not be
+# audited at all, so an unreachable advisory service is never a clean bill of health.
+audit: $(AUDIT_VENV)/.installed
+	$(AUDIT_VENV)/bin/pip-audit --strict --disable-pip --no-deps --progress-spinner off \
+		-r requirements.txt -r requirements-dev.txt
+
 # Python with ruff; every browser script, the service worker template and the browser tests with
 # ESLint (eslint.config.js).
 lint: $(VENV)/.dev node_modules/.installed
@@ -67,4 +81,4 @@ lint: $(VENV)/.dev node_modules/.installed
 	node_modules/.bin/eslint .
 
 clean:
-	rm -rf $(VENV) var node_modules
+	rm -rf $(VENV) $(AUDIT_VENV) var node_modules
