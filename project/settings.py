@@ -3,8 +3,20 @@
 Environment:
     SECRET_KEY        Django secret; when unset, one is generated once into var/secret_key.
     DEBUG             "1"/"true" to enable debug pages (default off).
-    ALLOWED_HOSTS     comma-separated (default "127.0.0.1,localhost,[::1]").
-    CSRF_TRUSTED_ORIGINS  comma-separated origins, for deployments behind a TLS proxy.
+    ALLOWED_HOSTS     comma-separated (default "127.0.0.1,localhost,[::1]"); with the port
+                      daphne listens on, also websocket origins (project/origins.py).
+    CSRF_TRUSTED_ORIGINS  comma-separated origins (https://live.example.com), for deployments
+                      behind a TLS proxy; also the websocket origin allow-list there.
+    LIVEBLOG_PLAIN_HTTP   "1": the site is plain http on purpose (make run, the tests' servers):
+                      no redirect to https, no Secure-only cookies, no HSTS. Otherwise, with
+                      DEBUG off, all three are on.
+    SECURE_HSTS_SECONDS, SECURE_HSTS_INCLUDE_SUBDOMAINS, SECURE_HSTS_PRELOAD   HSTS (default
+                      0: off, off, off).
+    SECURE_PROXY_SSL  "1": believe X-Forwarded-Proto: https from any peer (LIVEBLOG_TRUSTED_PROXIES
+                      is the safer way, for proxies it lists).
+    SECURE_COOKIES    older switch for Secure cookies; when set, it still decides them.
+    LIVEBLOG_IMAGE_HOSTS  comma-separated origins images may come from besides the site and
+                      MEDIA_URL's origin (default none): CSP img-src and the Markdown sanitizer.
     DATABASE_URL      default sqlite:///db.sqlite3 in the repository root.
     REDIS_URL         when set, channels-redis carries events between processes.
     LIVEBLOG_REDIS_LAYER    "pubsub" (default) or "lists" (RedisChannelLayer), with REDIS_URL.
