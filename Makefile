@@ -3,7 +3,7 @@
 
 PYTHON ?= python3
 VENV := .venv
-AUDIT_VENV := .venv-audit
+AUDIT_VENV := var/audit-venv
 PY := $(VENV)/bin/python
 HOST ?= 127.0.0.1
 PORT ?= 8000
@@ -81,4 +81,4 @@ lint: $(VENV)/.dev node_modules/.installed
 	node_modules/.bin/eslint .
 
 clean:
-	rm -rf $(VENV) $(AUDIT_VENV) var node_modules
+	rm -rf $(VENV) var node_modules
