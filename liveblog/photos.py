@@ -29,8 +29,10 @@ JPEG_QUALITY = 82
 # Larger profiles are applied to the pixels (to sRGB) rather than copied into each variant.
 ICC_KEEP_MAX_BYTES = 4096
 _SRGB = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB"))
-# A profile's colour space → the image mode LittleCMS converts from.
+# A profile's colour space → the image mode LittleCMS converts from, and the decoded modes it
+# can describe (a profile that does not fit the pixels is ignored, as browsers do).
 _PROFILE_MODES = {"RGB": "RGB", "CMYK": "CMYK", "GRAY": "L"}
+_FITTING_MODES = {"RGB": {"RGB", "RGBA", "RGBX", "P", "PA"}, "CMYK": {"CMYK"}, "GRAY": {"L", "LA"}}
 
 
 @dataclass(frozen=True)
@@ -140,12 +142,15 @@ def _to_srgb(image: Image.Image, profile: bytes) -> Image.Image:
     profile cannot be read or does not fit the pixels."""
     try:
         source = ImageCms.ImageCmsProfile(io.BytesIO(profile))
-        mode = _PROFILE_MODES[source.profile.xcolor_space.strip()]
-        pixels, alpha = image.convert(mode), _alpha(image)
+        space = source.profile.xcolor_space.strip()
+        if image.mode not in _FITTING_MODES.get(space, ()):
+            return image
+        pixels, alpha = image.convert(_PROFILE_MODES[space]), _alpha(image)
         # Only the largest variant's pixels are converted: 20x cheaper for 40 megapixels.
         size = _scaled_size(image.size, min(image.width, VARIANT_WIDTHS[-1]))
         if size != image.size:
-            pixels, alpha = _shrink(pixels, size), alpha and _shrink(alpha, size)
+            pixels = _shrink(pixels, size)
+            alpha = None if alpha is None else _shrink(alpha, size)
         converted = ImageCms.profileToProfile(
             pixels, source, _SRGB, outputMode="RGB",
             renderingIntent=ImageCms.Intent.PERCEPTUAL,

@@ -778,3 +778,12 @@ def test_a_large_profile_on_a_wide_photo_gives_the_usual_variants():
     assert [(variant.width, variant.height) for variant in variants] == [
         (320, 213), (640, 427), (1024, 683), (1600, 1067), (2048, 1365)]
     assert all("icc_profile" not in Image.open(io.BytesIO(v.data)).info for v in variants)
+
+
+def test_a_large_profile_that_does_not_fit_the_pixels_is_ignored():
+    # An RGB profile on a greyscale PNG: browsers ignore it, and so does the conversion.
+    large = swapped_primaries_profile(pad_to=64 * 1024)
+    source = encoded(Image.new("L", (40, 30), 200), "PNG", icc_profile=large)
+    out = Image.open(io.BytesIO(photos.process_photo(ContentFile(source))[0].data))
+    assert "icc_profile" not in out.info
+    assert all(abs(channel - 200) <= 3 for channel in out.getpixel((20, 15)))
