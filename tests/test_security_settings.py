@@ -17,7 +17,7 @@ PRODUCTION = {
     "DEBUG": "0",
     "ALLOWED_HOSTS": "live.example.com",
     "CSRF_TRUSTED_ORIGINS": "https://live.example.com",
-    "SECURE_PROXY_SSL": "1",
+    "LIVEBLOG_TRUSTED_PROXIES": "127.0.0.1",  # nginx on the same machine
     "SECURE_HSTS_SECONDS": "31536000",
     "SECURE_HSTS_INCLUDE_SUBDOMAINS": "1",
     "SECURE_HSTS_PRELOAD": "1",
