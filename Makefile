@@ -3,6 +3,7 @@
 
 PYTHON ?= python3
 VENV := .venv
+AUDIT_VENV := var/audit-venv
 PY := $(VENV)/bin/python
 HOST ?= 127.0.0.1
 PORT ?= 8000
@@ -10,9 +11,11 @@ PORT ?= 8000
 # reconnect at once after a deploy or a network blip (the kernel then retries them after 1 s,
 # 3 s, 7 s…). The kernel caps it at net.core.somaxconn.
 BACKLOG ?= 1024
+# HOST as a URL host: an IPv6 address in brackets.
+URL_HOST = $(if $(findstring :,$(HOST)),[$(HOST)],$(HOST))
 PYTEST_ARGS ?=
 
-.PHONY: run run-stack test bench lint system-test-deps clean
+.PHONY: run run-stack test bench lint audit system-test-deps clean
 
 $(VENV)/.runtime: requirements.txt
 	@scripts/ensure-venv $(PYTHON) $(VENV)
@@ -30,10 +33,12 @@ node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	@touch $@
 
+# Plain http on HOST:PORT: no redirect to https, no Secure-only cookies (project/settings.py).
+run: export LIVEBLOG_PLAIN_HTTP ?= 1
 run: $(VENV)/.runtime
 	$(PY) manage.py migrate --noinput -v0
 	$(PY) manage.py collectstatic --noinput -v0
-	$(PY) manage.py liveblog_demo --url http://$(HOST):$(PORT)
+	$(PY) manage.py liveblog_demo --url http://$(URL_HOST):$(PORT)
 	exec $(PY) -m project.serve -e "tcp:port=$(PORT):interface=$(subst :,\:,$(HOST)):backlog=$(BACKLOG)" \
 		project.asgi:application
 
@@ -55,6 +60,19 @@ test: $(VENV)/.dev node_modules/.installed system-test-deps
 bench: $(VENV)/.dev
 	$(PY) manage.py collectstatic --noinput -v0
 	$(PY) -m bench $(BENCH_ARGS)
+
+# pip-audit lives in a virtualenv of its own, pinned by requirements-audit.txt.
+$(AUDIT_VENV)/.installed: requirements-audit.txt
+	@scripts/ensure-venv $(PYTHON) $(AUDIT_VENV)
+	$(AUDIT_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-audit.txt
+	@touch $@
+
+# Known vulnerabilities of the pinned requirements (PyPI's advisories). Everything is pinned, so
+# nothing is resolved (--no-deps, --disable-pip); --strict fails when a package could not be
+# audited at all, so an unreachable advisory service is never a clean bill of health.
+audit: $(AUDIT_VENV)/.installed
+	$(AUDIT_VENV)/bin/pip-audit --strict --disable-pip --no-deps --progress-spinner off \
+		-r requirements.txt -r requirements-dev.txt
 
 # Python with ruff; every browser script, the service worker template and the browser tests with
 # ESLint (eslint.config.js).

@@ -428,7 +428,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench.loadgen", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--url", required=True, help="websocket URL of the feed")
-    parser.add_argument("--origin", help="Origin header (Liveblog requires its own URL)")
+    parser.add_argument("--origin", help="Origin header (Liveblog requires its own origin: "
+                        "scheme, host and port, e.g. http://127.0.0.1:8000)")
     parser.add_argument("--readers", type=int, required=True)
     parser.add_argument("--procs", type=int, default=2, help="processes (default 2)")
     parser.add_argument("--concurrency", type=int, default=25,

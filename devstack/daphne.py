@@ -40,16 +40,27 @@ class Site:
     username: str = "reporter"
     password: str = "correct-horse-battery"
     slug: str = "match"
+    # A loopback port kept for a proxy or balancer in front of the site (FlakyProxy, Balancer):
+    # the browsers behind it send its origin, which the site trusts the way a deployment lists
+    # its public origin in CSRF_TRUSTED_ORIGINS (the websocket origin check needs the port).
+    front_port: int = 0
+
+    @property
+    def front_url(self) -> str:
+        return f"http://127.0.0.1:{self.front_port}"
 
     @classmethod
     def create(cls, directory: Path, **env: str) -> Site:
-        site = cls(directory=directory)
+        site = cls(directory=directory, front_port=free_port())
         site.env = {
             "DATABASE_URL": f"sqlite:///{directory / 'db.sqlite3'}",
             "MEDIA_ROOT": str(directory / "media"),
             "SECRET_KEY": TEST_SECRET_KEY,
             "ALLOWED_HOSTS": "127.0.0.1,localhost",
+            "CSRF_TRUSTED_ORIGINS": site.front_url,
             "DEBUG": "0",
+            # Plain http on loopback: no HTTPS redirect, no Secure-only cookies.
+            "LIVEBLOG_PLAIN_HTTP": "1",
             "LIVEBLOG_HEARTBEAT_SECONDS": "15",
             # Tests and benchmarks post far faster than any author: the write throttle stays on,
             # out of their way (tests/test_throttle.py proves it; pass your own to test it here).

@@ -94,7 +94,7 @@ def test_posts_written_offline_survive_a_reload_and_go_out_in_order(
 
 
 def test_a_lost_answer_is_retried_without_double_posting(new_page, server, api):
-    proxy = FlakyProxy(server.port).start()
+    proxy = FlakyProxy(server.port, port=server.site.front_port).start()
     try:
         author = new_page("author")
         sign_in(author, proxy.url, server)

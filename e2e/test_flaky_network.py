@@ -45,7 +45,7 @@ def recovery_log():
 
 @pytest.fixture
 def proxy(server):
-    proxy = FlakyProxy(server.port).start()
+    proxy = FlakyProxy(server.port, port=server.site.front_port).start()
     yield proxy
     proxy.stop()
 
@@ -196,10 +196,14 @@ def test_a_log_reset_makes_the_reader_drop_its_state_for_the_new_snapshot(
     old_epoch = reader.evaluate("window.liveblog.state.epoch")
     # As after restoring a backup that lacks the newest post: the row is gone without an event,
     # and the operator starts the log over.
+    # The reset is an operator's (staff) job; the site's author is not staff.
     server.site.manage("shell", "-c", f"from liveblog.models import Post; "
-                                      f"Post.objects.filter(pk={ghost}).delete()")
+                                      f"Post.objects.filter(pk={ghost}).delete(); "
+                                      "from django.contrib.auth import get_user_model; "
+                                      "get_user_model().objects.create_user('operator', "
+                                      "is_staff=True)")
     reset = time.monotonic()
-    server.site.manage("liveblog_reset_log", SLUG, "--as", server.site.username)
+    server.site.manage("liveblog_reset_log", SLUG, "--as", "operator")
     status, blog = api.request("GET", f"/api/liveblog/{SLUG}/")
     assert status == 200 and blog["epoch"] != old_epoch
     # The daphne process learns of it at its next heartbeat and sends every reader a snapshot.

@@ -15,10 +15,10 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "project.settings")
 django_asgi_app = get_asgi_application()
 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402  (needs Django first)
-from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
 from liveblog.live import broadcast, gcpolicy  # noqa: E402
 from liveblog.routing import websocket_urlpatterns  # noqa: E402
+from project.origins import WebsocketOriginValidator  # noqa: E402
 from project.proxies import TrustedProxies  # noqa: E402
 
 
@@ -56,8 +56,9 @@ application = ServerLoop(TrustedProxies(ProtocolTypeRouter(
         "http": django_asgi_app,
         # No session or auth middleware: a reader needs neither, and resolving them costs a
         # thread hop per connection (a reconnect storm is thousands of those). The consumer
-        # looks the user up from the session cookie when an author posts (liveblog/auth.py).
-        "websocket": AllowedHostsOriginValidator(URLRouter(websocket_urlpatterns)),
+        # looks the user up from the session cookie when an author posts (liveblog/auth.py),
+        # which is why only full origins of the site may open one (project/origins.py).
+        "websocket": WebsocketOriginValidator(URLRouter(websocket_urlpatterns)),
     }
 )))
 

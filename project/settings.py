@@ -3,8 +3,20 @@
 Environment:
     SECRET_KEY        Django secret; when unset, one is generated once into var/secret_key.
     DEBUG             "1"/"true" to enable debug pages (default off).
-    ALLOWED_HOSTS     comma-separated (default "127.0.0.1,localhost,[::1]").
-    CSRF_TRUSTED_ORIGINS  comma-separated origins, for deployments behind a TLS proxy.
+    ALLOWED_HOSTS     comma-separated (default "127.0.0.1,localhost,[::1]"); with the port
+                      daphne listens on, also websocket origins (project/origins.py).
+    CSRF_TRUSTED_ORIGINS  comma-separated origins (https://live.example.com), for deployments
+                      behind a TLS proxy; also the websocket origin allow-list there.
+    LIVEBLOG_PLAIN_HTTP   "1": the site is plain http on purpose (make run, the tests' servers):
+                      no redirect to https, no Secure-only cookies, no HSTS. Otherwise, with
+                      DEBUG off, all three are on.
+    SECURE_HSTS_SECONDS, SECURE_HSTS_INCLUDE_SUBDOMAINS, SECURE_HSTS_PRELOAD   HSTS (default
+                      0: off, off, off).
+    SECURE_PROXY_SSL  "1": believe X-Forwarded-Proto: https from any peer (LIVEBLOG_TRUSTED_PROXIES
+                      is the safer way, for proxies it lists).
+    SECURE_COOKIES    older switch for Secure cookies; when set, it still decides them.
+    LIVEBLOG_IMAGE_HOSTS  comma-separated origins images may come from besides the site and
+                      MEDIA_URL's origin (default none): CSP img-src and the Markdown sanitizer.
     DATABASE_URL      default sqlite:///db.sqlite3 in the repository root.
     REDIS_URL         when set, channels-redis carries events between processes.
     LIVEBLOG_REDIS_LAYER    "pubsub" (default) or "lists" (RedisChannelLayer), with REDIS_URL.
@@ -37,9 +49,11 @@ import os
 import secrets
 from datetime import timedelta
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import dj_database_url
 from csp.constants import NONE, SELF
+from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = BASE_DIR / "var"
@@ -251,14 +265,29 @@ LOGOUT_REDIRECT_URL = "/"
 CSRF_FAILURE_VIEW = "liveblog.views.api.csrf_failure"
 
 # --- Security headers -----------------------------------------------------------------------
+# With DEBUG off the site is taken to be served over HTTPS (itself or behind a TLS proxy): http
+# is redirected, cookies are Secure and, once SECURE_HSTS_SECONDS is set, browsers are told to
+# use https only. A site that really is plain http (`make run` on a LAN, the tests' servers)
+# says so with LIVEBLOG_PLAIN_HTTP=1; it is never the default, so a forgotten variable fails
+# closed (a redirect to https) rather than sending session cookies in clear.
+LIVEBLOG_PLAIN_HTTP = DEBUG or env_bool("LIVEBLOG_PLAIN_HTTP")
+_HTTPS = not LIVEBLOG_PLAIN_HTTP
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
-SESSION_COOKIE_SECURE = env_bool("SECURE_COOKIES")
-CSRF_COOKIE_SECURE = env_bool("SECURE_COOKIES")
+# SECURE_COOKIES (before LIVEBLOG_PLAIN_HTTP existed) still decides the cookies when it is set.
+SESSION_COOKIE_SECURE = env_bool("SECURE_COOKIES", _HTTPS)
+CSRF_COOKIE_SECURE = env_bool("SECURE_COOKIES", _HTTPS)
+SECURE_SSL_REDIRECT = _HTTPS
+# HSTS is sticky in browsers for its whole max-age, so it is off until a deployment opts in
+# (start small, e.g. 300, then a year: 31536000).
+SECURE_HSTS_SECONDS = int(os.environ.get("SECURE_HSTS_SECONDS", "0")) if _HTTPS else 0
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS")
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD")
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
 if env_bool("SECURE_PROXY_SSL"):
+    # Only behind a proxy that sets X-Forwarded-Proto itself (and strips a client's own).
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 
 CONTENT_SECURITY_POLICY = {
@@ -266,9 +295,11 @@ CONTENT_SECURITY_POLICY = {
         "default-src": [SELF],
         "script-src": [SELF],
         "style-src": [SELF],
-        # Posts may embed images from other https sites; nothing else loads from elsewhere.
-        # blob: is the author console's preview of a photo before it is sent.
-        "img-src": [SELF, "https:", "data:", "blob:"],
+        # Images from the site, plus the image origins below (MEDIA_URL's, LIVEBLOG_IMAGE_HOSTS):
+        # an image from anywhere else would be a tracking pixel on every reader. blob: is the
+        # author console's preview of a photo before it is sent. (No data: — nothing uses it,
+        # and the sanitizer drops data: images from posts.)
+        "img-src": [SELF, "blob:"],
         "connect-src": [SELF],
         "manifest-src": [SELF],
         "worker-src": [SELF],
@@ -362,6 +393,27 @@ MEDIA_URL = os.environ.get("MEDIA_URL", "/media/")
 # The embedded default serves MEDIA_URL itself; production serves it from the web server or
 # object storage and turns this off.
 LIVEBLOG_SERVE_MEDIA = env_bool("LIVEBLOG_SERVE_MEDIA", True)
+
+# --- Images from elsewhere ------------------------------------------------------------------
+# Posts and pages show images from the site itself and from these origins only (CSP img-src
+# and the Markdown sanitizer, liveblog/rendering.py): LIVEBLOG_IMAGE_HOSTS, comma-separated
+# origins such as https://images.example.com (empty by default), plus MEDIA_URL's origin when
+# photos are served from object storage or a CDN.
+
+
+def _origin(url: str, name: str) -> str:
+    parts = urlsplit(url)
+    if parts.scheme not in {"http", "https"} or not parts.netloc or parts.path not in {"", "/"}:
+        raise ImproperlyConfigured(f"{name}: {url!r} is not an origin like https://host[:port]")
+    return f"{parts.scheme}://{parts.netloc.lower()}"
+
+
+LIVEBLOG_IMAGE_ORIGINS = [
+    *(_origin(url, "LIVEBLOG_IMAGE_HOSTS") for url in env_list("LIVEBLOG_IMAGE_HOSTS", "")),
+    *([_origin(urlsplit(MEDIA_URL)._replace(path="").geturl(), "MEDIA_URL")]
+      if urlsplit(MEDIA_URL).netloc else []),
+]
+CONTENT_SECURITY_POLICY["DIRECTIVES"]["img-src"] += LIVEBLOG_IMAGE_ORIGINS
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"

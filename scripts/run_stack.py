@@ -101,6 +101,10 @@ def main(argv: list[str] | None = None) -> int:
             "REDIS_URL": redis.url,
             "LIVEBLOG_REDIS_LAYER": args.layer,
             "MEDIA_ROOT": str(state / "media"),
+            # Plain http on loopback; browsers come through the balancer, whose origin the
+            # processes must trust (the websocket origin check compares ports).
+            "LIVEBLOG_PLAIN_HTTP": "1",
+            "CSRF_TRUSTED_ORIGINS": f"http://127.0.0.1:{args.port},http://localhost:{args.port}",
         })
         site.manage("migrate", "--noinput", "-v0")
         site.manage("collectstatic", "--noinput", "-v0")

@@ -418,6 +418,7 @@ def test_liveblog_demo_creates_demo_user_and_blog(django_user_model, no_demo_pas
     out = run("liveblog_demo")
     user = django_user_model.objects.get(username="demo")
     assert user.check_password("liveblog-demo")
+    assert not user.is_staff and not user.is_superuser  # an author, not an admin
     blog = Blog.objects.get(slug="demo")
     assert blog.owner == user
     assert user in blog.authors.all()

@@ -183,7 +183,8 @@ async def test_redis_down_for_10_s_loses_nothing_and_live_delivery_comes_back(st
 
 async def test_readers_of_a_killed_process_reconnect_to_the_survivor_and_replay(stack):
     slug = stack.site.slug
-    balancer = Balancer([server.port for server in stack.servers]).start()
+    balancer = Balancer([server.port for server in stack.servers],
+                        port=stack.site.front_port).start()
     readers = []
     try:
         readers = await open_readers([(f"ws://127.0.0.1:{balancer.port}", balancer.url)],

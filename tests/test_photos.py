@@ -349,6 +349,68 @@ def test_a_cmyk_colour_profile_is_dropped():
     assert "icc_profile" not in out.info
 
 
+def swapped_primaries_profile(pad_to: int = 0) -> bytes:
+    """An RGB profile whose red and green primaries are sRGB's swapped (so red pixels in it are
+    green in sRGB), padded with unreferenced bytes to `pad_to`: a large non-sRGB profile."""
+    profile = bytearray(ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes())
+    count = struct.unpack(">I", profile[128:132])[0]
+    entries = {bytes(profile[132 + 12 * i:136 + 12 * i]): 136 + 12 * i for i in range(count)}
+    red, green = entries[b"rXYZ"], entries[b"gXYZ"]
+    profile[red:red + 8], profile[green:green + 8] = profile[green:green + 8], profile[red:red + 8]
+    profile[84:100] = bytes(16)  # no profile ID (it would no longer match)
+    profile += bytes(max(0, pad_to - len(profile)))
+    profile[0:4] = struct.pack(">I", len(profile))
+    return bytes(profile)
+
+
+def test_a_large_colour_profile_is_applied_to_the_pixels_and_dropped():
+    large = swapped_primaries_profile(pad_to=2 * 1024 * 1024)
+    assert len(large) > photos.ICC_KEEP_MAX_BYTES
+    source = encoded(two_halves(size=(1200, 800), left="red", right="blue"), icc_profile=large)
+    variants = photos.process_photo(ContentFile(source))
+    assert [variant.width for variant in variants] == [320, 640, 1024, 1200]
+    for variant in variants:
+        out = Image.open(io.BytesIO(variant.data))
+        assert "icc_profile" not in out.info
+        assert len(variant.data) < 64 * 1024  # two flat halves: a few KB, not 2 MiB
+    largest = Image.open(io.BytesIO(variants[-1].data))
+    # Converted to sRGB: "red" in the swapped profile is green; blue stays blue.
+    green, blue = largest.getpixel((300, 400)), largest.getpixel((900, 400))
+    assert green[1] > 200 and green[0] < 60 and green[2] < 60, green
+    assert blue[2] > 200 and blue[0] < 60 and blue[1] < 60, blue
+
+
+def test_a_small_rgb_profile_is_kept_as_it_is():
+    small = swapped_primaries_profile()
+    assert len(small) <= photos.ICC_KEEP_MAX_BYTES
+    source = encoded(Image.new("RGB", (40, 30), "red"), icc_profile=small)
+    out = Image.open(io.BytesIO(photos.process_photo(ContentFile(source))[0].data))
+    assert out.info.get("icc_profile") == small
+    red = out.getpixel((20, 15))  # left for the browser to apply
+    assert red[0] > 200 and red[1] < 60
+
+
+def test_a_large_profile_keeps_transparency_on_white():
+    large = swapped_primaries_profile(pad_to=64 * 1024)
+    image = Image.new("RGBA", (40, 30), (255, 0, 0, 255))
+    image.paste(Image.new("RGBA", (20, 30), (0, 0, 0, 0)), (20, 0))
+    out = Image.open(io.BytesIO(
+        photos.process_photo(ContentFile(encoded(image, "PNG", icc_profile=large)))[0].data))
+    assert "icc_profile" not in out.info
+    green, white = out.getpixel((5, 15)), out.getpixel((35, 15))
+    assert green[1] > 200 and green[0] < 60, green
+    assert min(white) > 240, white
+
+
+def test_an_unreadable_large_profile_is_dropped_and_the_pixels_kept():
+    junk = b"\0\0\0\0" + b"mntrRGB " + bytes(8 * 1024)
+    source = encoded(Image.new("RGB", (40, 30), "red"), icc_profile=junk)
+    out = Image.open(io.BytesIO(photos.process_photo(ContentFile(source))[0].data))
+    assert "icc_profile" not in out.info
+    red = out.getpixel((20, 15))
+    assert red[0] > 200 and red[1] < 60
+
+
 # --- Serving ----------------------------------------------------------------------------------
 
 
@@ -707,3 +769,21 @@ async def test_websocket_snapshot_and_live_event_carry_the_photo(blog, author):
     assert event["post"]["photo"] == second["photo"]
     assert event["post"]["photo"]["alt"] == "The stadium"
     await reader.close()
+
+
+def test_a_large_profile_on_a_wide_photo_gives_the_usual_variants():
+    large = swapped_primaries_profile(pad_to=64 * 1024)
+    source = encoded(two_halves(size=(3000, 2000)), icc_profile=large)
+    variants = photos.process_photo(ContentFile(source))
+    assert [(variant.width, variant.height) for variant in variants] == [
+        (320, 213), (640, 427), (1024, 683), (1600, 1067), (2048, 1365)]
+    assert all("icc_profile" not in Image.open(io.BytesIO(v.data)).info for v in variants)
+
+
+def test_a_large_profile_that_does_not_fit_the_pixels_is_ignored():
+    # An RGB profile on a greyscale PNG: browsers ignore it, and so does the conversion.
+    large = swapped_primaries_profile(pad_to=64 * 1024)
+    source = encoded(Image.new("L", (40, 30), 200), "PNG", icc_profile=large)
+    out = Image.open(io.BytesIO(photos.process_photo(ContentFile(source))[0].data))
+    assert "icc_profile" not in out.info
+    assert all(abs(channel - 200) <= 3 for channel in out.getpixel((20, 15)))

@@ -173,10 +173,49 @@ def test_link_to_another_scheme_loses_its_href():
 # --- Images -----------------------------------------------------------------------------------
 
 
-def test_image_with_https_src_survives():
+def test_image_from_an_allowed_origin_survives(settings):
+    settings.LIVEBLOG_IMAGE_ORIGINS = ["https://example.com"]
     assert images(render_markdown('![A cat](https://example.com/cat.png "Tom")')) == [
         {"src": "https://example.com/cat.png", "alt": "A cat", "title": "Tom"}
     ]
+
+
+@pytest.mark.parametrize("src", ["/media/liveblog/photos/1/abc-640.jpg", "cat.png"])
+def test_image_from_the_site_itself_survives(settings, src):
+    settings.LIVEBLOG_IMAGE_ORIGINS = []
+    assert images(render_markdown(f"![A cat]({src})")) == [{"src": src, "alt": "A cat"}]
+
+
+@pytest.mark.parametrize("src", [
+    "https://tracker.example/pixel.gif",
+    "http://example.com/cat.png",  # another scheme than the allowed origin
+    "https://example.com:8443/cat.png",  # another port
+    "https://cdn.example.com/cat.png",  # a subdomain is another origin
+    "//tracker.example/pixel.gif",  # scheme-relative: elsewhere
+])
+def test_image_from_elsewhere_becomes_a_link_to_it(settings, src):
+    settings.LIVEBLOG_IMAGE_ORIGINS = ["https://example.com"]
+    html = render_markdown(f"Look: ![A *cat*]({src})")
+    assert images(html) == []
+    assert [link.get("href") for link in links(html)] == [src]
+    assert ">A cat</a>" in html
+
+
+def test_an_image_from_elsewhere_inside_a_link_becomes_its_text(settings):
+    settings.LIVEBLOG_IMAGE_ORIGINS = []
+    html = render_markdown("[![Replay](https://tracker.example/p.gif)](https://example.com/v)")
+    assert images(html) == []
+    assert links(html) == [{"href": "https://example.com/v", "rel": "nofollow noopener noreferrer"}]
+    assert ">Replay</a>" in html
+
+
+def test_a_backslashed_path_is_not_the_site(settings):
+    settings.LIVEBLOG_IMAGE_ORIGINS = []
+    from liveblog.rendering import image_allowed
+
+    assert not image_allowed("/\\tracker.example/p.gif")
+    assert not image_allowed("https://[broken/p.gif")
+    assert image_allowed("/static/liveblog/icon.png")
 
 
 @pytest.mark.parametrize(
@@ -284,7 +323,9 @@ def test_created_post_html_is_sanitized(make_post):
     assert_safe(html)
     assert "<script" not in html
     assert "<strong>Goal!</strong>" in html
-    assert images(html) == [{"src": "https://example.com/x.png", "alt": "x"}]
+    assert images(html) == []  # not an allowed image origin: a link to it instead
+    assert {"href": "https://example.com/x.png", "rel": "nofollow noopener noreferrer"} in \
+        links(html)
     assert Post.objects.get(pk=written.data["id"]).html == html
 
 

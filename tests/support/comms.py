@@ -12,6 +12,8 @@ from django.test import Client
 from project.asgi import application
 
 ORIGIN = (b"origin", b"http://127.0.0.1")
+# Where the communicator's "server" listens: the origin check compares the Origin's port with it.
+SERVER = ("127.0.0.1", 80)
 
 
 @sync_to_async
@@ -28,6 +30,7 @@ class Reader:
         self.communicator = WebsocketCommunicator(
             application, path, headers=[ORIGIN] if headers is None else headers
         )
+        self.communicator.scope["server"] = SERVER
         self.frames: list[dict] = []
 
     @classmethod
