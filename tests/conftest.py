@@ -19,10 +19,10 @@ _PROPERTY_DEFAULTS = {
     "suppress_health_check": [HealthCheck.too_slow, HealthCheck.data_too_large],
 }
 hypothesis_settings.register_profile(
-    "ci", max_examples=25, stateful_step_count=30, derandomize=True, **_PROPERTY_DEFAULTS
+    "ci", max_examples=50, stateful_step_count=40, derandomize=True, **_PROPERTY_DEFAULTS
 )
 hypothesis_settings.register_profile(
-    "fuzz", max_examples=1000, stateful_step_count=60, derandomize=False, **_PROPERTY_DEFAULTS
+    "fuzz", max_examples=500, stateful_step_count=60, derandomize=False, **_PROPERTY_DEFAULTS
 )
 hypothesis_settings.load_profile("fuzz" if os.environ.get("LIVEBLOG_FUZZ") == "1" else "ci")
 
