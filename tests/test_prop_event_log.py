@@ -535,10 +535,10 @@ class EventLogMachine(RuleBasedStateMachine):
     def readers_agree_with_each_other_and_the_model(self) -> None:
         page = selectors.blog_snapshot(self.blog_id)
         visible = sorted((p for p in self.posts.values() if not p.deleted), key=lambda p: -p.id)
-        # The snapshot: the newest page, then the older pinned posts.
+        # The snapshot: the newest page, then those of the newest pinned posts not on it.
         newest = [post.id for post in visible[:SNAPSHOT_PAGE]]
-        pinned = [post.id for post in visible if post.pinned and post.id not in newest]
-        pinned = pinned[:selectors.SNAPSHOT_PINNED_MAX]
+        pinned = [post.id for post in visible if post.pinned][:selectors.SNAPSHOT_PINNED_MAX]
+        pinned = [post_id for post_id in pinned if post_id not in newest]
         assert [post["id"] for post in page.posts] == newest + pinned
         assert page.next_before == (newest[-1] if len(visible) > len(newest) else None)
         # A new reader's state, the live reader's, and the model's.
