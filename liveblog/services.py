@@ -97,11 +97,18 @@ def _require_author(actor: Any, blog: Blog) -> None:
         raise NotAllowed("you are not an author of this blog")
 
 
+def _refuse_nul(text: str, name: str) -> None:
+    # PostgreSQL text cannot hold NUL: refused on every database, never a DataError later.
+    if "\x00" in text:
+        raise Invalid(f"{name} must not contain NUL characters")
+
+
 def validate_body(body: str, *, allow_empty: bool = False) -> str:
     """The body as written, if it is one we accept (shared with the admin's form). Only a
     post with a photo may have an empty body (the photo is the update)."""
     if not isinstance(body, str) or (not allow_empty and not body.strip()):
         raise Invalid("body must not be empty")
+    _refuse_nul(body, "body")
     limit = settings.LIVEBLOG_MAX_BODY_CHARS
     if len(body) > limit:
         raise Invalid(f"body is longer than {limit} characters", code="too_long")
@@ -114,6 +121,7 @@ def _clean_photo_alt(alt: Any) -> str:
             "photo_alt is required with a photo: describe it for readers who cannot see it"
         )
     alt = alt.strip()
+    _refuse_nul(alt, "photo_alt")
     if len(alt) > PHOTO_ALT_MAX_CHARS:
         raise Invalid(f"photo_alt is longer than {PHOTO_ALT_MAX_CHARS} characters", code="too_long")
     return alt
@@ -124,6 +132,7 @@ def _clean_title(title: str) -> str:
         raise Invalid("title must not be empty")
     if len(title) > 200:
         raise Invalid("title is longer than 200 characters")
+    _refuse_nul(title, "title")
     return title.strip()
 
 
@@ -370,6 +379,7 @@ def blog_create(*, actor: Any, slug: str, title: str, description: str = "") -> 
         raise Invalid("slug may contain only letters, numbers, hyphens and underscores") from None
     if not isinstance(description, str):
         raise Invalid("description must be a string")
+    _refuse_nul(description, "description")
     title = _clean_title(title)
     try:
         with transaction.atomic():
@@ -396,6 +406,8 @@ def blog_update(
         title = _clean_title(title)
     if description is not None and not isinstance(description, str):
         raise Invalid("description must be a string")
+    if description is not None:
+        _refuse_nul(description, "description")
     if status is not None and status not in Blog.Status.values:
         raise Invalid(f"status must be one of {', '.join(Blog.Status.values)}")
     with transaction.atomic():

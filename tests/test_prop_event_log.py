@@ -78,9 +78,14 @@ TITLES = st.one_of(st.sampled_from(["Cup final", "  padded  ", "", " ", "x" * 20
                    st.text(max_size=30))
 
 
+def refused(text: str) -> bool:
+    """A body the services refuse: blank, or with a NUL (which PostgreSQL cannot store)."""
+    return not text.strip() or "\x00" in text
+
+
 def acceptable(body: str) -> str:
     """The body, or one the services accept (where validation is not what is tested)."""
-    return body if body.strip() else "x"
+    return "x" if refused(body) else body
 
 
 # --- Running the runtime's async catch-up in this thread ---------------------------------------
@@ -275,7 +280,7 @@ class EventLogMachine(RuleBasedStateMachine):
             actor=self.authors[author], blog_id=self.blog_id, client_id=client_id, body=body,
             key_event=key_event, pinned=pinned,
         )
-        if not body.strip():
+        if refused(body):
             self.expect_refused(Invalid, write)
             return client_id  # never created: later uses of it are plain creates or not found
         written = write()
@@ -325,7 +330,7 @@ class EventLogMachine(RuleBasedStateMachine):
             return self.expect_refused(NotFound, write)
         if editor not in (post.author, "olivia"):  # the owner may edit anyone's post
             return self.expect_refused(NotAllowed, write)
-        if body is not None and not body.strip():
+        if body is not None and refused(body):
             return self.expect_refused(Invalid, write)
         changes = {
             name: value
@@ -371,7 +376,9 @@ class EventLogMachine(RuleBasedStateMachine):
         )
         if actor == "anonymous":
             return self.expect_refused(NotAuthenticated, write)
-        if title is not None and (not title.strip() or len(title) > 200):
+        if title is not None and (refused(title) or len(title) > 200):
+            return self.expect_refused(Invalid, write)
+        if description is not None and "\x00" in description:
             return self.expect_refused(Invalid, write)
         if status == "paused":
             return self.expect_refused(Invalid, write)

@@ -113,7 +113,9 @@ def near_valid_post() -> st.SearchStrategy[str]:
 
 
 def valid_post() -> st.SearchStrategy[Frame]:
-    body = st.text(min_size=1, max_size=200).filter(str.strip)
+    body = st.text(st.characters(exclude_characters="\x00"), min_size=1, max_size=200).filter(
+        str.strip
+    )
     return st.builds(
         lambda client_id, body, flags: Frame(text=json.dumps({
             "type": "post", "client_id": str(client_id), "body": body, **flags

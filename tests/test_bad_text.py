@@ -1,14 +1,16 @@
-"""JSON that crashed the parsers before the properties found it (tests/test_prop_ws_frames.py):
-nesting deeper than Python's parser goes, and escaped lone surrogates, which decode to strings
-that UTF-8, the database and the Markdown renderer refuse. Both are `bad_json`, over HTTP and
-over the websocket, and nothing is written."""
+"""Input the properties found crashing writes (tests/test_prop_*.py).
+
+JSON nested deeper than Python's parser goes, and escaped lone surrogates, which decode to
+strings that UTF-8, the database and the Markdown renderer refuse: both are `bad_json`, over
+HTTP and over the websocket. Text with NUL, which PostgreSQL cannot store (a DataError, so a 500
+over HTTP and `unavailable` over the websocket): `invalid` on every database. Nothing is written."""
 
 import json
 import uuid
 
 import pytest
 
-from liveblog import protocol
+from liveblog import protocol, services
 from liveblog.errors import Invalid
 from tests.test_api import (
     BLOG_URL,
@@ -54,3 +56,27 @@ def test_http_bodies_that_crashed_the_parser_are_400_bad_json(author, owner, blo
     assert json.loads(json_post(signed_in(author), POSTS_URL, {
         "client_id": CLIENT_ID, "body": "still fine",
     }).content)["seq"] == 1
+
+
+@pytest.mark.django_db
+def test_text_with_nul_is_refused_on_every_database(author, owner, blog, make_post):
+    post_id = make_post("fine").data["id"]
+    writes = [
+        lambda: make_post("a\x00b"),
+        lambda: services.post_update(actor=author, blog_id=blog.pk, post_id=post_id, body="\x00"),
+        lambda: services.blog_update(actor=owner, blog_id=blog.pk, title="Cup\x00"),
+        lambda: services.blog_update(actor=owner, blog_id=blog.pk, description="\x00"),
+        lambda: services.blog_create(actor=owner, slug="other", title="T", description="\x00"),
+    ]
+    for write in writes:
+        with pytest.raises(Invalid):
+            write()
+    blog.refresh_from_db()
+    assert blog.head == 1
+
+
+@pytest.mark.django_db
+def test_http_text_with_nul_is_400(author, blog):
+    response = json_post(signed_in(author), POSTS_URL, {"client_id": CLIENT_ID, "body": "a\x00"})
+    assert_error(response, 400, "invalid")
+    assert_nothing_written(blog)
