@@ -15,7 +15,7 @@ BACKLOG ?= 1024
 URL_HOST = $(if $(findstring :,$(HOST)),[$(HOST)],$(HOST))
 PYTEST_ARGS ?=
 
-.PHONY: run run-stack test bench lint audit system-test-deps clean
+.PHONY: run run-stack test fuzz bench lint audit system-test-deps clean
 
 $(VENV)/.runtime: requirements.txt
 	@scripts/ensure-venv $(PYTHON) $(VENV)
@@ -56,6 +56,13 @@ test: $(VENV)/.dev node_modules/.installed system-test-deps
 	node_modules/.bin/eslint .
 	$(PY) -m pytest $(PYTEST_ARGS)
 	$(PY) -m tests.support.postgres_suite
+
+# The property tests with many more, new examples (the "fuzz" Hypothesis profile, tests/conftest.py),
+# and the OpenAPI/Schemathesis checks when they are here.
+fuzz: $(VENV)/.dev
+	$(PY) manage.py collectstatic --noinput -v0
+	LIVEBLOG_FUZZ=1 $(PY) -m pytest -o timeout=3600 tests/test_prop_event_log.py \
+		tests/test_prop_ws_frames.py $(wildcard tests/test_openapi.py) $(PYTEST_ARGS)
 
 bench: $(VENV)/.dev
 	$(PY) manage.py collectstatic --noinput -v0

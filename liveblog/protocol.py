@@ -243,12 +243,21 @@ def parse_post_form(data: dict[str, str], photo: Any = None) -> PostRequest:
     )
 
 
-def parse_client_frame(text: str) -> ResyncRequest | PostRequest:
-    """Decode one client frame; raises Invalid with the error code to answer with."""
+def decode_json(text: str | bytes, what: str) -> Any:
+    """A client's JSON; Invalid (bad_json) for anything else, including nesting deeper than
+    the parser goes (RecursionError) and lone surrogates (an escaped "\\ud800"), which are no
+    text: UTF-8, the database and the Markdown renderer all refuse them."""
     try:
         data = json.loads(text)
-    except (ValueError, RecursionError):  # RecursionError: nested deeper than Python recurses
-        raise Invalid("frame is not JSON", code="bad_json") from None
+        encode(data).encode()
+    except (ValueError, RecursionError):  # UnicodeEncodeError is a ValueError
+        raise Invalid(f"{what} is not valid JSON", code="bad_json") from None
+    return data
+
+
+def parse_client_frame(text: str) -> ResyncRequest | PostRequest:
+    """Decode one client frame; raises Invalid with the error code to answer with."""
+    data = decode_json(text, "frame")
     if not isinstance(data, dict) or not isinstance(data.get("type"), str):
         raise Invalid("frame must be a JSON object with a string type")
     kind = data["type"]

@@ -1,13 +1,31 @@
+import os
 import uuid
 
 import pytest
 from channels.layers import channel_layers
 from django.core.cache import caches
 from django.core.management import call_command
+from hypothesis import HealthCheck
+from hypothesis import settings as hypothesis_settings
 
 from liveblog import services
 from liveblog.live import broadcast
 from liveblog.live.hub import forget_hubs
+
+# Property tests (tests/test_prop_*.py). "ci", the default, is derandomized so that a failure
+# reproduces on the next run; `make fuzz` (LIVEBLOG_FUZZ=1) runs many more, new examples.
+_PROPERTY_DEFAULTS = {
+    "deadline": None,  # database writes and websocket round trips vary in time
+    "print_blob": True,
+    "suppress_health_check": [HealthCheck.too_slow, HealthCheck.data_too_large],
+}
+hypothesis_settings.register_profile(
+    "ci", max_examples=50, stateful_step_count=40, derandomize=True, **_PROPERTY_DEFAULTS
+)
+hypothesis_settings.register_profile(
+    "fuzz", max_examples=500, stateful_step_count=60, derandomize=False, **_PROPERTY_DEFAULTS
+)
+hypothesis_settings.load_profile("fuzz" if os.environ.get("LIVEBLOG_FUZZ") == "1" else "ci")
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -6,7 +6,6 @@ anonymous write is answered 401, as there is no session to forge). Posts are cre
 or from multipart/form-data when a photo comes along.
 """
 
-import json
 import math
 import sys
 from collections.abc import Callable
@@ -166,10 +165,7 @@ def json_body(request: HttpRequest, *, fields: set[str]) -> dict:
         raw = request.body
     except RequestDataTooBig:
         raise TooLarge("request body is too large") from None
-    try:
-        data = json.loads(raw or b"null")
-    except (ValueError, RecursionError):  # RecursionError: nested deeper than Python recurses
-        raise Invalid("request body is not valid JSON", code="bad_json") from None
+    data = protocol.decode_json(raw or b"null", "request body")
     if not isinstance(data, dict):
         raise Invalid("request body must be a JSON object", code="bad_json")
     unknown = sorted(set(data) - fields)
