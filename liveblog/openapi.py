@@ -30,6 +30,17 @@ def _ref(name: str) -> dict:
     return {"$ref": f"#/components/schemas/{name}"}
 
 
+def _written(field: str, schema: str) -> dict:
+    """A write's answer: its seq (null when it changed nothing) and what it wrote."""
+    return {
+        "type": "object", "additionalProperties": False, "required": ["seq", field],
+        "properties": {
+            "seq": _nullable({"type": "integer", "minimum": 1}),
+            field: _ref(schema),
+        },
+    }
+
+
 def _nullable(schema: dict) -> dict:
     return {"oneOf": [schema, {"type": "null"}]}
 
@@ -202,27 +213,9 @@ def _schemas() -> dict:
                 "next_before": _nullable({"type": "integer", "minimum": 1}),
             },
         },
-        "PostWritten": {
-            "type": "object", "additionalProperties": False, "required": ["seq", "post"],
-            "properties": {
-                "seq": _nullable({"type": "integer", "minimum": 1}),
-                "post": _ref("Post"),
-            },
-        },
-        "PostDeleted": {
-            "type": "object", "additionalProperties": False, "required": ["seq", "post"],
-            "properties": {
-                "seq": _nullable({"type": "integer", "minimum": 1}),
-                "post": _ref("DeletedPost"),
-            },
-        },
-        "BlogWritten": {
-            "type": "object", "additionalProperties": False, "required": ["seq", "blog"],
-            "properties": {
-                "seq": _nullable({"type": "integer", "minimum": 1}),
-                "blog": _ref("Blog"),
-            },
-        },
+        "PostWritten": _written("post", "Post"),
+        "PostDeleted": _written("post", "DeletedPost"),
+        "BlogWritten": _written("blog", "Blog"),
         "NewPost": {
             "type": "object", "additionalProperties": False, "required": ["client_id", "body"],
             "properties": {
