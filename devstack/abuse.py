@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import select
 import socket
 import struct
 from dataclasses import dataclass, field
@@ -81,6 +82,9 @@ class NeverReads:
     def close(self) -> None:
         self.sock.close()
 
+    def dropped(self, within: float) -> bool:
+        return dropped(self.sock, within)
+
     def close_code(self, timeout: float = 30) -> int | None:
         """Read, at last, everything the server sent, up to its close frame: that frame's code
         (None if the connection ended without one)."""
@@ -97,6 +101,14 @@ class NeverReads:
             if not chunk:
                 return _close_code_in(buffer)
             buffer += chunk
+
+
+def dropped(sock: socket.socket, within: float) -> bool:
+    """Wait up to `within` seconds for the server to drop the connection (a reset, or its end of
+    the stream), reading nothing: what arrives meanwhile stays unread."""
+    poller = select.poll()
+    poller.register(sock, select.POLLRDHUP)  # POLLERR and POLLHUP are always reported
+    return bool(poller.poll(within * 1000))
 
 
 def _close_code_in(data: bytes) -> int | None:
