@@ -71,6 +71,8 @@ class LiveblogConsumer(AsyncWebsocketConsumer):
     # The address holding one of its slots (released when this consumer ends).
     address: str | None = None
     holds_slot = False
+    # A catch-up frame waits while the socket holds more than this unsent (see `_paced`).
+    low_water = CATCH_UP_LOW_WATER
     # True while a catch-up is being sent: live events wait in `held`, and a resync is answered
     # by the catch-up under way.
     catching_up = True
@@ -101,6 +103,7 @@ class LiveblogConsumer(AsyncWebsocketConsumer):
         self.catching_up_lock = asyncio.Lock()
         self.budget = FrameBudget(rate=settings.LIVEBLOG_FRAME_RATE,
                                   burst=settings.LIVEBLOG_FRAME_BURST)
+        self.low_water = min(settings.LIVEBLOG_MAX_BACKLOG_BYTES // 4, CATCH_UP_LOW_WATER)
         await self.accept()
         self.wire = wire_for(self.base_send)
         self.address = _client_address(self.scope)
@@ -245,9 +248,11 @@ class LiveblogConsumer(AsyncWebsocketConsumer):
         stopped taking bytes (it is cut loose): a catch-up never piles up in memory."""
         if self.cut_loose:
             return False
-        low_water = min(settings.LIVEBLOG_MAX_BACKLOG_BYTES // 4, CATCH_UP_LOW_WATER)
-        if not await wait_for_room(self.wire, low_water=low_water,
-                                   stall_seconds=_heartbeat() * STALL_HEARTBEATS):
+        # Awaited only when the socket is full: a replay to a reader that keeps up (a reconnect
+        # storm is thousands of them) goes out without a coroutine per frame.
+        if self.wire.backlog() > self.low_water and not await wait_for_room(
+            self.wire, low_water=self.low_water, stall_seconds=_heartbeat() * STALL_HEARTBEATS
+        ):
             self._cut_loose()
             return False
         self.out(text)

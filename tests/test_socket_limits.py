@@ -103,13 +103,13 @@ async def test_a_client_that_waits_as_told_is_served_again(blog, settings):
 def gate(monkeypatch):
     """Holds every catch-up frame until opened: a catch-up stays under way meanwhile."""
     opened = asyncio.Event()
-    real = consumers.wait_for_room
+    real = consumers.LiveblogConsumer._paced
 
-    async def wait_for_room(wire, **limits):
+    async def paced(consumer, text):
         await opened.wait()
-        return await real(wire, **limits)
+        return await real(consumer, text)
 
-    monkeypatch.setattr(consumers, "wait_for_room", wait_for_room)
+    monkeypatch.setattr(consumers.LiveblogConsumer, "_paced", paced)
     return opened
 
 
