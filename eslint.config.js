@@ -59,7 +59,7 @@ export default [
   {
     // Classic scripts shared with the service worker (importScripts): no import or export, one
     // global each, defined on globalThis on purpose.
-    files: ["static/liveblog/indexeddb.js", "static/liveblog/outbox-core.js"],
+    files: ["static/liveblog/indexeddb.js", "static/liveblog/outbox-core.js", "static/liveblog/photo-cache.js"],
     languageOptions: {
       ecmaVersion: 2022,
       sourceType: "script",

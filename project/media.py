@@ -24,13 +24,20 @@ def media_file(request: HttpRequest, path: str) -> HttpResponse:
     return response
 
 
+def same_origin_media_prefix() -> str | None:
+    """MEDIA_URL as "/<path>/" when it is a path below the site's root; None for a MEDIA_URL
+    on another host (or "/", which would be the whole site)."""
+    prefix = settings.MEDIA_URL
+    if not prefix.startswith("/") or prefix.startswith("//"):
+        return None
+    path = prefix.strip("/")
+    return f"/{path}/" if path else None
+
+
 def media_urlpatterns() -> list[URLPattern]:
     """The MEDIA_URL route when Django serves media: only for a local path below the root
     (a MEDIA_URL on another host, or "/", is not Django's to serve)."""
-    prefix = settings.MEDIA_URL
-    if not settings.LIVEBLOG_SERVE_MEDIA or not prefix.startswith("/") or prefix.startswith("//"):
+    prefix = same_origin_media_prefix()
+    if not settings.LIVEBLOG_SERVE_MEDIA or prefix is None:
         return []
-    prefix = prefix.strip("/")
-    if not prefix:
-        return []
-    return [re_path(rf"^{re.escape(prefix)}/(?P<path>.+)$", media_file, name="media")]
+    return [re_path(rf"^{re.escape(prefix.strip('/'))}/(?P<path>.+)$", media_file, name="media")]

@@ -28,6 +28,8 @@ Environment:
     MEDIA_ROOT, MEDIA_URL   where uploaded photos are stored and served (default media/, /media/).
     LIVEBLOG_SERVE_MEDIA    serve MEDIA_URL from Django itself (default on; turn off in production).
     LIVEBLOG_MAX_PHOTO_BYTES, LIVEBLOG_MAX_PHOTO_PIXELS   upload limits for photos in posts.
+    LIVEBLOG_OFFLINE_BLOGS, LIVEBLOG_OFFLINE_PHOTOS, LIVEBLOG_OFFLINE_PHOTO_BYTES   what a
+                      reader's browser keeps for reading offline (blogs; photos, bytes).
     LIVEBLOG_MAX_BACKLOG_BYTES   unsent bytes a websocket may hold (default 1 MiB).
     LIVEBLOG_FRAME_RATE, LIVEBLOG_FRAME_BURST   frames a websocket client may send (1/s, 20).
     LIVEBLOG_MAX_SOCKETS_PER_ADDRESS   open websockets per client address per process (128).
@@ -393,6 +395,19 @@ MEDIA_URL = os.environ.get("MEDIA_URL", "/media/")
 # The embedded default serves MEDIA_URL itself; production serves it from the web server or
 # object storage and turns this off.
 LIVEBLOG_SERVE_MEDIA = env_bool("LIVEBLOG_SERVE_MEDIA", True)
+
+# --- Reading offline --------------------------------------------------------------------------
+# What a reader's browser keeps so that blogs read once read offline (README, "Offline &
+# install"). The blogs whose posts are kept (static/liveblog/feed-store.js), the most recently
+# saved first; a blog forgotten takes its photos with it.
+LIVEBLOG_OFFLINE_BLOGS = int(os.environ.get("LIVEBLOG_OFFLINE_BLOGS", "20"))
+# The photos kept (static/liveblog/photo-cache.js), least recently used evicted first. A
+# phone's storage is shared with everything else on it, and the reader never asked for these
+# copies: keep a few blogs' worth, not an archive. PLACEHOLDER
+LIVEBLOG_OFFLINE_PHOTOS = int(os.environ.get("LIVEBLOG_OFFLINE_PHOTOS", "200"))
+LIVEBLOG_OFFLINE_PHOTO_BYTES = int(
+    os.environ.get("LIVEBLOG_OFFLINE_PHOTO_BYTES", str(64 * 1024 * 1024))
+)
 
 # --- Images from elsewhere ------------------------------------------------------------------
 # Posts and pages show images from the site itself and from these origins only (CSP img-src

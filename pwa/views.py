@@ -3,11 +3,14 @@ scope is the whole site) and the offline page."""
 
 import json
 
+from django.conf import settings
 from django.contrib.staticfiles.storage import staticfiles_storage
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.views.decorators.cache import cache_control
 from django.views.decorators.http import require_GET
+
+from project.media import same_origin_media_prefix
 
 from .shell import shell
 
@@ -55,6 +58,12 @@ def service_worker(request: HttpRequest) -> HttpResponse:
             "precache_json": json.dumps(list(urls)),
             "indexeddb_json": json.dumps(staticfiles_storage.url("liveblog/indexeddb.js")),
             "outbox_core_json": json.dumps(staticfiles_storage.url("liveblog/outbox-core.js")),
+            "photo_cache_json": json.dumps(staticfiles_storage.url("liveblog/photo-cache.js")),
+            "photos_json": json.dumps({
+                "prefix": same_origin_media_prefix(),
+                "maxPhotos": settings.LIVEBLOG_OFFLINE_PHOTOS,
+                "maxBytes": settings.LIVEBLOG_OFFLINE_PHOTO_BYTES,
+            }),
         },
         content_type="text/javascript; charset=utf-8",
     )

@@ -72,3 +72,24 @@ test("the store saves once for a burst and bounds the number of blogs", async ()
     { oldest: null, newest: 22, burst: 5, savedHead: 5, saves: 1 },
   );
 });
+
+test("a store keeps the number of blogs the server says, and their photos go with them", async () => {
+  const store = await FeedStore.open({ maxBlogs: 2 });
+  const photos = globalThis.LiveblogPhotos;
+  const evicted = [];
+  globalThis.LiveblogPhotos = { evictBlog: async (slug) => { evicted.push(slug); } };
+  try {
+    for (const slug of ["first", "second", "third"]) {
+      await store.save(new FeedState({ epoch: "E", seq: 1, blog: { slug } }));
+      const savedAt = Date.now();
+      await until(() => Date.now() > savedAt, { every: 1 }); // the next save gets a later savedAt
+    }
+  } finally {
+    globalThis.LiveblogPhotos = photos;
+  }
+  const kept = await Promise.all(["first", "second", "third"].map((slug) => store.load(slug)));
+  assert.deepEqual(
+    { kept: kept.map((record) => record?.slug ?? null), evicted },
+    { kept: [null, "second", "third"], evicted: ["first"] },
+  );
+});

@@ -3,6 +3,7 @@ browser modules then continue live from the head the page was rendered at."""
 
 from html import unescape
 
+from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
@@ -38,7 +39,8 @@ def _summary(html: str) -> str:
 
 def _feed_context(page: selectors.PostsPage) -> dict:
     """What the live feed templates need: the posts in reading order, the key events, and the
-    same data as a snapshot-shaped JSON block the browser client starts from."""
+    same data as a snapshot-shaped JSON block the browser client starts from, and how many
+    blogs the browser keeps for reading offline."""
     return {
         "page": page,
         "posts": _ordered_for_reading(page.posts),
@@ -47,6 +49,7 @@ def _feed_context(page: selectors.PostsPage) -> dict:
             for post in sorted(page.posts, key=lambda post: -post["id"]) if post["key_event"]
         ],
         "feed_data": protocol.snapshot_json(page),
+        "offline_blogs": settings.LIVEBLOG_OFFLINE_BLOGS,
     }
 
 

@@ -3,10 +3,12 @@
 //
 // One record per blog, shaped like a snapshot frame ({epoch, head, blog, posts, next_before})
 // plus `slug` and `savedAt`, written a moment after each change (coalesced, never per frame).
-// Bounded: the newest MAX_POSTS_PER_BLOG posts (pinned ones always) of the MAX_BLOGS blogs
-// saved most recently; older posts come back from the server through "Older updates".
+// Bounded: the newest MAX_POSTS_PER_BLOG posts (pinned ones always) of the blogs saved most
+// recently (MAX_BLOGS, or the server's LIVEBLOG_OFFLINE_BLOGS); older posts come back from the
+// server through "Older updates". A blog forgotten takes its offline photos with it.
 
 import "./indexeddb.js"; // globalThis.LiveblogIDB, shared with the outbox and the service worker
+import "./photo-cache.js"; // globalThis.LiveblogPhotos, shared with the service worker
 
 const { open, run } = globalThis.LiveblogIDB;
 const DB_NAME = "liveblog";
@@ -43,8 +45,9 @@ export function newest(pageData, stored) {
 }
 
 export class FeedStore {
-  constructor(db) {
+  constructor(db, { maxBlogs = MAX_BLOGS } = {}) {
     this.db = db;
+    this.maxBlogs = maxBlogs;
     this.pending = null;
     this.timer = null;
     this.savedHead = null; // the head of the last completed save (tests wait on it)
@@ -52,13 +55,13 @@ export class FeedStore {
 
   /** The store, or null where IndexedDB is unavailable (some private modes): reading still
    *  works, only without an offline copy. */
-  static async open() {
+  static async open(options = {}) {
     if (!globalThis.indexedDB) return null;
     try {
       return new FeedStore(await open(DB_NAME, DB_VERSION, (db) => {
         const feeds = db.createObjectStore(FEEDS, { keyPath: "slug" });
         feeds.createIndex("savedAt", "savedAt");
-      }));
+      }), options);
     } catch (error) {
       console.warn("liveblog: no local copy (IndexedDB unavailable)", error);
       return null;
@@ -86,6 +89,7 @@ export class FeedStore {
     // Strict (run's writes are): on disk before "complete", so a browser closed right after
     // keeps the copy (Chromium's default, relaxed, may lose the last writes). Saves are
     // coalesced, so rare.
+    const forgotten = [];
     await run(this.db, FEEDS, "readwrite", (feeds) => {
       feeds.put(record);
       // Forget the blogs saved longest ago beyond the bound.
@@ -95,10 +99,15 @@ export class FeedStore {
         const position = cursor.result;
         if (!position) return;
         seen += 1;
-        if (seen > MAX_BLOGS) feeds.delete(position.primaryKey);
+        if (seen > this.maxBlogs) {
+          feeds.delete(position.primaryKey);
+          forgotten.push(position.primaryKey);
+        }
         position.continue();
       };
     });
     this.savedHead = record.head;
+    // After the commit: the photos go only once their blog's copy has.
+    await Promise.all(forgotten.map((slug) => globalThis.LiveblogPhotos.evictBlog(slug)));
   }
 }

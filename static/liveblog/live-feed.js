@@ -36,7 +36,8 @@ export async function startFeed({
 } = {}) {
   const pageData = JSON.parse(root.getElementById("feed-data").textContent);
   const slug = pageData.blog.slug;
-  const store = await FeedStore.open();
+  const feed = root.getElementById("feed");
+  const store = await FeedStore.open({ maxBlogs: Number(feed.dataset.offlineBlogs) || undefined });
   const stored = store ? await store.load(slug).catch(() => undefined) : undefined;
   const start = newest(pageData, stored);
   const state = new FeedState();
@@ -46,7 +47,7 @@ export async function startFeed({
     state,
     decorate,
     onBlog,
-    lastCurrent: new Date(start === stored ? stored.savedAt : root.getElementById("feed").dataset.renderedAt),
+    lastCurrent: new Date(start === stored ? stored.savedAt : feed.dataset.renderedAt),
     loadOlder: () => fetchOlder(slug, state, view).catch((error) => console.warn(error)),
   });
   const fromLocalCopy = start === stored;

@@ -13,8 +13,9 @@
  */
 
 // The author's outbox (globalThis.LiveblogOutbox), shared with the console, and the IndexedDB
-// helper it uses (globalThis.LiveblogIDB), shared with the pages.
-importScripts({{ indexeddb_json|safe }}, {{ outbox_core_json|safe }});
+// helper it uses (globalThis.LiveblogIDB), shared with the pages; the photos kept offline
+// (globalThis.LiveblogPhotos), shared with the reader's local copy.
+importScripts({{ indexeddb_json|safe }}, {{ outbox_core_json|safe }}, {{ photo_cache_json|safe }});
 
 const VERSION = {{ version_json|safe }};
 const PRECACHE = {{ precache_json|safe }};
@@ -22,7 +23,7 @@ const OFFLINE_URL = "/offline/";
 const SHELL_CACHE = `liveblog-shell-${VERSION}`;
 const PAGES_CACHE = "liveblog-pages";
 const API_CACHE = "liveblog-api";
-const OUR_CACHES = [SHELL_CACHE, PAGES_CACHE, API_CACHE];
+const OUR_CACHES = [SHELL_CACHE, PAGES_CACHE, API_CACHE, self.LiveblogPhotos.CACHE_NAME];
 // Bounds: pages and API answers are kept for the newest this many URLs.
 const MAX_PAGES = 40;
 const MAX_API_ANSWERS = 60;
@@ -78,6 +79,18 @@ async function refreshOpenPages() {
     } catch { /* offline: the next visit caches it */ }
   }));
 }
+
+/* Photos under MEDIA_URL (a same-origin path; `prefix` is null for a MEDIA_URL on another
+ * host): cache first, bounded by {maxPhotos, maxBytes}, in photo-cache.js. A listener of its
+ * own that leaves navigations to the one below. */
+const PHOTOS = {{ photos_json|safe }};
+self.addEventListener("fetch", (event) => {
+  const { request } = event;
+  if (request.method !== "GET" || request.mode === "navigate" || !PHOTOS.prefix) return;
+  const url = new URL(request.url);
+  if (url.origin !== self.location.origin || !url.pathname.startsWith(PHOTOS.prefix)) return;
+  event.respondWith(self.LiveblogPhotos.respond(request, PHOTOS, (work) => event.waitUntil(work)));
+});
 
 self.addEventListener("fetch", (event) => {
   const { request } = event;
