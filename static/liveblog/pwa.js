@@ -19,6 +19,14 @@ function showUpdate(worker) {
   }, { once: true });
 }
 
+/** Photos shown before the first worker took control never passed through it: ask for them
+ *  again through it (the HTTP cache answers: they are immutable), so that it keeps them too. */
+function keepPhotosAlreadyShown() {
+  for (const image of document.querySelectorAll(".post-photo img")) {
+    if (image.complete && image.naturalWidth > 0) fetch(image.currentSrc).catch(() => {});
+  }
+}
+
 async function registerWorker() {
   if (!("serviceWorker" in navigator)) return;
   const hadController = Boolean(navigator.serviceWorker.controller);
@@ -40,6 +48,7 @@ async function registerWorker() {
   let reloading = false;
   navigator.serviceWorker.addEventListener("controllerchange", () => {
     // The first worker taking control is not an update; only a switch we asked for reloads.
+    if (!hadController) keepPhotosAlreadyShown();
     if (!hadController || reloading) return;
     reloading = true;
     location.reload();
