@@ -401,12 +401,17 @@ LIVEBLOG_SERVE_MEDIA = env_bool("LIVEBLOG_SERVE_MEDIA", True)
 # install"). The blogs whose posts are kept (static/liveblog/feed-store.js), the most recently
 # saved first; a blog forgotten takes its photos with it.
 LIVEBLOG_OFFLINE_BLOGS = int(os.environ.get("LIVEBLOG_OFFLINE_BLOGS", "20"))
-# The photos kept (static/liveblog/photo-cache.js), least recently used evicted first. A
-# phone's storage is shared with everything else on it, and the reader never asked for these
-# copies: keep a few blogs' worth, not an archive. PLACEHOLDER
-LIVEBLOG_OFFLINE_PHOTOS = int(os.environ.get("LIVEBLOG_OFFLINE_PHOTOS", "200"))
+# The photos kept (static/liveblog/photo-cache.js), least recently used evicted first, by
+# count and by bytes. A phone's storage is shared with its owner's own photos, apps and
+# messages, and the reader never asked for these copies: keep the last few blogs' worth, not
+# an archive. A blog of 30 photo posts read to the end takes 7.9 MB on a phone (1600 px
+# variants at 3x) and 4.0 MB on a desktop (1024 px) (e2e/test_offline_photos.py,
+# var/e2e-photos.json). 150 photos keep five such blogs; 40 MiB holds those five at phone
+# sizes (39.4 MB) and stops larger photos, or a tablet's, from taking more (on a desktop the
+# count binds first, near 20 MB). Photos of a blog whose posts are forgotten go with it.
+LIVEBLOG_OFFLINE_PHOTOS = int(os.environ.get("LIVEBLOG_OFFLINE_PHOTOS", "150"))
 LIVEBLOG_OFFLINE_PHOTO_BYTES = int(
-    os.environ.get("LIVEBLOG_OFFLINE_PHOTO_BYTES", str(64 * 1024 * 1024))
+    os.environ.get("LIVEBLOG_OFFLINE_PHOTO_BYTES", str(40 * 1024 * 1024))
 )
 
 # --- Images from elsewhere ------------------------------------------------------------------

@@ -8,7 +8,8 @@
 // fetched that the reader did not scroll to. The bodies live in Cache Storage; a small index in
 // IndexedDB ({url, slug, bytes, usedAt}) lets the bounds be kept without reading any body.
 // Bounds (count and bytes, least recently used first) come from the server's settings
-// (LIVEBLOG_OFFLINE_PHOTOS, LIVEBLOG_OFFLINE_PHOTO_BYTES), rendered into the worker.
+// (LIVEBLOG_OFFLINE_PHOTOS, LIVEBLOG_OFFLINE_PHOTO_BYTES, rendered into the worker; their
+// reasons are written there, in project/settings.py).
 (function (global) {
   "use strict";
 
@@ -16,9 +17,10 @@
   const DB_NAME = "liveblog-photos";
   const DB_VERSION = 1;
   const PHOTOS = "photos";
-  // A photo served from the cache gets a new usedAt at most once a minute: least recently
-  // used needs minutes, not milliseconds, and a feed scrolled up and down would otherwise
-  // write to IndexedDB for every image painted.
+  // A photo served from the cache gets a new usedAt at most once a minute (per worker: the
+  // first use from the cache after the worker starts writes it): least recently used needs
+  // minutes, not milliseconds, and a feed scrolled up and down would otherwise write to
+  // IndexedDB for every image painted.
   const TOUCH_EVERY_MS = 60 * 1000;
   // liveblog/photos/<slug>/<random stem>-<width>.jpg, below MEDIA_URL (liveblog/photos.py).
   const VARIANT = /\/liveblog\/photos\/([^/]+)\/([^/]+)-(\d+)\.jpg$/;
