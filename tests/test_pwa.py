@@ -62,6 +62,33 @@ def test_service_worker_is_served_from_the_root_uncached_with_the_shell(client):
     assert "{{" not in source and "{%" not in source
 
 
+def photos_config(client) -> dict:
+    source = client.get("/sw.js").content.decode()
+    return json.loads(re.search(r"const PHOTOS = (\{.*?\});", source).group(1))
+
+
+def test_service_worker_keeps_photos_with_the_bounds_from_settings(client, settings):
+    settings.LIVEBLOG_OFFLINE_PHOTOS = 7
+    settings.LIVEBLOG_OFFLINE_PHOTO_BYTES = 12345
+    source = client.get("/sw.js").content.decode()
+    assert json.dumps(staticfiles_storage.url("liveblog/photo-cache.js")) in source
+    assert photos_config(client) == {"prefix": "/media/", "maxPhotos": 7, "maxBytes": 12345}
+
+
+@pytest.mark.parametrize(("media_url", "prefix"), [
+    ("/uploads/", "/uploads/"),
+    ("/uploads", "/uploads/"),
+    ("https://photos.example.com/media/", None),  # another host: not routed
+    ("//photos.example.com/media/", None),
+    ("/", None),  # the whole site is not a photo prefix
+])
+def test_only_a_media_url_on_the_site_is_routed_to_the_photo_cache(
+    client, settings, media_url, prefix
+):
+    settings.MEDIA_URL = media_url
+    assert photos_config(client)["prefix"] == prefix
+
+
 def test_shell_size_is_small(capsys):
     size = shell_size_bytes()
     assert 0 < size < 250_000, size

@@ -145,7 +145,7 @@
   async function nearestCached(cache, url) {
     const cachedUrls = (await cache.keys()).map((request) => request.url);
     const nearest = nearestVariant(url, cachedUrls);
-    return nearest ? cache.match(nearest) : null;
+    return nearest ? cache.match(nearest, { ignoreVary: true }) : null;
   }
 
   /**
@@ -155,7 +155,8 @@
    */
   async function respond(request, bounds, waitUntil) {
     const cache = await caches.open(CACHE_NAME);
-    const cached = await cache.match(request);
+    // A photo URL names one immutable file: whatever a server's Vary says, the copy is it.
+    const cached = await cache.match(request, { ignoreVary: true });
     if (cached) {
       waitUntil(touch(request.url).catch((error) => console.warn("liveblog: photo use not noted", error)));
       return cached;
