@@ -170,20 +170,25 @@ async function cachedPage(request) {
   return caches.match(request, { ...options, cacheName: PUBLIC_PAGES });
 }
 
+let finishingSignOut = null; // one at a time: pages load in parallel
+
 /** A sign-out made with no network (sign-out.js) is finished on the server before anything
  *  else is fetched: the session must not outlive it. */
-async function finishSignOut() {
-  const pending = await outbox.getMeta("signingOut");
-  if (!pending) return;
-  try {
-    await fetch(SIGN_OUT_URL, {
-      method: "POST", credentials: "same-origin", redirect: "manual",
-      body: new URLSearchParams({ csrfmiddlewaretoken: pending.token }),
-    });
-  } catch {
-    return; // still offline: the next fetch tries again
-  }
-  await outbox.deleteMeta("signingOut");
+function finishSignOut() {
+  finishingSignOut ??= (async () => {
+    const pending = await outbox.getMeta("signingOut");
+    if (!pending) return;
+    try {
+      await fetch(SIGN_OUT_URL, {
+        method: "POST", credentials: "same-origin", redirect: "manual",
+        body: new URLSearchParams({ csrfmiddlewaretoken: pending.token }),
+      });
+    } catch {
+      return; // still offline: the next fetch tries again
+    }
+    await outbox.deleteMeta("signingOut");
+  })().finally(() => { finishingSignOut = null; });
+  return finishingSignOut;
 }
 
 /**
