@@ -16,7 +16,7 @@ from playwright.sync_api import BrowserContext, Page, expect
 from devstack.common import wait_until
 from devstack.daphne import ApiClient, DaphneServer
 
-from .test_offline_pwa import offline_errors, open_browser, page_in, profile  # noqa: F401
+from .test_offline_pwa import offline_errors
 
 pytestmark = pytest.mark.e2e
 
