@@ -251,3 +251,41 @@ def test_a_session_replaced_under_an_open_console_sends_nothing(open_browser, pa
             for name in user_caches(other)
         )
     assert published(api) == []
+
+
+def test_signing_out_can_send_the_unsent_posts_first_or_discard_them(
+    open_browser, page_in, server, api, browser_errors
+):
+    context = open_browser()
+    page = page_in(context)
+    sign_in_a(page, server)
+    wait_for_offline_console(page)
+    dialog = page.locator("#sign-out-dialog")
+    with browser_errors.tolerated(offline_errors(server.port)):
+        context.set_offline(True)
+        write(page, "Send me before you go")
+        sign_out(page)
+        expect(dialog).to_contain_text("1 update has not been sent yet.")
+        dialog.get_by_role("button", name="Stay signed in").click()
+        expect(dialog).to_be_hidden()
+        sign_out(page)
+        dialog.get_by_role("button", name="Send now").click()  # still no network
+        expect(dialog.locator(".sign-out-error")).to_contain_text("Not sent")
+        expect(page.locator("#sign-out")).to_have_count(1)  # still signed in
+        context.set_offline(False)
+        dialog.get_by_role("button", name="Send now").click()
+        expect(page).to_have_url(f"{server.url}/")
+    expect(page.locator("#sign-out")).to_have_count(0)
+    assert published(api) == [("Send me before you go", server.site.username)]
+    sign_in_a(page, server)
+    with browser_errors.tolerated(offline_errors(server.port)):
+        context.set_offline(True)
+        write(page, "Never mind this one")
+        sign_out(page)
+        dialog.get_by_role("button", name="Discard them").click()
+        expect(page).to_have_url(f"{server.url}/")
+        context.set_offline(False)
+    sign_in_a(page, server)
+    expect(page.locator("#outbox li")).to_have_count(0)
+    assert outbox_entries(page) == []
+    assert published(api) == [("Send me before you go", server.site.username)]
