@@ -148,3 +148,18 @@ test("signing out removes the user's drafts and only theirs", () => {
   forgetDrafts("1", fake);
   assert.deepEqual([...storage.keys()], ["liveblog:draft:12:final", "other"]);
 });
+
+test("entries from before owners existed are dropped at the upgrade", async () => {
+  const idb = globalThis.LiveblogIDB;
+  const old = await idb.open("liveblog-outbox", 1, (db) => {
+    db.createObjectStore("entries", { keyPath: "key", autoIncrement: true });
+    db.createObjectStore("meta");
+  });
+  await idb.run(old, "entries", "readwrite", (store) => store.put(
+    { kind: "create", slug: "final", clientId: "old", fields: { body: "Nobody's" }, state: "queued" },
+  ));
+  await idb.run(old, "meta", "readwrite", (store) => store.put("an old token", "csrf"));
+  old.close();
+  assert.deepEqual(await core().entries(), []);
+  assert.equal(await core().getMeta("csrf"), undefined);
+});

@@ -49,6 +49,14 @@
           transaction.objectStore(ENTRIES).clear();
           transaction.objectStore(META).clear();
         }
+      }).then((db) => {
+        // A newer version of the app (a page, or the worker) wants to upgrade: step aside, and
+        // open again at the next use, rather than block it until this page closes.
+        db.onversionchange = () => {
+          db.close();
+          opening = null;
+        };
+        return db;
       });
     }
     return opening;
