@@ -54,6 +54,12 @@ def sign_out(page: Page) -> None:
     page.locator("#sign-out button[type=submit]").click()
 
 
+def signed_out(page: Page, server: DaphneServer) -> None:
+    """The sign-out has finished: the page it goes to is shown, rendered for nobody."""
+    expect(page).to_have_url(f"{server.url}/")
+    expect(page.locator("#sign-out")).to_have_count(0)
+
+
 def write(page: Page, text: str) -> None:
     expect(page.locator("#compose")).to_have_attribute("data-ready", "true")
     page.locator("#compose textarea[name=body]").fill(text)
@@ -121,6 +127,27 @@ def queue_offline_and_sign_out_keeping(context: BrowserContext, page: Page,
     context.set_offline(False)
 
 
+def a_leaves_posts_behind(open_browser, page_in, server: DaphneServer, browser_errors,
+                          texts: list[str]) -> tuple[BrowserContext, Page]:
+    """B is an author too; A signs in on a fresh phone and leaves `texts` queued (kept) and a
+    draft behind (queue_offline_and_sign_out_keeping)."""
+    add_author(server, *OTHER)
+    context = open_browser()
+    page = page_in(context)
+    sign_in_a(page, server)
+    wait_for_offline_console(page)
+    with browser_errors.tolerated(offline_errors(server.port)):
+        queue_offline_and_sign_out_keeping(context, page, server, texts)
+    return context, page
+
+
+def user_id(server: DaphneServer, username: str) -> str:
+    return server.site.manage("shell", "-c", (
+        "from django.contrib.auth.models import User; "
+        f"print(User.objects.get(username={username!r}).pk)"
+    )).split()[-1]
+
+
 def expect_nothing_of_a(page: Page, texts: list[str]) -> None:
     expect(page.locator("#outbox li")).to_have_count(0)
     expect(page.locator("#compose textarea[name=body]")).to_have_value("")
@@ -145,8 +172,7 @@ def test_staff_pages_are_not_left_for_the_next_person(open_browser, page_in, ser
     assert page.evaluate("async () => (await caches.match(location.href)) === undefined")
     page.goto(server.url + CONSOLE)
     sign_out(page)
-    expect(page).to_have_url(f"{server.url}/")
-    expect(page.locator("#sign-out")).to_have_count(0)
+    signed_out(page, server)
     assert user_caches(page) == []
     with browser_errors.tolerated(offline_errors(server.port)):
         context.set_offline(True)
@@ -158,23 +184,20 @@ def test_staff_pages_are_not_left_for_the_next_person(open_browser, page_in, ser
 def test_posts_kept_at_sign_out_go_out_as_their_author_and_no_one_else(
     open_browser, page_in, server, api, browser_errors
 ):
-    add_author(server, *OTHER)
     texts = ["Teams are out", "Kick-off!"]
-    context = open_browser()
-    page = page_in(context)
-    sign_in_a(page, server)
-    wait_for_offline_console(page)
-    with browser_errors.tolerated(offline_errors(server.port)):
-        queue_offline_and_sign_out_keeping(context, page, server, texts)
+    context, page = a_leaves_posts_behind(open_browser, page_in, server, browser_errors, texts)
     # B signs in on the same phone: the worker first finishes A's sign-out on the server.
     sign_in(page, server, *OTHER)
     expect_nothing_of_a(page, texts)
     write(page, "B's own update")
     expect_sent(page, ["B's own update"])
     assert published(api) == [("B's own update", OTHER[0])]
-    assert [owner for owner, *_ in outbox_entries(page)].count(None) == 0
+    assert outbox_entries(page) == [
+        *[[user_id(server, server.site.username), "queued", text] for text in texts],
+        [user_id(server, OTHER[0]), "sent", "B's own update"],
+    ]
     sign_out(page)
-    expect(page).to_have_url(f"{server.url}/")
+    signed_out(page, server)
     # A again: the kept posts go out once, in order, as A; A's draft went at sign-out.
     sign_in_a(page, server)
     expect_sent(page, texts)
@@ -185,14 +208,8 @@ def test_posts_kept_at_sign_out_go_out_as_their_author_and_no_one_else(
 
 def test_background_sync_sends_nothing_of_a_for_the_next_user(open_browser, page_in, server,
                                                               api, browser_errors):
-    add_author(server, *OTHER)
     texts = ["Sent only as A", "Also only as A"]
-    context = open_browser()
-    page = page_in(context)
-    sign_in_a(page, server)
-    wait_for_offline_console(page)
-    with browser_errors.tolerated(offline_errors(server.port)):
-        queue_offline_and_sign_out_keeping(context, page, server, texts)
+    context, page = a_leaves_posts_behind(open_browser, page_in, server, browser_errors, texts)
     sign_in(page, server, *OTHER, then=READER)
     # B's console was open once (B is the outbox's sender now) and is closed.
     console = page_in(context)
@@ -209,12 +226,10 @@ def test_background_sync_sends_nothing_of_a_for_the_next_user(open_browser, page
         timeout=20, message="the service worker's Background Sync to run",
     )
     assert published(api) == []
-    a_id = server.site.manage("shell", "-c", (
-        "from django.contrib.auth.models import User; "
-        f"print(User.objects.get(username={server.site.username!r}).pk)"
-    )).split()[-1]
+    a_id = user_id(server, server.site.username)
     assert outbox_entries(page) == [[a_id, "queued", text] for text in texts]
     sign_out(page)
+    signed_out(page, server)
     sign_in_a(page, server)
     expect_sent(page, texts)
     assert published(api) == [(text, server.site.username) for text in texts]
@@ -274,8 +289,7 @@ def test_signing_out_can_send_the_unsent_posts_first_or_discard_them(
         expect(page.locator("#sign-out")).to_have_count(1)  # still signed in
         context.set_offline(False)
         dialog.get_by_role("button", name="Send now").click()
-        expect(page).to_have_url(f"{server.url}/")
-    expect(page.locator("#sign-out")).to_have_count(0)
+        signed_out(page, server)
     assert published(api) == [("Send me before you go", server.site.username)]
     sign_in_a(page, server)
     with browser_errors.tolerated(offline_errors(server.port)):
@@ -283,7 +297,7 @@ def test_signing_out_can_send_the_unsent_posts_first_or_discard_them(
         write(page, "Never mind this one")
         sign_out(page)
         dialog.get_by_role("button", name="Discard them").click()
-        expect(page).to_have_url(f"{server.url}/")
+        signed_out(page, server)
         context.set_offline(False)
     sign_in_a(page, server)
     expect(page.locator("#outbox li")).to_have_count(0)
