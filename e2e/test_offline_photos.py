@@ -23,10 +23,6 @@ from . import test_offline_pwa as offline
 
 pytestmark = pytest.mark.e2e
 
-# The persistent-profile fixtures of the offline tests (a phone keeps its browser data).
-profile = offline.profile
-open_browser = offline.open_browser
-page_in = offline.page_in
 poll = offline.poll
 
 SLUG = "match"

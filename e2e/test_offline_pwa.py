@@ -11,12 +11,10 @@ import time
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import BrowserContext, Page, expect
+from playwright.sync_api import Page, expect
 
 from devstack.common import REPO, wait_until
 from devstack.daphne import DaphneServer, Site
-
-from .conftest import CHROMIUM, CHROMIUM_ARGS
 
 pytestmark = pytest.mark.e2e
 
@@ -32,42 +30,6 @@ def measurement_log():
     if measured:
         MEASUREMENTS.parent.mkdir(exist_ok=True)
         MEASUREMENTS.write_text(json.dumps(measured, indent=2))
-
-
-@pytest.fixture
-def profile(tmp_path) -> Path:
-    """A browser profile directory that outlives a browser (closing and reopening it)."""
-    return tmp_path / "profile"
-
-
-@pytest.fixture
-def open_browser(playwright_session, profile, browser_errors, server):
-    """`open_browser()`: Chromium with the persistent profile; closed after the test, before
-    the server stops (which the pages would otherwise log as errors)."""
-    opened: list[BrowserContext] = []
-
-    def launch() -> BrowserContext:
-        context = playwright_session.chromium.launch_persistent_context(
-            str(profile), executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS,
-        )
-        opened.append(context)
-        return context
-
-    yield launch
-    for context in opened:
-        context.close()
-
-
-@pytest.fixture
-def page_in(browser_errors):
-    """`page_in(context)`: a new page whose console errors fail the test."""
-
-    def make(context: BrowserContext) -> Page:
-        page = context.new_page()
-        browser_errors.watch(page, f"page {len(context.pages)}")
-        return page
-
-    return make
 
 
 def offline_errors(port: int) -> str:

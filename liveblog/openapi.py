@@ -18,8 +18,8 @@ from .services import PHOTO_ALT_MAX_CHARS
 # Every `error` code an API answer can carry (websocket-only codes are not listed).
 ERROR_CODES = [
     "invalid", "bad_json", "bad_form", "too_long", "not_authenticated", "forbidden",
-    "csrf_failed", "not_found", "method_not_allowed", "conflict", "too_large", "rate_limited",
-    "unavailable", "server_error",
+    "csrf_failed", "wrong_user", "not_found", "method_not_allowed", "conflict", "too_large",
+    "rate_limited", "unavailable", "server_error",
 ]
 # The most digits a query integer may have (protocol.int_param).
 QUERY_INT_MAX = 10**18 - 1
@@ -71,6 +71,11 @@ SLUG = {"name": "slug", "in": "path", "required": True, "description": "The blog
 POST_ID = {"name": "post_id", "in": "path", "required": True, "description": "The post's id.",
            "schema": {"type": "integer", "minimum": 0, "maximum": QUERY_INT_MAX}}
 WRITER = [{"sessionCookie": [], "csrfToken": []}]
+# Sent by the author's outbox: a write queued by one user never goes out as another.
+WRITER_USER = {"name": "X-Liveblog-User", "in": "header", "required": False,
+               "description": "The id of the user who wrote this; if given and not the signed-in "
+                              "user's, the write is refused with 403 `wrong_user`.",
+               "schema": {"type": "string", "maxLength": 40}}
 ANYONE: list = [{}]
 
 
@@ -298,8 +303,9 @@ def _responses() -> dict:
         "BadRequest": error("The request is not valid (`invalid`, `bad_json`, `bad_form`, "
                             "`too_long`)."),
         "NotAuthenticated": error("Writing needs a signed-in user (`not_authenticated`)."),
-        "Forbidden": error("Not allowed (`forbidden`), or the CSRF check failed "
-                           "(`csrf_failed`)."),
+        "Forbidden": error("Not allowed (`forbidden`), the CSRF check failed "
+                           "(`csrf_failed`), or `X-Liveblog-User` names another user than the "
+                           "one signed in (`wrong_user`)."),
         "NotFound": error("No such blog, post or resource (`not_found`)."),
         "MethodNotAllowed": error(
             "The method is not allowed here (`method_not_allowed`).",

@@ -4,9 +4,11 @@ scope is the whole site) and the offline page."""
 import json
 
 from django.conf import settings
+from django.contrib.auth.models import AnonymousUser
 from django.contrib.staticfiles.storage import staticfiles_storage
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.shortcuts import render
+from django.urls import reverse
 from django.views.decorators.cache import cache_control
 from django.views.decorators.http import require_GET
 
@@ -64,6 +66,7 @@ def service_worker(request: HttpRequest) -> HttpResponse:
                 "maxPhotos": settings.LIVEBLOG_OFFLINE_PHOTOS,
                 "maxBytes": settings.LIVEBLOG_OFFLINE_PHOTO_BYTES,
             }),
+            "sign_out_json": json.dumps(reverse("logout")),
         },
         content_type="text/javascript; charset=utf-8",
     )
@@ -71,5 +74,15 @@ def service_worker(request: HttpRequest) -> HttpResponse:
     return response
 
 
+@require_GET
+@cache_control(max_age=86400, public=True)
+def favicon(request: HttpRequest) -> HttpResponse:
+    """Browsers ask /favicon.ico of pages that name no icon (the admin's)."""
+    return HttpResponseRedirect(staticfiles_storage.url("pwa/favicon-32.png"))
+
+
 def offline(request: HttpRequest) -> HttpResponse:
+    """Precached once and shown to whoever holds the phone: rendered for nobody (no name, no
+    sign-out form with a CSRF token in its header)."""
+    request.user = AnonymousUser()
     return render(request, "pwa/offline.html")

@@ -32,6 +32,7 @@ SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
 REQUEST_OVERHEAD_BYTES = 1024 * 1024
 POST_FIELDS = {"client_id", "body", "key_event", "pinned"}
 EVENTS_PER_UNIT = 50
+USER_HEADER = "X-Liveblog-User"
 
 
 def raw_json(text: str, status: int = 200) -> HttpResponse:
@@ -83,6 +84,7 @@ def api_view(*methods: str, cost: Callable[[HttpRequest], int] | None = None) ->
                     _refuse_oversized(request)
                     _parse_form(request)
                     _enforce_csrf(request)
+                    _refuse_other_user(request)
                 return view(request, *args, **kwargs)
             except LiveblogError as error:
                 return error_response(error.status, error.code, error.detail)
@@ -91,6 +93,16 @@ def api_view(*methods: str, cost: Callable[[HttpRequest], int] | None = None) ->
         return wrapper
 
     return decorate
+
+
+def _refuse_other_user(request: HttpRequest) -> None:
+    """A write that names its user (`X-Liveblog-User`, sent by the outbox) is refused unless
+    that user is the one signed in now: on a shared phone, a queued post never goes out under
+    the name of whoever signed in after its author."""
+    claimed = request.headers.get(USER_HEADER)
+    if claimed is not None and claimed != str(request.user.pk):
+        raise NotAllowed("this was written by another user than the one signed in",
+                         code="wrong_user")
 
 
 def _throttle(request: HttpRequest, cost: int) -> int:

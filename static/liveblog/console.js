@@ -5,6 +5,7 @@ import "./vendor/markdown-it.min.js";
 import { clone } from "./feed-view.js";
 import { startFeed } from "./live-feed.js";
 import { Outbox, newClientId } from "./outbox.js";
+import { DRAFT_PREFIX } from "./sign-out.js";
 
 // The same Markdown dialect the server renders with (markdown-it-py), raw HTML off.
 const markdown = globalThis.markdownit("commonmark", { html: false }).enable(["table", "strikethrough"]);
@@ -32,6 +33,18 @@ async function shrink(file) {
   }
 }
 
+/** Where `user`'s draft for a blog is kept (localStorage; DRAFT_PREFIX + user is all of theirs). */
+export function draftKey(user, slug) {
+  return `${DRAFT_PREFIX}${user}:${slug}`;
+}
+
+/** Drafts from before drafts had owners named nobody: nobody gets them. */
+function forgetOwnerlessDraft(slug) {
+  try {
+    localStorage.removeItem(`liveblog:draft:${slug}`);
+  } catch { /* storage off: there is nothing to forget */ }
+}
+
 class Composer {
   constructor(form, { onSubmit }) {
     this.form = form;
@@ -44,11 +57,14 @@ class Composer {
     this.photoThumb = document.getElementById("photo-thumb");
     this.photoAlt = document.getElementById("photo-alt");
     this.photo = null; // a File or Blob waiting to be sent with the next post
-    this.draftKey = `liveblog:draft:${form.dataset.slug}`;
+    // A draft is its writer's: the next person on this phone never sees it (sign-out.js
+    // removes a user's drafts when they sign out).
+    this.draftKey = draftKey(form.dataset.userId, form.dataset.slug);
     this.previewQueued = false;
   }
 
   start() {
+    forgetOwnerlessDraft(this.form.dataset.slug);
     this.restoreDraft();
     // What the form holds now, a restored draft or text typed before this module ran (a slow
     // phone: no input event we heard), is kept and previewed like anything typed later.
@@ -259,6 +275,7 @@ async function startConsole() {
   const csrfToken = form.querySelector("input[name=csrfmiddlewaretoken]").value;
   const composer = new Composer(form, { onSubmit: (entry) => outbox.add(entry) });
   const outbox = new Outbox({
+    user: form.dataset.userId,
     slug,
     list: document.getElementById("outbox"),
     sessionBanner: document.getElementById("session-expired"),

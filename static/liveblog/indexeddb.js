@@ -27,10 +27,11 @@
     });
   }
 
-  /** Open a database, creating or upgrading it with `upgrade(db, oldVersion)` first if needed. */
+  /** Open a database, creating or upgrading it with `upgrade(db, oldVersion, transaction)`
+   *  first if needed (the transaction reaches the stores that exist already). */
   function open(name, version, upgrade) {
     const request = indexedDB.open(name, version);
-    request.onupgradeneeded = (event) => upgrade(request.result, event.oldVersion);
+    request.onupgradeneeded = (event) => upgrade(request.result, event.oldVersion, request.transaction);
     return settled(request);
   }
 

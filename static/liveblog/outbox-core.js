@@ -13,12 +13,23 @@
 //   no network, 5xx, 408/429 -> back to "queued"; the flush stops (order is kept) and is retried,
 //                               not before the answer's Retry-After (a throttle's, or a 503's)
 //   401, 403 csrf_failed     -> back to "queued"; the flush stops; the author must sign in again
+//   403 wrong_user           -> back to "queued"; the flush stops and the sender is forgotten
 //   other 4xx                -> "failed" with the server's reason; later entries go on
+//
+// A phone is shared. Every entry carries its `owner` (the id of the user who wrote it), and only
+// the *sender*'s entries are sent: the sender is the user whose console last checked, from the
+// page the server rendered for them, who is signed in (`setSender`, with that page's CSRF
+// token). Signing out, the service worker seeing a page rendered for someone else, and a
+// `wrong_user` answer forget the sender: nothing is sent until a console has checked again. Every
+// request also names its owner (`X-Liveblog-User`), and the server refuses it unless that user is
+// the one signed in, so not even a race sends one person's post as another's.
 (function (global) {
   "use strict";
 
   const DB_NAME = "liveblog-outbox";
-  const DB_VERSION = 1;
+  // Version 2 added owners. Entries from version 1 named nobody: they are dropped at the
+  // upgrade rather than risk sending them under the name of whoever signs in next.
+  const DB_VERSION = 2;
   const ENTRIES = "entries";
   const META = "meta";
   const SENT_KEPT = 10;
@@ -30,9 +41,22 @@
   let opening = null;
   function database() {
     if (!opening) {
-      opening = idb.open(DB_NAME, DB_VERSION, (db) => {
-        db.createObjectStore(ENTRIES, { keyPath: "key", autoIncrement: true });
-        db.createObjectStore(META);
+      opening = idb.open(DB_NAME, DB_VERSION, (db, oldVersion, transaction) => {
+        if (oldVersion < 1) {
+          db.createObjectStore(ENTRIES, { keyPath: "key", autoIncrement: true });
+          db.createObjectStore(META);
+        } else if (oldVersion < 2) {
+          transaction.objectStore(ENTRIES).clear();
+          transaction.objectStore(META).clear();
+        }
+      }).then((db) => {
+        // A newer version of the app (a page, or the worker) wants to upgrade: step aside, and
+        // open again at the next use, rather than block it until this page closes.
+        db.onversionchange = () => {
+          db.close();
+          opening = null;
+        };
+        return db;
       });
     }
     return opening;
@@ -43,9 +67,15 @@
     return idb.run(await database(), storeName, mode, work);
   }
 
-  /** All entries, oldest first. */
-  function entries() {
-    return run(ENTRIES, "readonly", (store) => store.getAll());
+  /** All entries, oldest first; only `owner`'s when given. */
+  async function entries(owner) {
+    const all = await run(ENTRIES, "readonly", (store) => store.getAll());
+    return owner === undefined ? all : all.filter((entry) => entry.owner === owner);
+  }
+
+  /** `owner`'s entries not yet on the server (queued, sending, or refused and kept). */
+  async function unsent(owner) {
+    return (await entries(owner)).filter((entry) => entry.state !== "sent");
   }
 
   function save(entry) {
@@ -64,9 +94,14 @@
     return run(META, "readwrite", (store) => store.put(value, name));
   }
 
-  /** Queue a write: {kind: "create"|"edit"|"delete", slug, clientId, postId?, target?, fields,
-   *  photo?}. Returns the stored entry (with its key). */
+  function deleteMeta(name) {
+    return run(META, "readwrite", (store) => store.delete(name));
+  }
+
+  /** Queue a write: {kind: "create"|"edit"|"delete", owner, slug, clientId, postId?, target?,
+   *  fields, photo?}. Returns the stored entry (with its key). */
   async function enqueue(entry) {
+    if (!entry.owner) throw new Error("an outbox entry needs its owner");
     const stored = { ...entry, state: "queued", detail: "", seq: null, createdAt: Date.now() };
     stored.key = await save(stored);
     return stored;
@@ -92,7 +127,7 @@
   }
 
   function requestFor(entry, all, token) {
-    const headers = { "X-CSRFToken": token || "" };
+    const headers = { "X-CSRFToken": token || "", "X-Liveblog-User": entry.owner };
     if (entry.kind === "create") {
       const url = `${apiBase(entry.slug)}/posts`;
       if (entry.photo) {
@@ -140,6 +175,9 @@
     if (response.ok) {
       return { ok: true, seq: answer.seq ?? null, postId: answer.post ? answer.post.id : null };
     }
+    if (response.status === 403 && answer.error === "wrong_user") {
+      return { retry: true, wrongUser: true, needsLogin: true, detail: "waiting for its author to sign in" };
+    }
     if (response.status === 401 || (response.status === 403 && answer.error === "csrf_failed")) {
       return { retry: true, needsLogin: true, detail: "waiting for you to sign in again" };
     }
@@ -153,8 +191,8 @@
     return { ok: false, detail: answer.detail || `refused (${response.status})` };
   }
 
-  async function forgetOldSent() {
-    const sent = (await entries()).filter((entry) => entry.state === "sent");
+  async function forgetOldSent(owner) {
+    const sent = (await entries(owner)).filter((entry) => entry.state === "sent");
     for (const entry of sent.slice(0, Math.max(0, sent.length - SENT_KEPT))) {
       await remove(entry.key);
     }
@@ -166,16 +204,33 @@
     return work();
   }
 
+  /** The user whose entries are sent, and their CSRF token: {user, token}, or undefined. */
+  function sender() {
+    return getMeta("sender");
+  }
+
+  /** A console checked that `user` is signed in: their entries may be sent with `token`. */
+  function setSender(user, token) {
+    return setMeta("sender", { user: String(user), token });
+  }
+
+  /** Nobody's entries are sent until a console checks again. */
+  function forgetSender() {
+    return deleteMeta("sender");
+  }
+
   /**
-   * Send everything queued, oldest first. Resolves {retry, needsLogin}: retry is true when a
-   * send must be tried again later (the flush stopped there to keep the order).
+   * Send the sender's queued entries, oldest first. Resolves {retry, needsLogin}: retry is true
+   * when a send must be tried again later (the flush stopped there to keep the order);
+   * needsLogin when there is no sender, or the server wants a new sign-in.
    * `onChange(entry)` is told of every state change.
    */
   function flush(onChange = () => {}) {
     return withLock(async () => {
-      const token = await getMeta("csrf");
+      const from = await sender();
+      if (!from) return { retry: false, needsLogin: true };
       for (;;) {
-        const all = await entries();
+        const all = await entries(from.user);
         // "sending" left over from a page closed mid-send is sent again: that is safe.
         const entry = all.find((item) => item.state === "queued" || item.state === "sending");
         if (!entry) {
@@ -185,12 +240,13 @@
         entry.state = "sending";
         await save(entry);
         onChange(entry);
-        const outcome = await send(entry, all, token);
+        const outcome = await send(entry, all, from.token);
         if (outcome.retry) {
           entry.state = "queued";
           entry.detail = outcome.detail;
           await save(entry);
           await setMeta("needsLogin", Boolean(outcome.needsLogin));
+          if (outcome.wrongUser) await forgetSender();
           onChange(entry);
           return {
             retry: true, needsLogin: Boolean(outcome.needsLogin), retryAfter: outcome.retryAfter || 0,
@@ -203,13 +259,28 @@
         if (outcome.ok) delete entry.photo; // on the server now; a refused one may be retried
         await save(entry);
         onChange(entry);
-        await forgetOldSent();
+        await forgetOldSent(from.user);
+      }
+    });
+  }
+
+  /**
+   * `owner` signs out on this device: their sent entries are forgotten (their text is not left
+   * for the next person), and their unsent ones too unless they are kept; kept entries stay
+   * invisible and unsent until the same user's console sets them as the sender again.
+   */
+  function signOut(owner, { keepUnsent }) {
+    return withLock(async () => {
+      const from = await sender();
+      if (from && from.user === owner) await forgetSender();
+      for (const entry of await entries(owner)) {
+        if (entry.state === "sent" || !keepUnsent) await remove(entry.key);
       }
     });
   }
 
   global.LiveblogOutbox = {
-    enqueue, entries, save, remove, flush, getMeta, setMeta, retryAfterSeconds,
-    setToken: (token) => setMeta("csrf", token),
+    enqueue, entries, unsent, save, remove, flush, getMeta, setMeta, deleteMeta, retryAfterSeconds,
+    sender, setSender, forgetSender, signOut,
   };
 })(globalThis);

@@ -38,11 +38,13 @@ export function newClientId() {
 export class Outbox {
   /**
    * @param {object} options
+   * @param {string} options.user               the signed-in user's id, from the server's page
    * @param {HTMLElement} options.list          the #outbox list
    * @param {HTMLElement} options.sessionBanner shown while the session needs a new sign-in
    * @param {(entry: object) => void} options.onRetry  a failed entry is to be edited and resent
    */
-  constructor({ slug, list, sessionBanner, onRetry }) {
+  constructor({ user, slug, list, sessionBanner, onRetry }) {
+    this.user = user; // the signed-in user's id: the owner of what this page queues and shows
     this.slug = slug;
     this.list = list;
     this.sessionBanner = sessionBanner;
@@ -51,10 +53,12 @@ export class Outbox {
     this.again = false;
     this.timer = null;
     this.attempt = 0;
+    this.needsLogin = false;
   }
 
+  /** The server rendered this page for `user`: their entries may be sent, with its token. */
   async start(csrfToken) {
-    await core.setToken(csrfToken); // a page load after signing in brings a fresh token
+    await core.setSender(this.user, csrfToken);
     window.addEventListener("online", () => this.sendNow());
     navigator.serviceWorker?.addEventListener("message", (event) => {
       if (event.data && event.data.type === "outbox-changed") this.render();
@@ -65,7 +69,7 @@ export class Outbox {
 
   /** Queue a write and send it (and anything before it) as soon as possible. */
   async add(entry) {
-    const stored = await core.enqueue({ slug: this.slug, ...entry });
+    const stored = await core.enqueue({ owner: this.user, slug: this.slug, ...entry });
     await this.render();
     this.registerSync();
     this.sendNow();
@@ -101,7 +105,7 @@ export class Outbox {
     } finally {
       this.flushing = false;
     }
-    this.sessionBanner.hidden = !result.needsLogin;
+    this.needsLogin = result.needsLogin;
     if (this.again) {
       this.again = false;
       this.flush();
@@ -114,13 +118,15 @@ export class Outbox {
     await this.render();
   }
 
+  /** This user's entries for this blog, and the sign-in banner while they wait for one. */
   async render() {
-    const all = (await core.entries()).filter((entry) => entry.slug === this.slug);
+    const all = (await core.entries(this.user)).filter((entry) => entry.slug === this.slug);
     const items = all.reverse().map((entry) => this.item(entry));
     this.list.replaceChildren(...items);
     const waiting = all.filter((entry) => entry.state === "queued").length;
     this.sessionBanner.querySelector(".queued-count").textContent =
       waiting === 1 ? "1 queued update" : `${waiting} queued updates`;
+    this.sessionBanner.hidden = !(this.needsLogin && waiting > 0);
   }
 
   item(entry) {

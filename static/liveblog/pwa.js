@@ -1,5 +1,7 @@
 // The installable app, on every page: registers the service worker, offers "Install app" when
-// the browser allows it, and says when a new version is waiting (one click switches to it).
+// the browser allows it, says when a new version is waiting (one click switches to it), and
+// signs out on this device as well as on the server (sign-out.js).
+import { startSignOut } from "./sign-out.js";
 
 const UPDATE_CHECK_MS = 15 * 60 * 1000; // a live blog stays open for hours: look for deploys
 
@@ -81,5 +83,6 @@ function offerInstall() {
   if (window.matchMedia("(display-mode: standalone)").matches) requestPersistentStorage();
 }
 
+startSignOut();
 offerInstall();
 registerWorker();

@@ -5,11 +5,18 @@
  * - The app shell (hashed static files + the offline page) is precached under a versioned cache;
  *   caches of other versions are deleted on activate.
  * - Pages: network first; after a few seconds without an answer (or with no network) the cached
- *   copy; a page never visited falls back to /offline/.
+ *   copy; a page never visited falls back to /offline/. Only an allow-list is kept — the blog
+ *   list and reader pages, and the author console — and never an answer marked `no-store`.
+ * - A phone is shared: every page says whom it was rendered for (`X-Liveblog-Viewer`, see
+ *   project/viewer.py). Pages rendered for nobody (and not `private`) go to the public cache;
+ *   a signed-in user's pages go to that user's own cache, served only while they are the one
+ *   signed in here, and deleted as soon as a page is rendered for anyone else (sign-out, expiry,
+ *   another sign-in) or the user signs out (sign-out.js).
  * - Static files: cache first (their names carry a hash of their content).
- * - API reads of posts and events: network first, cached copy when the network fails.
+ * - API reads are not cached: the feed's one offline copy is the page's IndexedDB record.
  * - Websockets are not fetches: a service worker never sees them.
- * - Background Sync sends the author's outbox (outbox-core.js) when the network is back.
+ * - Background Sync sends the author's outbox (outbox-core.js) when the network is back: only
+ *   the entries of the user whose console last checked who is signed in.
  */
 
 // The author's outbox (globalThis.LiveblogOutbox), shared with the console, and the IndexedDB
@@ -20,16 +27,21 @@ importScripts({{ indexeddb_json|safe }}, {{ outbox_core_json|safe }}, {{ photo_c
 const VERSION = {{ version_json|safe }};
 const PRECACHE = {{ precache_json|safe }};
 const OFFLINE_URL = "/offline/";
+const SIGN_OUT_URL = {{ sign_out_json|safe }};
 const SHELL_CACHE = `liveblog-shell-${VERSION}`;
-const PAGES_CACHE = "liveblog-pages";
-const API_CACHE = "liveblog-api";
-const OUR_CACHES = [SHELL_CACHE, PAGES_CACHE, API_CACHE, self.LiveblogPhotos.CACHE_NAME];
-// Bounds: pages and API answers are kept for the newest this many URLs.
+const PUBLIC_PAGES = "liveblog-public-pages";
+const USER_PAGES_PREFIX = "liveblog-user-"; // + the user's id (sign-out.js deletes it too)
+const OUR_CACHES = [SHELL_CACHE, PUBLIC_PAGES];
+// Bound: each pages cache keeps the newest this many URLs.
 const MAX_PAGES = 40;
-const MAX_API_ANSWERS = 60;
 const PAGE_TIMEOUT_MS = 3000;
-const API_TIMEOUT_MS = 4000;
-const API_READ = /^\/api\/liveblog\/[^/]+\/(posts|events)$/;
+// The pages kept for offline reading: the blog list and reader pages for anyone, and the author
+// console for its user. Nothing else (the admin, sign-in, error pages) is ever cached.
+const PUBLIC_PAGE_PATHS = [/^\/$/, /^\/liveblog\/[^/]+\/$/];
+const USER_PAGE_PATHS = [...PUBLIC_PAGE_PATHS, /^\/liveblog\/[^/]+\/write\/$/];
+const VIEWER_HEADER = "X-Liveblog-Viewer";
+const ANONYMOUS = "anonymous";
+const outbox = self.LiveblogOutbox;
 
 self.addEventListener("install", (event) => {
   // No skipWaiting here: an open page decides when to switch (its "new version" prompt).
@@ -38,9 +50,14 @@ self.addEventListener("install", (event) => {
 
 self.addEventListener("activate", (event) => {
   event.waitUntil((async () => {
+    const viewer = await outbox.getMeta("viewer");
+    const kept = [...OUR_CACHES, viewer && userCache(viewer)];
     const names = await caches.keys();
+    // Old shells, the caches of versions before per-user caching (they held every page, the
+    // admin's included), and any user's pages but the current viewer's.
     await Promise.all(names
-      .filter((name) => name.startsWith("liveblog-") && !OUR_CACHES.includes(name))
+      .filter((name) => name.startsWith("liveblog-") && !name.startsWith("liveblog-photos")
+        && !kept.includes(name))
       .map((name) => caches.delete(name)));
     await self.clients.claim();
     await refreshOpenPages();
@@ -55,9 +72,12 @@ self.addEventListener("message", (event) => {
  * must be retried rejects, and the browser schedules the sync again with its own backoff. */
 self.addEventListener("sync", (event) => {
   if (event.tag !== "liveblog-outbox") return;
-  event.waitUntil(self.LiveblogOutbox.flush(tellConsoles).then((result) => {
+  event.waitUntil((async () => {
+    await finishSignOut();
+    const result = await outbox.flush(tellConsoles);
+    await outbox.setMeta("flushedAt", Date.now()); // for tests: this sync has run
     if (result.retry) throw new Error("the outbox will be retried");
-  }));
+  })());
 });
 
 async function tellConsoles() {
@@ -68,14 +88,13 @@ async function tellConsoles() {
 /** Keep a fresh copy of the pages open now: the first visit happened before this worker
  *  could see it, and after an update the old copies point at the old shell's files. */
 async function refreshOpenPages() {
-  const cache = await caches.open(PAGES_CACHE);
   const windows = await self.clients.matchAll({ type: "window" });
   await Promise.all(windows.map(async (client) => {
     const url = new URL(client.url);
     if (url.origin !== self.location.origin) return;
     try {
-      const response = await fetch(url.href, { credentials: "same-origin" });
-      if (response.ok && !response.redirected) await cache.put(url.href, response);
+      const request = new Request(url.href, { credentials: "same-origin" });
+      await keepPage(request, await fetch(request));
     } catch { /* offline: the next visit caches it */ }
   }));
 }
@@ -101,51 +120,115 @@ self.addEventListener("fetch", (event) => {
     event.respondWith(page(request));
   } else if (url.pathname.startsWith("/static/")) {
     event.respondWith(cacheFirst(request));
-  } else if (API_READ.test(url.pathname)) {
-    event.respondWith(networkFirst(request, API_CACHE, API_TIMEOUT_MS, MAX_API_ANSWERS));
   }
 });
 
+// --- Pages, and whose they are ----------------------------------------------------------------
+
+function userCache(viewer) {
+  return `${USER_PAGES_PREFIX}${viewer}`;
+}
+
+function allowed(paths, url) {
+  return paths.some((path) => path.test(url.pathname));
+}
+
+/** The cache that may keep this answer to a page request, or null. */
+function cacheFor(request, response) {
+  if (!response.ok || response.type !== "basic" || response.redirected) return null;
+  const control = (response.headers.get("Cache-Control") || "").toLowerCase();
+  if (/\bno-store\b/.test(control)) return null;
+  const url = new URL(request.url);
+  const viewer = response.headers.get(VIEWER_HEADER);
+  if (viewer === ANONYMOUS) {
+    return allowed(PUBLIC_PAGE_PATHS, url) && !/\bprivate\b/.test(control) ? PUBLIC_PAGES : null;
+  }
+  return viewer && allowed(USER_PAGE_PATHS, url) ? userCache(viewer) : null;
+}
+
+/**
+ * A page from the server said whom it was rendered for. If that is someone else than this device
+ * last saw, the previous user is gone: their cached pages are deleted and their outbox entries
+ * are not sent until a console checks who is signed in (outbox-core.js).
+ */
+async function noteViewer(viewer) {
+  const previous = await outbox.getMeta("viewer");
+  if (viewer === previous) return;
+  await outbox.setMeta("viewer", viewer);
+  if (previous && previous !== ANONYMOUS) await caches.delete(userCache(previous));
+  const sender = await outbox.sender();
+  if (sender && sender.user !== viewer) await outbox.forgetSender();
+}
+
+async function keepPage(request, response) {
+  const viewer = response.headers.get(VIEWER_HEADER);
+  if (viewer) await noteViewer(viewer);
+  const name = cacheFor(request, response);
+  if (!name) return;
+  const cache = await caches.open(name);
+  await cache.put(request, response.clone());
+  await trim(cache, MAX_PAGES);
+}
+
+/** The copy this device may show for a page: the signed-in user's own, else the public one. */
+async function cachedPage(request) {
+  const url = new URL(request.url);
+  const viewer = await outbox.getMeta("viewer");
+  const options = { ignoreVary: true };
+  if (viewer && viewer !== ANONYMOUS && allowed(USER_PAGE_PATHS, url)) {
+    const own = await caches.match(request, { ...options, cacheName: userCache(viewer) });
+    if (own) return own;
+  }
+  if (!allowed(PUBLIC_PAGE_PATHS, url)) return undefined;
+  return caches.match(request, { ...options, cacheName: PUBLIC_PAGES });
+}
+
+let finishingSignOut = null; // one at a time: pages load in parallel
+
+/** A sign-out made with no network (sign-out.js) is finished on the server before anything
+ *  else is fetched: the session must not outlive it. */
+function finishSignOut() {
+  finishingSignOut ??= (async () => {
+    const pending = await outbox.getMeta("signingOut");
+    if (!pending) return;
+    try {
+      await fetch(SIGN_OUT_URL, {
+        method: "POST", credentials: "same-origin", redirect: "manual",
+        body: new URLSearchParams({ csrfmiddlewaretoken: pending.token }),
+      });
+    } catch {
+      return; // still offline: the next fetch tries again
+    }
+    await outbox.deleteMeta("signingOut");
+  })().finally(() => { finishingSignOut = null; });
+  return finishingSignOut;
+}
+
+/**
+ * Network first: the server's answer (kept where it may be). If it takes longer than
+ * PAGE_TIMEOUT_MS and a copy this device may show is cached, the copy (the answer still
+ * refreshes the cache when it comes); with no network, the copy or the offline page.
+ */
 async function page(request) {
+  await finishSignOut();
+  const network = fetch(request).then(async (response) => {
+    await keepPage(request, response);
+    return response;
+  });
+  network.catch(() => {}); // answered from the cache meanwhile: a late failure is no error
+  const late = new Promise((resolve) => setTimeout(resolve, PAGE_TIMEOUT_MS, "late"));
   try {
-    return await networkFirst(request, PAGES_CACHE, PAGE_TIMEOUT_MS, MAX_PAGES);
+    const first = await Promise.race([network, late]);
+    if (first !== "late") return first;
+    return (await cachedPage(request)) || await network;
   } catch {
-    const offline = await caches.match(OFFLINE_URL);
-    return offline || Response.error();
+    return (await cachedPage(request)) || (await caches.match(OFFLINE_URL)) || Response.error();
   }
 }
 
 async function cacheFirst(request) {
   const cached = await caches.match(request);
   return cached || fetch(request);
-}
-
-/**
- * The network's answer, kept in `cacheName`. If it takes longer than `timeoutMs` and a copy is
- * cached, the copy is answered (the network answer still refreshes the cache when it comes);
- * if the network fails, the copy; with no copy, the network's answer or error, however late.
- */
-async function networkFirst(request, cacheName, timeoutMs, maxEntries) {
-  const cache = await caches.open(cacheName);
-  const network = fetch(request).then(async (response) => {
-    if (response.ok && response.type === "basic" && !response.redirected) {
-      await cache.put(request, response.clone());
-      await trim(cache, maxEntries);
-    }
-    return response;
-  });
-  network.catch(() => {}); // answered from the cache meanwhile: a late failure is no error
-  const late = new Promise((resolve) => setTimeout(resolve, timeoutMs, "late"));
-  try {
-    const first = await Promise.race([network, late]);
-    if (first !== "late") return first;
-    const cached = await cache.match(request, { ignoreVary: true });
-    return cached || await network;
-  } catch (error) {
-    const cached = await cache.match(request, { ignoreVary: true });
-    if (cached) return cached;
-    throw error;
-  }
 }
 
 /** Keep the newest `maxEntries` (Cache keys are in insertion order; a put re-inserts). */
