@@ -34,7 +34,7 @@
     const match = VARIANT.exec(new URL(url, "http://any.invalid").pathname);
     if (!match) return null;
     const [, slug, stem, width] = match;
-    return { slug: decodeURIComponent(slug), photo: `${slug}/${stem}`, width: Number(width) };
+    return { slug, photo: `${slug}/${stem}`, width: Number(width) }; // slugs are ASCII
   }
 
   /** Among `urls`, the other width of the same photo as `wanted` that best stands in for it:
