@@ -51,13 +51,12 @@ self.addEventListener("install", (event) => {
 self.addEventListener("activate", (event) => {
   event.waitUntil((async () => {
     const viewer = await outbox.getMeta("viewer");
-    const kept = [...OUR_CACHES, viewer && userCache(viewer)];
+    const kept = [...OUR_CACHES, self.LiveblogPhotos.CACHE_NAME, viewer && userCache(viewer)];
     const names = await caches.keys();
     // Old shells, the caches of versions before per-user caching (they held every page, the
-    // admin's included), and any user's pages but the current viewer's.
+    // admin's included), and any user's pages but the current viewer's; photos stay.
     await Promise.all(names
-      .filter((name) => name.startsWith("liveblog-") && !name.startsWith("liveblog-photos")
-        && !kept.includes(name))
+      .filter((name) => name.startsWith("liveblog-") && !kept.includes(name))
       .map((name) => caches.delete(name)));
     await self.clients.claim();
     await refreshOpenPages();
