@@ -110,3 +110,10 @@ def test_the_worker_keeps_no_api_answers_and_knows_where_to_sign_out(client):
     assert "liveblog-api" not in source
     assert f"const SIGN_OUT_URL = {json.dumps('/accounts/logout/')};" in source
     assert "X-Liveblog-Viewer" in source
+
+
+def test_favicon_leads_to_the_apps_icon(client):
+    for method in (client.get, client.head):
+        response = method("/favicon.ico")
+        assert response.status_code == 302
+        assert response["Location"].startswith("/static/pwa/favicon-32.")
