@@ -9,7 +9,7 @@ from datetime import datetime
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import QuerySet
+from django.db.models import OuterRef, QuerySet, Subquery
 
 from .errors import Invalid, NotFound
 from .models import Blog, Event, Post
@@ -83,6 +83,18 @@ def blog_position(blog_id: int) -> tuple[int, str]:
         return Blog.objects.filter(pk=blog_id).values_list("head", "epoch").get()
     except Blog.DoesNotExist:
         raise NotFound(f"no blog {blog_id}") from None
+
+
+def feed_version(slug: str) -> tuple[int, str, datetime | None] | None:
+    """A blog's committed (head, epoch, time of its last event) in one query, or None for no
+    such blog: what tells a feed reader whether anything changed."""
+    last_event = Event.objects.filter(blog=OuterRef("pk"), seq=OuterRef("head")).values(
+        "created_at"
+    )[:1]
+    return (
+        Blog.objects.filter(slug=slug).annotate(last_at=Subquery(last_event))
+        .values_list("head", "epoch", "last_at").first()
+    )
 
 
 def blog_positions(blog_ids: list[int]) -> dict[int, tuple[int, str, str]]:

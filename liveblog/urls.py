@@ -1,11 +1,13 @@
 from django.urls import path
 
+from . import feeds
 from .views import api, pages
 
 urlpatterns = [
     path("", pages.blog_index, name="blog-index"),
     path("liveblog/<slug:slug>/", pages.blog_reader, name="blog-reader"),
     path("liveblog/<slug:slug>/write/", pages.blog_console, name="blog-console"),
+    path("liveblog/<slug:slug>/feed/", feeds.blog_feed, name="blog-feed"),
     path("api/openapi.json", api.openapi_document, name="api-openapi"),
     path("api/liveblog/", api.blogs, name="api-blogs"),
     path("api/liveblog/<slug:slug>/", api.blog_detail, name="api-blog"),
