@@ -11,30 +11,26 @@ change moves the head).
 
 from dataclasses import dataclass
 from datetime import datetime
-from html import escape, unescape
+from html import escape
 
 from django.contrib.syndication.views import Feed
 from django.core.files.storage import default_storage
 from django.http import Http404, HttpRequest, HttpResponse
 from django.urls import reverse
 from django.utils.feedgenerator import Atom1Feed, Enclosure
-from django.utils.html import strip_tags
 from django.views.decorators.http import condition
 
 from . import selectors
 from .errors import NotFound
 from .models import Blog
+from .rendering import plain_text
 
 FEED_ENTRIES = 50  # what feed readers need: the newest posts, not the archive
 TITLE_CHARS = 100
 
 
-def _plain(html: str) -> str:
-    return " ".join(unescape(strip_tags(html)).split())
-
-
 def _title(post: dict) -> str:
-    text = _plain(post["html"]) or (post["photo"] or {}).get("alt", "") or "Update"
+    text = plain_text(post["html"]) or (post["photo"] or {}).get("alt", "") or "Update"
     return text if len(text) <= TITLE_CHARS else f"{text[:TITLE_CHARS - 1]}…"
 
 

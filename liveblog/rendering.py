@@ -7,10 +7,12 @@ link to it instead, so the author sees at once that it will not show, and reader
 follow it.
 """
 
+from html import unescape
 from urllib.parse import urlsplit
 
 import nh3
 from django.conf import settings
+from django.utils.html import strip_tags
 from markdown_it import MarkdownIt
 from markdown_it.common.utils import escapeHtml
 
@@ -97,3 +99,9 @@ def render_markdown(body: str) -> str:
         strip_comments=True,
         attribute_filter=_keep_attribute,
     ).strip()
+
+
+def plain_text(html: str) -> str:
+    """A post's HTML as text (titles, summaries, descriptions): tags dropped, entities decoded,
+    whitespace collapsed. Whoever puts it in HTML escapes it once."""
+    return " ".join(unescape(strip_tags(html)).split())

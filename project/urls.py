@@ -1,8 +1,10 @@
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
+from django.contrib.sitemaps.views import sitemap
 from django.urls import include, path
 
-from liveblog.views import api
+from liveblog.sitemaps import BlogSitemap
+from liveblog.views import api, pages
 from project.media import media_urlpatterns
 from project.viewer import SignOutView
 
@@ -10,6 +12,8 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", SignOutView.as_view(), name="logout"),
+    path("robots.txt", pages.robots_txt, name="robots"),
+    path("sitemap.xml", sitemap, {"sitemaps": {"blogs": BlogSitemap}}, name="sitemap"),
     path("", include("pwa.urls")),
     path("", include("liveblog.urls")),
     *media_urlpatterns(),

@@ -1,18 +1,17 @@
 """Server-rendered pages. The reader's feed is complete HTML (readable with JavaScript off); the
 browser modules then continue live from the head the page was rendered at."""
 
-from html import unescape
-
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
-from django.utils.html import strip_tags
+from django.urls import reverse
 
 from .. import protocol, selectors
 from ..errors import Invalid, NotFound
 from ..models import Blog
 from ..permissions import can_manage_blog, can_post
+from ..rendering import plain_text
 
 
 def _blog_or_404(slug: str) -> Blog:
@@ -31,9 +30,8 @@ SUMMARY_CHARS = 90  # as feed-view.js's SUMMARY_CHARS
 
 
 def _summary(html: str) -> str:
-    """A post's text for the key-events box, made as feed-view.js's summary() makes it: tags
-    dropped, entities decoded (the template escapes the text once), whitespace collapsed."""
-    text = " ".join(unescape(strip_tags(html)).split())
+    """A post's text for the key-events box, made as feed-view.js's summary() makes it."""
+    text = plain_text(html)
     return text if len(text) <= SUMMARY_CHARS else f"{text[:SUMMARY_CHARS - 1]}…"
 
 
@@ -54,7 +52,40 @@ def _feed_context(page: selectors.PostsPage) -> dict:
 
 
 def blog_index(request: HttpRequest) -> HttpResponse:
-    return render(request, "liveblog/index.html", {"blogs": selectors.blog_list()})
+    return render(request, "liveblog/index.html", {
+        "blogs": selectors.blog_list(),
+        "canonical": request.build_absolute_uri(reverse("blog-index")),
+    })
+
+
+def robots_txt(request: HttpRequest) -> HttpResponse:
+    """Crawlers read the blog list and reader pages; the rest is for people signed in, or an
+    API they have no use for."""
+    lines = ["User-agent: *", "Disallow: /admin/", "Disallow: /accounts/", "Disallow: /api/",
+             "Disallow: /liveblog/*/write/",
+             f"Sitemap: {request.build_absolute_uri(reverse('sitemap'))}"]
+    return HttpResponse("\n".join(lines) + "\n", content_type="text/plain; charset=utf-8")
+
+
+DESCRIPTION_CHARS = 160  # what search results show of a description
+
+
+def _sharing(request: HttpRequest, blog: Blog, page: selectors.PostsPage) -> dict:
+    """The reader page as search engines and link previews show it: a description (the newest
+    key event, else the blog's description, else what it is), its canonical URL and the newest
+    photo."""
+    newest_first = sorted(page.posts, key=lambda post: -post["id"])
+    key_event = next((post for post in newest_first if post["key_event"]), None)
+    text = (plain_text(key_event["html"]) if key_event else "") or blog.description \
+        or f"Live coverage: {blog.title}"
+    photo = next((post["photo"] for post in newest_first if post["photo"]), None)
+    return {
+        "description": text if len(text) <= DESCRIPTION_CHARS
+        else f"{text[:DESCRIPTION_CHARS - 1]}…",
+        "canonical": request.build_absolute_uri(reverse("blog-reader", args=[blog.slug])),
+        "image": request.build_absolute_uri(photo["src"]) if photo else None,
+        "image_alt": photo["alt"] if photo else "",
+    }
 
 
 def blog_reader(request: HttpRequest, slug: str) -> HttpResponse:
@@ -69,7 +100,8 @@ def blog_reader(request: HttpRequest, slug: str) -> HttpResponse:
         "blog": blog, "archive": before is not None, "can_write": can_post(request.user, blog)
     }
     if before is None:  # the live feed: the first page, pinned posts included
-        context.update(_feed_context(selectors.blog_snapshot(blog.pk)))
+        snapshot = selectors.blog_snapshot(blog.pk)
+        context.update(_feed_context(snapshot), sharing=_sharing(request, blog, snapshot))
     else:  # a plain archive page, for readers without JavaScript
         page = selectors.posts_page(blog.pk, before=before)
         context.update(page=page, posts=page.posts)
