@@ -125,9 +125,6 @@ def _version(request: HttpRequest, slug: str) -> _Version | None:
     return request._liveblog_feed_version
 
 
-_blog_feed = BlogFeed()
-
-
 @condition(
     etag_func=lambda request, slug: (version := _version(request, slug)) and version.etag,
     last_modified_func=lambda request, slug: (
@@ -135,6 +132,7 @@ _blog_feed = BlogFeed()
     ),
 )
 def blog_feed(request: HttpRequest, slug: str) -> HttpResponse:
-    response = _blog_feed(request, slug=slug)
+    # A Feed per request: get_feed keeps the request's host and blog on it.
+    response = BlogFeed()(request, slug=slug)
     response["Cache-Control"] = "no-cache"  # always revalidated: a live blog changes by the second
     return response
