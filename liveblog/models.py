@@ -32,6 +32,12 @@ class Blog(models.Model):
     # Newest seq; incremented in the same transaction as the change it numbers.
     head = models.PositiveBigIntegerField(default=0, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
+    # When the blog was last set to ended (None while live): the structured data's
+    # coverageEndTime. Set by services.blog_update with the status.
+    ended_at = models.DateTimeField(null=True, blank=True, editable=False)
+    # Full origins ("https://news.example") allowed to show /liveblog/<slug>/embed/ in a frame:
+    # the embed view's CSP frame-ancestors. Empty: nobody. Set through services.blog_update.
+    embed_origins = models.JSONField(default=list, blank=True)
 
     class Meta:
         ordering = ["-created_at"]

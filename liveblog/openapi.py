@@ -13,7 +13,7 @@ from django.conf import settings
 
 from . import selectors
 from .models import Blog, Event
-from .services import PHOTO_ALT_MAX_CHARS
+from .services import EMBED_ORIGINS_MAX, PHOTO_ALT_MAX_CHARS
 
 # Every `error` code an API answer can carry (websocket-only codes are not listed).
 ERROR_CODES = [
@@ -168,6 +168,12 @@ def _schemas() -> dict:
                 "epoch": {"type": "string", "minLength": 1},
                 "head": {"type": "integer", "minimum": 0},
                 "created_at": iso_time,
+                "embed_origins": {
+                    "type": "array", "maxItems": EMBED_ORIGINS_MAX,
+                    "items": {"type": "string", "format": "uri"},
+                    "description": "The origins allowed to embed the blog (its owner and "
+                                   "staff only).",
+                },
             },
         },
         "BlogList": {
@@ -276,6 +282,13 @@ def _schemas() -> dict:
                 "title": {"type": ["string", "null"], "minLength": 1, "maxLength": 200},
                 "description": {"type": ["string", "null"]},
                 "status": {"enum": [*Blog.Status.values, None]},
+                "embed_origins": {
+                    "type": ["array", "null"], "maxItems": EMBED_ORIGINS_MAX,
+                    "items": {"type": "string", "maxLength": 200},
+                    "description": "Full origins (`https://news.example`, "
+                                   "`http://127.0.0.1:8080`) allowed to embed the blog; "
+                                   "an empty list: nobody.",
+                },
             },
         },
     }
@@ -383,7 +396,7 @@ def document() -> dict:
                              _answer("The blog.", _ref("Blog")), params=[SLUG]),
                 "patch": _write(
                     "updateBlog",
-                    "Change a blog's title, description or status (owner or staff)",
+                    "Change a blog's title, description, status or embed origins (owner or staff)",
                     {"required": True, "content": _json(_ref("BlogChange"))},
                     {"200": _answer("The blog and the seq of its blog.updated event (null "
                                     "when nothing changed).", _ref("BlogWritten"))},

@@ -9,10 +9,12 @@ changes an object its caller holds.
 
 import json
 import logging
+import re
 import secrets
 import uuid
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -133,6 +135,46 @@ def _clean_title(title: str) -> str:
     if len(title) > 200:
         raise Invalid("title is longer than 200 characters")
     return _refuse_nul(title.strip(), "title")
+
+
+# Each is in the embed's CSP header: a newsroom has a few partner sites, not hundreds.
+EMBED_ORIGINS_MAX = 20
+_LABEL = r"[a-z0-9]([a-z0-9-]*[a-z0-9])?"
+_HOST = re.compile(rf"{_LABEL}(\.{_LABEL})*|\[[0-9a-f:.]+\]")
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def clean_origin(value: Any) -> str:
+    """A full origin ("https://news.example", "http://127.0.0.1:8080"), in the form browsers
+    compare: lower case, without a default port. Anything else (a path, a wildcard, a scheme
+    other than http(s)) is refused: it goes into a CSP header and is compared with
+    `event.origin` as it is."""
+    if not isinstance(value, str) or len(value) > 200:
+        raise Invalid("an embed origin must be a string of at most 200 characters")
+    parts = urlsplit(value.strip())
+    try:
+        port = parts.port
+    except ValueError:
+        port = -1
+    host = (parts.hostname or "").lower()
+    if (parts.scheme not in _DEFAULT_PORTS or parts.path not in ("", "/") or parts.query
+            or parts.fragment or parts.username or parts.password or port == -1
+            or value.strip().endswith(":") or not _HOST.fullmatch(host)):
+        raise Invalid(f"{value!r} is not an origin like https://news.example")
+    if ":" in host:
+        host = f"[{host}]"
+    suffix = f":{port}" if port is not None and port != _DEFAULT_PORTS[parts.scheme] else ""
+    return f"{parts.scheme}://{host}{suffix}"
+
+
+def clean_embed_origins(values: Any) -> list[str]:
+    """The origins allowed to embed a blog: each cleaned, duplicates dropped, order kept."""
+    if not isinstance(values, list):
+        raise Invalid("embed_origins must be a list of origins")
+    cleaned = list(dict.fromkeys(clean_origin(value) for value in values))
+    if len(cleaned) > EMBED_ORIGINS_MAX:
+        raise Invalid(f"at most {EMBED_ORIGINS_MAX} embed origins")
+    return cleaned
 
 
 # --- Posts ------------------------------------------------------------------------------------
@@ -397,9 +439,11 @@ def blog_update(
     description: str | None = None,
     status: str | None = None,
     owner: Any = None,
+    embed_origins: list[str] | None = None,
 ) -> Written:
     """Change title, description or status (staff or owner): one blog.updated event if any
-    changed. A new owner (staff only) is not visible to readers, so it takes no seq."""
+    changed. A new owner (staff only) and the origins allowed to embed the blog are not
+    visible to readers, so they take no seq."""
     _require_signed_in(actor)
     if title is not None:
         title = _clean_title(title)
@@ -409,6 +453,8 @@ def blog_update(
         _refuse_nul(description, "description")
     if status is not None and status not in Blog.Status.values:
         raise Invalid(f"status must be one of {', '.join(Blog.Status.values)}")
+    if embed_origins is not None:
+        embed_origins = clean_embed_origins(embed_origins)
     with transaction.atomic():
         locked = _blog(blog_id, lock=True)
         if not can_manage_blog(actor, locked):
@@ -419,6 +465,9 @@ def blog_update(
             locked.owner = owner
             locked.save(update_fields=["owner"])
             locked.authors.add(owner)
+        if embed_origins is not None and embed_origins != locked.embed_origins:
+            locked.embed_origins = embed_origins
+            locked.save(update_fields=["embed_origins"])
         changed = {
             field: value
             for field, value in (("title", title), ("description", description), ("status", status))
@@ -428,6 +477,9 @@ def blog_update(
             return Written(seq=None, data=blog_json(locked))
         for field, value in changed.items():
             setattr(locked, field, value)
+        if "status" in changed:  # coverage ends (and starts again) with the status
+            locked.ended_at = timezone.now() if status == Blog.Status.ENDED else None
+            changed["ended_at"] = locked.ended_at
         locked.save(update_fields=list(changed))
         event = _event_append(
             locked, Event.Kind.BLOG_UPDATED, lambda: {"blog": blog_json(locked)}

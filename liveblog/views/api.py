@@ -25,6 +25,7 @@ from project.proxies import client_address
 
 from .. import openapi, protocol, selectors, services, throttle
 from ..errors import Invalid, LiveblogError, NotAllowed, NotAuthenticated, TooLarge
+from ..permissions import can_manage_blog
 
 SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
 # A write may be this much larger than the largest photo: room for the other form fields and
@@ -210,20 +211,32 @@ def blogs(request: HttpRequest) -> HttpResponse:
     return json_response({"blogs": [protocol.blog_json(blog) for blog in selectors.blog_list()]})
 
 
+def _blog_answer(request: HttpRequest, blog) -> dict:
+    """The blog as readers see it; its owner and staff also see the origins allowed to embed
+    it (a newsroom's list of partner sites is not for everyone)."""
+    data = protocol.blog_json(blog)
+    if can_manage_blog(request.user, blog):
+        data["embed_origins"] = list(blog.embed_origins)
+    return data
+
+
 @api_view("GET", "PATCH")
 def blog_detail(request: HttpRequest, slug: str) -> HttpResponse:
     if request.method == "PATCH":
         blog_id = selectors.blog_id(slug)
-        data = json_body(request, fields={"title", "description", "status"})
+        data = json_body(request, fields={"title", "description", "status", "embed_origins"})
         written = services.blog_update(
             actor=request.user,
             blog_id=blog_id,
             title=protocol.optional(data, "title", protocol.as_text),
             description=protocol.optional(data, "description", protocol.as_text),
             status=protocol.optional(data, "status", protocol.as_text),
+            embed_origins=data.get("embed_origins"),
         )
-        return json_response({"seq": written.seq, "blog": written.data})
-    return json_response(protocol.blog_json(selectors.blog_get(slug)))
+        return json_response(
+            {"seq": written.seq, "blog": _blog_answer(request, selectors.blog_get(slug))}
+        )
+    return json_response(_blog_answer(request, selectors.blog_get(slug)))
 
 
 # --- Posts ------------------------------------------------------------------------------------
