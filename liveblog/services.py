@@ -140,7 +140,7 @@ def _clean_title(title: str) -> str:
 # Each is in the embed's CSP header: a newsroom has a few partner sites, not hundreds.
 EMBED_ORIGINS_MAX = 20
 _LABEL = r"[a-z0-9]([a-z0-9-]*[a-z0-9])?"
-_HOST = re.compile(rf"{_LABEL}(\.{_LABEL})*|\[[0-9a-f:.]+\]")
+_HOST = re.compile(rf"{_LABEL}(\.{_LABEL})*|[0-9a-f:.]*:[0-9a-f:.]*")  # a name, or IPv6
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
