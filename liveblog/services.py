@@ -151,16 +151,16 @@ def clean_origin(value: Any) -> str:
     `event.origin` as it is."""
     if not isinstance(value, str) or len(value) > 200:
         raise Invalid("an embed origin must be a string of at most 200 characters")
-    parts = urlsplit(value.strip())
+    refused = Invalid(f"{value!r} is not an origin like https://news.example")
     try:
-        port = parts.port
-    except ValueError:
-        port = -1
-    host = (parts.hostname or "").lower()
+        parts = urlsplit(value.strip())
+        port, host = parts.port, (parts.hostname or "").lower()
+    except ValueError:  # a bad port or IPv6 address
+        raise refused from None
     if (parts.scheme not in _DEFAULT_PORTS or parts.path not in ("", "/") or parts.query
-            or parts.fragment or parts.username or parts.password or port == -1
+            or parts.fragment or parts.username or parts.password
             or value.strip().endswith(":") or not _HOST.fullmatch(host)):
-        raise Invalid(f"{value!r} is not an origin like https://news.example")
+        raise refused
     if ":" in host:
         host = f"[{host}]"
     suffix = f":{port}" if port is not None and port != _DEFAULT_PORTS[parts.scheme] else ""
