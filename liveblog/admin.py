@@ -40,8 +40,37 @@ def _reload(obj, pk: int) -> None:
     obj._state.adding = False
 
 
+class EmbedOriginsField(forms.CharField):
+    """The origins allowed to embed a blog, one per line, cleaned as the API cleans them."""
+
+    widget = forms.Textarea(attrs={"rows": 3, "placeholder": "https://news.example"})
+
+    def prepare_value(self, value):
+        return "\n".join(value) if isinstance(value, list) else value
+
+    def clean(self, value) -> list[str]:
+        lines = [line.strip() for line in (super().clean(value) or "").splitlines()]
+        try:
+            return services.clean_embed_origins([line for line in lines if line])
+        except LiveblogError as error:
+            raise forms.ValidationError(error.detail) from None
+
+
+class BlogForm(forms.ModelForm):
+    embed_origins = EmbedOriginsField(
+        required=False,
+        help_text="Sites allowed to show this blog in a frame (the embed), one origin per line, "
+                  "e.g. https://news.example. Empty: no site.",
+    )
+
+    class Meta:
+        model = Blog
+        fields = ["slug", "title", "description", "status", "owner", "authors", "embed_origins"]
+
+
 @admin.register(Blog)
 class BlogAdmin(ServiceErrorsAsMessages, admin.ModelAdmin):
+    form = BlogForm
     list_display = ["title", "slug", "status", "head", "owner", "created_at"]
     list_filter = ["status"]
     search_fields = ["title", "slug"]
@@ -51,7 +80,8 @@ class BlogAdmin(ServiceErrorsAsMessages, admin.ModelAdmin):
     def get_fields(self, request: HttpRequest, obj: Blog | None = None) -> list[str]:
         if obj is None:  # the creator becomes the owner
             return ["slug", "title", "description", "authors"]
-        return ["slug", "title", "description", "status", "owner", "authors", *self.readonly_fields]
+        return ["slug", "title", "description", "status", "owner", "authors", "embed_origins",
+                *self.readonly_fields]
 
     def get_readonly_fields(self, request: HttpRequest, obj: Blog | None = None) -> list[str]:
         return [*self.readonly_fields, "slug"] if obj else []
@@ -70,6 +100,7 @@ class BlogAdmin(ServiceErrorsAsMessages, admin.ModelAdmin):
             description=obj.description,
             status=obj.status,
             owner=obj.owner,
+            embed_origins=form.cleaned_data["embed_origins"],
         )
         obj.refresh_from_db()
 

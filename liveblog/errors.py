@@ -49,3 +49,10 @@ class Unavailable(LiveblogError):
 
     code = "unavailable"
     status = 503
+
+
+class Unsupported(LiveblogError):
+    """A request for something this server does not do (oEmbed answers only JSON)."""
+
+    code = "not_implemented"
+    status = 501

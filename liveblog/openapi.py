@@ -12,6 +12,7 @@ from typing import Any
 from django.conf import settings
 
 from . import selectors
+from .embedding import URL_MAX_CHARS
 from .models import Blog, Event
 from .services import EMBED_ORIGINS_MAX, PHOTO_ALT_MAX_CHARS
 
@@ -19,7 +20,7 @@ from .services import EMBED_ORIGINS_MAX, PHOTO_ALT_MAX_CHARS
 ERROR_CODES = [
     "invalid", "bad_json", "bad_form", "too_long", "not_authenticated", "forbidden",
     "csrf_failed", "wrong_user", "not_found", "method_not_allowed", "conflict", "too_large",
-    "rate_limited", "unavailable", "server_error",
+    "rate_limited", "unavailable", "server_error", "not_implemented",
 ]
 # The most digits a query integer may have (protocol.int_param).
 QUERY_INT_MAX = 10**18 - 1
@@ -176,6 +177,26 @@ def _schemas() -> dict:
                 },
             },
         },
+        "OEmbed": {
+            "type": "object", "additionalProperties": False,
+            "required": ["version", "type", "title", "provider_name", "provider_url", "html",
+                         "width", "height"],
+            "properties": {
+                "version": {"const": "1.0"},
+                "type": {"const": "rich"},
+                "title": {"type": "string"},
+                "provider_name": {"type": "string"},
+                "provider_url": {"type": "string", "format": "uri"},
+                "html": {"type": "string",
+                         "description": "The embed's frame and the script that fits it."},
+                "width": {"type": "integer", "minimum": 1},
+                "height": {"type": "integer", "minimum": 1},
+                "thumbnail_url": {"type": "string", "format": "uri"},
+                "thumbnail_width": {"type": "integer"},
+                "thumbnail_height": {"type": "integer"},
+                "cache_age": {"type": "integer"},
+            },
+        },
         "BlogList": {
             "type": "object", "additionalProperties": False, "required": ["blogs"],
             "properties": {"blogs": {"type": "array", "items": _ref("Blog")}},
@@ -326,6 +347,7 @@ def _responses() -> dict:
                        "schema": {"type": "string"}}},
         ),
         "Conflict": error("The slug is taken (`conflict`)."),
+        "NotImplemented": error("An oEmbed format other than JSON (`not_implemented`)."),
         "TooLarge": error(
             "The request body or the photo is too large (`too_large`): a photo may be "
             f"{settings.LIVEBLOG_MAX_PHOTO_BYTES} bytes, and a request whose Content-Length "
@@ -365,6 +387,19 @@ def document() -> dict:
     epoch = {"name": "epoch", "in": "query", "required": False,
              "description": "The epoch `since` belongs to; another epoch gets a snapshot.",
              "schema": {"type": "string"}}
+    oembed_params = [
+        {"name": "url", "in": "query", "required": True,
+         "description": "A reader page's URL on this site (`/liveblog/<slug>/`).",
+         "schema": {"type": "string", "minLength": 1, "maxLength": URL_MAX_CHARS}},
+        {"name": "format", "in": "query", "required": False,
+         "description": "Only `json` (anything else: 501, as oEmbed asks).",
+         "schema": {"type": "string", "enum": ["json"]}},
+        _query_int("maxwidth", "The widest frame the consumer can show.", minimum=1),
+        _query_int("maxheight", "The tallest frame the consumer can show.", minimum=1),
+    ]
+    oembed = _read("getOEmbed", "oEmbed 1.0 for a reader page: a `rich` answer with the embed's "
+                   "HTML", _answer("The oEmbed answer.", _ref("OEmbed")), params=oembed_params)
+    oembed["responses"]["501"] = _error("NotImplemented")
     return {
         "openapi": "3.1.0",
         "info": {
@@ -374,6 +409,7 @@ def document() -> dict:
                            "`X-CSRFToken`). Errors are `{\"error\": code, \"detail\": text}`.",
         },
         "paths": {
+            "/api/oembed": {"get": oembed},
             "/api/openapi.json": {"get": {
                 "operationId": "getOpenApi", "summary": "This document", "security": ANYONE,
                 "responses": {"200": {"description": "The OpenAPI 3.1 document.",

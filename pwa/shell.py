@@ -11,7 +11,8 @@ from django.urls import reverse
 # The browser code, styles and icons of the app (not the admin's files), but not the large
 # icons only an install uses (the browser fetches those itself, online, when installing).
 SHELL_STATIC_PREFIXES = ("liveblog/", "pwa/")
-NOT_IN_SHELL = {"pwa/icon-512.png", "pwa/icon-maskable-512.png"}
+# embed.js runs in other sites' pages, never in the app.
+NOT_IN_SHELL = {"pwa/icon-512.png", "pwa/icon-maskable-512.png", "liveblog/embed.js"}
 SHELL_SUFFIXES = (".js", ".css", ".svg", ".png")  # not READMEs and licences
 
 

@@ -197,7 +197,13 @@ def test_every_answer_matches_the_document(case, server, site, identity):
     _aim(case, site.slug)
     response = case.call(base_url=server.url, session=identity.session,
                          headers=identity.headers, timeout=30)
-    case.validate_response(response, checks=CHECKS)
+    checks = CHECKS
+    if response.status_code == 501:
+        # oEmbed asks for 501 on a format the provider lacks (documented); nothing else has it.
+        assert case.path == "/api/oembed", response.text
+        assert (case.query or {}).get("format") not in (None, "", "json"), response.text
+        checks = [check for check in CHECKS if check is not schemathesis.checks.not_a_server_error]
+    case.validate_response(response, checks=checks)
 
 
 @pytest.mark.server

@@ -23,7 +23,7 @@ from django.views.decorators.csrf import csrf_exempt
 
 from project.proxies import client_address
 
-from .. import openapi, protocol, selectors, services, throttle
+from .. import embedding, openapi, protocol, selectors, services, throttle
 from ..errors import Invalid, LiveblogError, NotAllowed, NotAuthenticated, TooLarge
 from ..permissions import can_manage_blog
 
@@ -325,6 +325,18 @@ def events(request: HttpRequest, slug: str) -> HttpResponse:
 # --- The OpenAPI document -----------------------------------------------------------------------
 
 OPENAPI_MAX_AGE_SECONDS = 3600
+
+
+@api_view("GET")
+def oembed(request: HttpRequest) -> HttpResponse:
+    """oEmbed 1.0 for a reader page URL: a `rich` answer with the embed's HTML."""
+    asked = embedding.oembed_request(
+        request.GET.get("url"),
+        request.GET.get("format"),
+        query_int(request, "maxwidth", default=None, minimum=1),
+        query_int(request, "maxheight", default=None, minimum=1),
+    )
+    return json_response(embedding.oembed(request, asked))
 
 
 @api_view("GET")

@@ -1,13 +1,20 @@
 """Server-rendered pages. The reader's feed is complete HTML (readable with JavaScript off); the
 browser modules then continue live from the head the page was rendered at."""
 
+from functools import cache
+from urllib.parse import urlencode
+
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
+from django.contrib.auth.models import AnonymousUser
+from django.contrib.staticfiles import finders
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.urls import reverse
+from django.views.decorators.clickjacking import xframe_options_exempt
+from django.views.decorators.http import require_safe
 
-from .. import protocol, selectors
+from .. import embedding, protocol, selectors
 from ..errors import Invalid, NotFound
 from ..models import Blog
 from ..permissions import can_manage_blog, can_post
@@ -88,6 +95,18 @@ def _sharing(request: HttpRequest, blog: Blog, page: selectors.PostsPage) -> dic
     }
 
 
+def _embed_panel(request: HttpRequest, blog: Blog) -> dict:
+    """The "Embed" panel's snippets, and the oEmbed endpoint the page advertises."""
+    canonical = request.build_absolute_uri(reverse("blog-reader", args=[blog.slug]))
+    return {
+        "script": embedding.script_snippet(request, blog),
+        "frame": embedding.frame_snippet(request, blog),
+        "oembed": request.build_absolute_uri(
+            f"{reverse('api-oembed')}?{urlencode({'url': canonical, 'format': 'json'})}"
+        ),
+    }
+
+
 def blog_reader(request: HttpRequest, slug: str) -> HttpResponse:
     blog = _blog_or_404(slug)
     try:
@@ -101,7 +120,8 @@ def blog_reader(request: HttpRequest, slug: str) -> HttpResponse:
     }
     if before is None:  # the live feed: the first page, pinned posts included
         snapshot = selectors.blog_snapshot(blog.pk)
-        context.update(_feed_context(snapshot), sharing=_sharing(request, blog, snapshot))
+        context.update(_feed_context(snapshot), sharing=_sharing(request, blog, snapshot),
+                       embed=_embed_panel(request, blog))
     else:  # a plain archive page, for readers without JavaScript
         page = selectors.posts_page(blog.pk, before=before)
         context.update(page=page, posts=page.posts)
@@ -118,3 +138,40 @@ def blog_console(request: HttpRequest, slug: str) -> HttpResponse:
         "can_manage": can_manage_blog(request.user, blog),
         **_feed_context(selectors.blog_snapshot(blog.pk)),
     })
+
+
+@xframe_options_exempt  # the CSP's frame-ancestors says who may frame it, per blog
+@require_safe
+def blog_embed(request: HttpRequest, slug: str) -> HttpResponse:
+    """The live feed without the site's chrome, for other sites' article pages. Rendered for
+    nobody: whoever is signed in here, the page around it is someone else's."""
+    blog = _blog_or_404(slug)
+    request.user = AnonymousUser()
+    response = render(request, "liveblog/embed.html", {
+        "blog": blog,
+        "reader_url": request.build_absolute_uri(reverse("blog-reader", args=[blog.slug])),
+        "embed_origins": list(blog.embed_origins),
+        **_feed_context(selectors.blog_snapshot(blog.pk)),
+    })
+    response._csp_replace = {"frame-ancestors": embedding.frame_ancestors(blog)}
+    return response
+
+
+# Its URL never changes (it is in other sites' pages), so browsers revalidate it hourly.
+EMBED_SCRIPT_MAX_AGE = 3600
+
+
+@require_safe
+def embed_script(request: HttpRequest) -> HttpResponse:
+    """/embed.js, at a URL that stays the same for ever (static files' names change)."""
+    response = HttpResponse(_embed_script_source(), content_type="text/javascript; charset=utf-8")
+    response["Cache-Control"] = f"public, max-age={EMBED_SCRIPT_MAX_AGE}"
+    # Loaded by other sites' pages, including ones that require it (COEP).
+    response["Cross-Origin-Resource-Policy"] = "cross-origin"
+    return response
+
+
+@cache
+def _embed_script_source() -> str:
+    with open(finders.find("liveblog/embed.js"), encoding="utf-8") as source:
+        return source.read()

@@ -61,6 +61,8 @@ export class FeedView {
     this.connection = root.getElementById("connection");
     this.keyEvents = root.getElementById("key-events");
     this.olderLink = root.getElementById("load-older");
+    // Links to the posts and older pages: "" on the reader page itself, its URL in the embed.
+    this.readerUrl = this.feed.dataset.readerUrl || "";
     this.title = root.getElementById("blog-title");
     this.status = root.getElementById("blog-status");
     this.held = new Set();
@@ -140,7 +142,9 @@ export class FeedView {
     }
     if (this.olderLink) {
       this.olderLink.hidden = this.state.nextBefore === null;
-      if (this.state.nextBefore !== null) this.olderLink.href = `?before=${this.state.nextBefore}`;
+      if (this.state.nextBefore !== null) {
+        this.olderLink.href = `${this.readerUrl}?before=${this.state.nextBefore}`;
+      }
     }
     this.renderKeyEvents();
     this.updateChrome();
@@ -231,7 +235,7 @@ export class FeedView {
     const list = this.keyEvents.querySelector("ol");
     const items = this.state.keyEvents().filter((post) => !this.isHeld(post.id)).map((post) => {
       const item = clone(this.keyEventTemplate);
-      item.querySelector("a").href = `#post-${post.id}`;
+      item.querySelector("a").href = `${this.readerUrl}#post-${post.id}`;
       const time = item.querySelector("time.post-time");
       time.dateTime = post.created_at;
       this.showTime(time);

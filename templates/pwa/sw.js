@@ -37,7 +37,7 @@ const MAX_PAGES = 40;
 const PAGE_TIMEOUT_MS = 3000;
 // The pages kept for offline reading: the blog list and reader pages for anyone, and the author
 // console for its user. Nothing else (the admin, sign-in, error pages) is ever cached.
-const PUBLIC_PAGE_PATHS = [/^\/$/, /^\/liveblog\/[^/]+\/$/];
+const PUBLIC_PAGE_PATHS = [/^\/$/, /^\/liveblog\/[^/]+\/$/, /^\/liveblog\/[^/]+\/embed\/$/];
 const USER_PAGE_PATHS = [...PUBLIC_PAGE_PATHS, /^\/liveblog\/[^/]+\/write\/$/];
 const VIEWER_HEADER = "X-Liveblog-Viewer";
 const ANONYMOUS = "anonymous";
