@@ -26,10 +26,11 @@ $(VENV)/.dev: requirements-dev.txt $(VENV)/.runtime
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	@touch $@
 
-# The JavaScript lint tools (ESLint), exactly as package-lock.json pins them. Only lint needs
-# them: the browser code runs as it is, with no build step.
+# The JavaScript dev tools (ESLint; Lighthouse for e2e/test_lighthouse.py), exactly as
+# package-lock.json pins them. Only lint and tests need them: the browser code runs as it is,
+# with no build step.
 node_modules/.installed: package.json package-lock.json
-	@command -v npm >/dev/null || { echo "npm is missing: ESLint needs Node.js 20.19+ and npm"; exit 1; }
+	@command -v npm >/dev/null || { echo "npm is missing: ESLint and Lighthouse need Node.js 20.19+ and npm"; exit 1; }
 	npm ci --no-audit --no-fund --loglevel=error
 	@touch $@
 
