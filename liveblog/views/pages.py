@@ -7,7 +7,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.urls import reverse
 
-from .. import protocol, selectors
+from .. import protocol, selectors, structured_data
 from ..errors import Invalid, NotFound
 from ..models import Blog
 from ..permissions import can_manage_blog, can_post
@@ -101,7 +101,12 @@ def blog_reader(request: HttpRequest, slug: str) -> HttpResponse:
     }
     if before is None:  # the live feed: the first page, pinned posts included
         snapshot = selectors.blog_snapshot(blog.pk)
-        context.update(_feed_context(snapshot), sharing=_sharing(request, blog, snapshot))
+        sharing = _sharing(request, blog, snapshot)
+        context.update(_feed_context(snapshot), sharing=sharing, structured_data=(
+            structured_data.script_json(structured_data.reader_structured_data(
+                request, blog, description=sharing["description"], url=sharing["canonical"]
+            ))
+        ))
     else:  # a plain archive page, for readers without JavaScript
         page = selectors.posts_page(blog.pk, before=before)
         context.update(page=page, posts=page.posts)
