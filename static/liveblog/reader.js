@@ -1,4 +1,5 @@
 // Reader page entry point.
 import { startFeed } from "./live-feed.js";
+import { PostAnchors } from "./post-anchor.js";
 
-startFeed();
+new PostAnchors(await startFeed()).start();
