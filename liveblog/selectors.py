@@ -97,6 +97,28 @@ def feed_version(slug: str) -> tuple[int, str, datetime | None] | None:
     )
 
 
+@dataclass(frozen=True)
+class BlogDates:
+    """When a blog's coverage began and last changed (its structured data's dates)."""
+
+    first_post_at: datetime | None  # the earliest post, deleted ones included: it never moves
+    last_event_at: datetime | None  # the event at the committed head
+
+
+def blog_dates(blog_id: int) -> BlogDates:
+    """Both dates in one query."""
+    first_post = Post.objects.filter(blog=OuterRef("pk")).order_by("id").values("created_at")[:1]
+    last_event = Event.objects.filter(blog=OuterRef("pk"), seq=OuterRef("head")).values(
+        "created_at"
+    )[:1]
+    first, last = (
+        Blog.objects.filter(pk=blog_id)
+        .annotate(first_post_at=Subquery(first_post), last_event_at=Subquery(last_event))
+        .values_list("first_post_at", "last_event_at").get()
+    )
+    return BlogDates(first_post_at=first, last_event_at=last)
+
+
 def blog_positions(blog_ids: list[int]) -> dict[int, tuple[int, str, str]]:
     """Committed (head, epoch, slug) of several blogs in one query (the hub's heartbeat)."""
     rows = Blog.objects.filter(pk__in=blog_ids).values_list("pk", "head", "epoch", "slug")

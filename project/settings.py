@@ -45,6 +45,9 @@ Environment:
     LIVEBLOG_THROTTLE_WRITES, LIVEBLOG_THROTTLE_ANON_READS, LIVEBLOG_THROTTLE_USER_READS
                       API throttles as "units/seconds" (defaults 60/60 per signed-in user,
                       600/60 per anonymous address, 1200/60 per signed-in user).
+    LIVEBLOG_PUBLISHER_NAME, LIVEBLOG_PUBLISHER_LOGO   the publisher in reader pages' JSON-LD
+                      (default "Liveblog" and the app's 512 px icon; a logo path is made absolute).
+    LIVEBLOG_NEWS_ARTICLE   "1": the JSON-LD also holds a NewsArticle (default off).
 """
 
 import os
@@ -415,6 +418,13 @@ LIVEBLOG_OFFLINE_PHOTOS = int(os.environ.get("LIVEBLOG_OFFLINE_PHOTOS", "150"))
 LIVEBLOG_OFFLINE_PHOTO_BYTES = int(
     os.environ.get("LIVEBLOG_OFFLINE_PHOTO_BYTES", str(40 * 1024 * 1024))
 )
+
+# --- Structured data (liveblog/structured_data.py) -------------------------------------------
+# The publisher named in every reader page's JSON-LD; an empty logo means the app's own icon.
+LIVEBLOG_PUBLISHER_NAME = os.environ.get("LIVEBLOG_PUBLISHER_NAME", "Liveblog")
+LIVEBLOG_PUBLISHER_LOGO = os.environ.get("LIVEBLOG_PUBLISHER_LOGO", "")
+# A NewsArticle beside the LiveBlogPosting, for publishers whose tools expect one.
+LIVEBLOG_NEWS_ARTICLE = env_bool("LIVEBLOG_NEWS_ARTICLE")
 
 # --- Images from elsewhere ------------------------------------------------------------------
 # Posts and pages show images from the site itself and from these origins only (CSP img-src

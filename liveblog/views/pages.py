@@ -14,7 +14,7 @@ from django.urls import reverse
 from django.views.decorators.clickjacking import xframe_options_exempt
 from django.views.decorators.http import require_safe
 
-from .. import embedding, protocol, selectors
+from .. import embedding, protocol, selectors, structured_data
 from ..errors import Invalid, NotFound
 from ..models import Blog
 from ..permissions import can_manage_blog, can_post
@@ -120,8 +120,14 @@ def blog_reader(request: HttpRequest, slug: str) -> HttpResponse:
     }
     if before is None:  # the live feed: the first page, pinned posts included
         snapshot = selectors.blog_snapshot(blog.pk)
-        context.update(_feed_context(snapshot), sharing=_sharing(request, blog, snapshot),
-                       embed=_embed_panel(request, blog))
+        sharing = _sharing(request, blog, snapshot)
+        context.update(_feed_context(snapshot), sharing=sharing, embed=_embed_panel(request, blog),
+                       structured_data=structured_data.script_json(
+                           structured_data.reader_structured_data(
+                               request, blog, description=sharing["description"],
+                               url=sharing["canonical"],
+                           )
+                       ))
     else:  # a plain archive page, for readers without JavaScript
         page = selectors.posts_page(blog.pk, before=before)
         context.update(page=page, posts=page.posts)

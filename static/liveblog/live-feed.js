@@ -10,19 +10,20 @@ import { FeedState } from "./feed-state.js";
 import { FeedStore, newest } from "./feed-store.js";
 import { FeedView } from "./feed-view.js";
 
-let loadingOlder = false;
+let loadingOlder = null;
 
-async function fetchOlder(slug, state, view) {
-  if (state.nextBefore === null || loadingOlder) return;
-  loadingOlder = true;
-  try {
-    const url = `/api/liveblog/${encodeURIComponent(slug)}/posts?before=${state.nextBefore}`;
-    const response = await fetch(url, { credentials: "same-origin" });
-    if (!response.ok) throw new Error(`loading older posts failed: ${response.status}`);
-    view.appendOlder(state.addOlder(await response.json()));
-  } finally {
-    loadingOlder = false;
-  }
+async function fetchOlderPage(slug, state, view) {
+  const url = `/api/liveblog/${encodeURIComponent(slug)}/posts?before=${state.nextBefore}`;
+  const response = await fetch(url, { credentials: "same-origin" });
+  if (!response.ok) throw new Error(`loading older posts failed: ${response.status}`);
+  view.appendOlder(state.addOlder(await response.json()));
+}
+
+/** Load the next older page; a call while one loads waits for that one (post-anchor.js). */
+function fetchOlder(slug, state, view) {
+  if (state.nextBefore === null) return Promise.resolve();
+  loadingOlder ??= fetchOlderPage(slug, state, view).finally(() => { loadingOlder = null; });
+  return loadingOlder;
 }
 
 /**

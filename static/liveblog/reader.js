@@ -1,7 +1,8 @@
 // Reader page entry point.
 import { startFeed } from "./live-feed.js";
+import { PostAnchors } from "./post-anchor.js";
 
-startFeed();
+new PostAnchors(await startFeed()).start();
 
 // The "Embed" panel's copy buttons (the code is selectable without them).
 for (const button of document.querySelectorAll("button[data-copy]")) {
