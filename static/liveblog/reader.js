@@ -2,8 +2,6 @@
 import { startFeed } from "./live-feed.js";
 import { PostAnchors } from "./post-anchor.js";
 
-new PostAnchors(await startFeed()).start();
-
 // The "Embed" panel's copy buttons (the code is selectable without them).
 for (const button of document.querySelectorAll("button[data-copy]")) {
   if (!navigator.clipboard) continue;
@@ -18,3 +16,5 @@ for (const button of document.querySelectorAll("button[data-copy]")) {
     }
   });
 }
+
+new PostAnchors(await startFeed()).start();
