@@ -17,6 +17,7 @@ import pytest
 from playwright.sync_api import Frame, Page, expect
 
 from devstack.common import wait_until
+from e2e.test_offline_pwa import offline_errors, wait_for_offline_copy
 
 pytestmark = pytest.mark.e2e
 
@@ -30,12 +31,12 @@ THIRD_PAGE = """<!doctype html><title>ads</title><body data-received="0"><script
 let received = 0;
 window.addEventListener("message", () => { document.body.dataset.received = String(++received); });
 window.attack = () => {
-  parent.postMessage({ type: "liveblog:height", height: %d }, "*");
+  parent.postMessage({ type: "liveblog:height", height: FAKE_HEIGHT }, "*");
   for (let i = 0; i < parent.frames.length; i++) {
     if (parent.frames[i] !== window) parent.frames[i].postMessage({ type: "liveblog:hello" }, "*");
   }
 };
-</script></body>""" % FAKE_HEIGHT
+</script></body>""".replace("FAKE_HEIGHT", str(FAKE_HEIGHT))
 
 
 def article(liveblog: str, third: str | None = None) -> str:
@@ -172,3 +173,32 @@ def test_a_site_not_on_the_list_gets_no_frame(new_page, server, api, browser_err
             # The frame is there, empty: Chromium replaced the refused page with its error page.
             wait_until(lambda: page.locator(FRAME).count() == 1, timeout=10)
             assert not any("/embed/" in frame.url for frame in page.frames)
+
+
+def test_a_same_site_embed_is_read_offline_like_the_reader_page(
+    new_page, server, api, browser_errors
+):
+    """Embedded by a page of the same site (the newsroom's live.news.example in news.example:
+    here another port of 127.0.0.1), the frame keeps its offline copy: reloaded without a
+    network it shows what it had, and catches up by seq, exactly once, when the network
+    returns. (In another site's page, Chromium refuses storage to the frame, as browsers that
+    block third-party cookies do: the embed is live there, without an offline copy.)"""
+    first = api.post(SLUG, "Kick-off")
+    with web_server("127.0.0.1", {"/story.html": article(server.url)}) as news:
+        allow(api, [news])
+        page = new_page("article")
+        page.goto(f"{news}/story.html")
+        frame = embed_frame(page)
+        expect(frame.locator("#connection")).to_have_attribute("data-state", "live")
+        wait_for_offline_copy(frame, first["seq"])  # the PATCH took no seq
+        page.context.set_offline(True)
+        with browser_errors.tolerated(offline_errors(server.port)):
+            frame.evaluate("location.reload()")
+            frame = embed_frame(page)
+            expect(frame.locator("#feed article.post")).to_have_count(1)
+            expect(frame.locator("#connection")).to_have_attribute("data-state", "offline")
+            missed = api.post(SLUG, "Missed while offline")
+            page.context.set_offline(False)
+            expect(frame.locator(f'#post-{missed["post"]["id"]}')).to_have_count(1)
+        expect(frame.locator("#connection")).to_have_attribute("data-state", "live")
+        expect(frame.locator("#feed article.post")).to_have_count(2)

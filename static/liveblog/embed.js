@@ -35,6 +35,15 @@
     return frame;
   }
 
+  /** Whether the frame holds its page already: until then it is an about:blank of ours. */
+  function showsOtherOrigin(frame) {
+    try {
+      return !frame.contentWindow.location.href;
+    } catch {
+      return true;
+    }
+  }
+
   function fit(frame) {
     if (frame.dataset.liveblogFitted !== undefined) return; // another copy of this script has it
     frame.dataset.liveblogFitted = "";
@@ -42,7 +51,7 @@
     frames.push(frame);
     const hello = () => frame.contentWindow?.postMessage({ type: HELLO }, origin);
     frame.addEventListener("load", hello);
-    hello(); // the frame may have loaded before this script ran; before it has, this goes nowhere
+    if (showsOtherOrigin(frame)) hello(); // it loaded before this script ran
   }
 
   window.addEventListener("message", (event) => {
