@@ -93,7 +93,10 @@ def oembed(request: HttpRequest, asked: OEmbedRequest) -> dict:
 
 def _blog_of(request: HttpRequest, url: str) -> Blog:
     """The blog whose reader (or embed) page `url` is, on this site; NotFound otherwise."""
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # "http://[x/…": a bracketed host that is not an IPv6 address
+        raise NotFound("not a page of this site") from None
     if parts.scheme not in ("http", "https") or parts.netloc.lower() != request.get_host().lower():
         raise NotFound("not a page of this site")
     try:
