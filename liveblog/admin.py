@@ -65,7 +65,7 @@ class BlogForm(forms.ModelForm):
 
     class Meta:
         model = Blog
-        fields = ["slug", "title", "description", "status", "owner", "authors", "embed_origins"]
+        fields = ["slug", "title", "description", "status", "owner", "embed_origins"]
 
 
 @admin.register(Blog)
@@ -74,13 +74,12 @@ class BlogAdmin(ServiceErrorsAsMessages, admin.ModelAdmin):
     list_display = ["title", "slug", "status", "head", "owner", "created_at"]
     list_filter = ["status"]
     search_fields = ["title", "slug"]
-    filter_horizontal = ["authors"]
     readonly_fields = ["epoch", "head", "created_at"]
 
     def get_fields(self, request: HttpRequest, obj: Blog | None = None) -> list[str]:
         if obj is None:  # the creator becomes the owner
-            return ["slug", "title", "description", "authors"]
-        return ["slug", "title", "description", "status", "owner", "authors", "embed_origins",
+            return ["slug", "title", "description"]
+        return ["slug", "title", "description", "status", "owner", "embed_origins",
                 *self.readonly_fields]
 
     def get_readonly_fields(self, request: HttpRequest, obj: Blog | None = None) -> list[str]:
@@ -103,10 +102,6 @@ class BlogAdmin(ServiceErrorsAsMessages, admin.ModelAdmin):
             embed_origins=form.cleaned_data["embed_origins"],
         )
         obj.refresh_from_db()
-
-    def save_related(self, request: HttpRequest, form, formsets, change: bool) -> None:
-        super().save_related(request, form, formsets, change)
-        form.instance.authors.add(form.instance.owner)  # the owner always writes
 
 
 class PostAdminForm(forms.ModelForm):

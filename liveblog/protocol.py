@@ -9,7 +9,7 @@ from typing import Any
 from django.core.files.storage import default_storage
 
 from .errors import Invalid
-from .models import Photo, Post
+from .models import Photo, Post, Submission
 
 # The photo variant a browser without srcset support shows: the one nearest a phone's or a
 # column's width.
@@ -44,6 +44,46 @@ def post_json(post: Post) -> dict:
         "key_event": post.key_event,
         "photo": photo_json(post.photo) if post.photo_id else None,
     }
+
+
+def submission_json(submission: Submission) -> dict:
+    """A submission as the desk sees it (never a reader): the post fields, its state, the
+    editor's note, its schedule, the public post it became and who did what to it. Its
+    `actions` must be prefetched with their actors (selectors do) or this costs a query."""
+    return {
+        "id": submission.id,
+        "client_id": str(submission.client_id),
+        "author": author_json(submission.author),
+        "body": submission.body,
+        "html": submission.html,
+        "created_at": iso(submission.created_at),
+        "updated_at": iso(submission.updated_at),
+        "pinned": submission.pinned,
+        "key_event": submission.key_event,
+        "photo": photo_json(submission.photo) if submission.photo_id else None,
+        "state": submission.state,
+        "note": submission.note,
+        "publish_at": iso(submission.publish_at),
+        "post_id": submission.post_id,
+        "seq": submission.published_seq,
+        "history": [
+            {
+                "action": action.action,
+                "by": author_json(action.actor) if action.actor_id else None,
+                "at": iso(action.at),
+                "note": action.note,
+            }
+            for action in submission.actions.all()
+        ],
+    }
+
+
+def member_json(user: Any, role: str) -> dict:
+    return {**author_json(user), "role": role}
+
+
+def desk_snapshot_json(*, epoch: str, head: int, submissions: list[dict]) -> dict:
+    return {"type": "snapshot", "epoch": epoch, "head": head, "submissions": submissions}
 
 
 def photo_json(photo: Photo) -> dict:
@@ -84,10 +124,14 @@ def event_frame(*, seq: int, kind: str, at: datetime, payload: dict) -> str:
     return encode({"type": "event", "seq": seq, "kind": kind, "at": iso(at), **payload})
 
 
-def hello_frame(*, slug: str, epoch: str, head: int, heartbeat: float) -> str:
-    return encode(
-        {"type": "hello", "blog": slug, "epoch": epoch, "head": head, "heartbeat": heartbeat}
-    )
+def hello_frame(
+    *, slug: str, epoch: str, head: int, heartbeat: float, role: str | None = None
+) -> str:
+    """`role` only on the desk: whose queue this connection follows."""
+    frame = {"type": "hello", "blog": slug, "epoch": epoch, "head": head, "heartbeat": heartbeat}
+    if role is not None:
+        frame["role"] = role
+    return encode(frame)
 
 
 def live_frame(head: int) -> str:
@@ -98,7 +142,7 @@ def ping_frame(head: int) -> str:
     return encode({"type": "ping", "head": head})
 
 
-def ack_frame(*, client_id: str, seq: int, post: dict) -> str:
+def ack_frame(*, client_id: str, seq: int | None, post: dict) -> str:
     return encode({"type": "ack", "client_id": client_id, "seq": seq, "post": post})
 
 

@@ -13,6 +13,7 @@ import re
 import secrets
 import uuid
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -23,14 +24,33 @@ from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.core.validators import validate_slug
 from django.db import IntegrityError, transaction
+from django.db.models import Prefetch
 from django.utils import timezone
 
 from . import photos
 from .errors import Conflict, Invalid, NotAllowed, NotAuthenticated, NotFound
 from .live import broadcast
-from .models import Blog, Event, Photo, Post, new_epoch
-from .permissions import can_edit_post, can_manage_blog, can_post
-from .protocol import blog_json, event_frame, post_json
+from .models import (
+    Blog,
+    DeskEvent,
+    DeskStream,
+    Event,
+    Membership,
+    Photo,
+    Post,
+    Submission,
+    SubmissionAction,
+    new_epoch,
+)
+from .permissions import (
+    CONTRIBUTOR,
+    PUBLISHING_ROLES,
+    can_edit_post,
+    can_manage_blog,
+    can_revise_submission,
+    role_of,
+)
+from .protocol import blog_json, event_frame, member_json, post_json, submission_json
 from .rendering import render_markdown
 
 logger = logging.getLogger(__name__)
@@ -40,11 +60,14 @@ PHOTO_ALT_MAX_CHARS = 300
 
 @dataclass(frozen=True)
 class Written:
-    """The answer to a write: the seq it took (None when nothing changed) and the object."""
+    """The answer to a write: the seq it took (None when nothing changed, or nothing public)
+    and the object. `desk`: the object is a submission (waiting, returned, scheduled…), which
+    is on the desk and not in the public log."""
 
     seq: int | None
     data: dict
     created: bool = False
+    desk: bool = False
 
 
 # --- The log ----------------------------------------------------------------------------------
@@ -60,16 +83,22 @@ def _blog(blog_id: int, *, lock: bool = False) -> Blog:
         raise NotFound(f"no blog {blog_id}") from None
 
 
-def _event_append(locked: Blog, kind: str, payload: Any, *, post: Post | None = None) -> Event:
+def _event_append(
+    locked: Blog, kind: str, payload: Any, *, post: Post | None = None, actor: Any = None
+) -> Event:
     """Take the next seq and record the event; `payload` may be a callable of the new head so
-    that a blog event carries the head it creates. Must run inside the writer's transaction."""
+    that a blog event carries the head it creates. Must run inside the writer's transaction.
+    `actor` (None for the scheduler) is kept for the post's history, never sent."""
     seq = locked.head + 1
     Blog.objects.filter(pk=locked.pk).update(head=seq)
     locked.head = seq
     now = timezone.now()
     body = payload() if callable(payload) else payload
     frame = event_frame(seq=seq, kind=kind, at=now, payload=body)
-    event = Event.objects.create(blog=locked, seq=seq, kind=kind, post=post, frame=frame)
+    event = Event.objects.create(
+        blog=locked, seq=seq, kind=kind, post=post, frame=frame,
+        actor=actor if actor is not None and actor.is_authenticated else None,
+    )
     _publish_on_commit(locked.pk, locked.epoch, seq, frame)
     return event
 
@@ -93,10 +122,20 @@ def _require_signed_in(actor: Any) -> None:
         raise NotAllowed("this account is disabled")
 
 
-def _require_author(actor: Any, blog: Blog) -> None:
+def _require_author(actor: Any, blog: Blog) -> str:
+    """The actor's role on the blog; NotAllowed for someone who does not write for it."""
     _require_signed_in(actor)
-    if not can_post(actor, blog):
+    role = role_of(actor, blog)
+    if role is None:
         raise NotAllowed("you are not an author of this blog")
+    return role
+
+
+def _require_publisher(actor: Any, blog: Blog) -> str:
+    role = _require_author(actor, blog)
+    if role not in PUBLISHING_ROLES:
+        raise NotAllowed("only the blog's editors and its owner may do this")
+    return role
 
 
 def _refuse_nul(text: str, name: str) -> str:
@@ -190,7 +229,7 @@ def _created_answer(blog_id: int, client_id: uuid.UUID) -> Written | None:
         .values_list("id", flat=True).first()
     )
     if post_id is None:
-        return None
+        return _submitted_answer(blog_id, client_id)
     row = (
         Event.objects.filter(post_id=post_id, kind=Event.Kind.POST_CREATED)
         .values_list("seq", "frame")
@@ -203,6 +242,33 @@ def _created_answer(blog_id: int, client_id: uuid.UUID) -> Written | None:
     return Written(seq=seq, data=json.loads(frame)["post"], created=False)
 
 
+def _submitted_answer(blog_id: int, client_id: uuid.UUID) -> Written | None:
+    """A client_id that is on the desk (not published): the submission as it is now."""
+    submission_id = (
+        Submission.objects.filter(blog_id=blog_id, client_id=client_id)
+        .values_list("id", flat=True).first()
+    )
+    if submission_id is None:
+        return None
+    return Written(seq=None, data=submission_json(_desk_read(submission_id)), desk=True)
+
+
+# Scheduling further ahead than this is a typo (a year too far), not an embargo.
+PUBLISH_AT_MAX_AHEAD = timedelta(days=366)
+
+
+def clean_publish_at(publish_at: datetime | None) -> datetime | None:
+    """A publish time in the future, or None for now (a time already past means now)."""
+    if publish_at is None:
+        return None
+    if not isinstance(publish_at, datetime) or timezone.is_naive(publish_at):
+        raise Invalid("publish_at must be an ISO 8601 time with a time zone")
+    now = timezone.now()
+    if publish_at > now + PUBLISH_AT_MAX_AHEAD:
+        raise Invalid("publish_at is more than a year ahead")
+    return publish_at if publish_at > now else None
+
+
 def post_create(
     *,
     actor: Any,
@@ -213,16 +279,18 @@ def post_create(
     pinned: bool = False,
     photo: File | None = None,
     photo_alt: str | None = None,
+    publish_at: datetime | None = None,
 ) -> Written:
-    """Publish a post, optionally with a photo. A client_id the blog already has returns the
-    first answer unchanged and appends nothing, so a phone retrying after a lost answer never
-    posts twice; it is answered before any image work, so a retried upload is not decoded or
-    stored again."""
+    """Publish a post, optionally with a photo; or, from a contributor (or with a future
+    `publish_at`), put it on the desk as a submission (Written.desk, no seq). A client_id the
+    blog already has returns the first answer (or the submission as it is now) and appends
+    nothing, so a phone retrying after a lost answer never posts twice; it is answered before
+    any image work, so a retried upload is not decoded or stored again."""
     _require_signed_in(actor)
     body = validate_body(body, allow_empty=photo is not None)
     fields = {
         "author": actor, "body": body, "html": render_markdown(body),
-        "key_event": key_event, "pinned": pinned,
+        "key_event": key_event, "pinned": pinned, "publish_at": clean_publish_at(publish_at),
     }
     if photo is None:
         return _post_insert(blog_id, client_id, fields, photo_variants=[], photo_alt=None)
@@ -250,19 +318,30 @@ def _post_insert(
     blog_id: int, client_id: uuid.UUID, fields: dict, *, photo_variants: list[dict],
     photo_alt: str | None,
 ) -> Written:
-    """The post, its photo and its post.created event, in one transaction under the blog lock."""
+    """The post, its photo and its post.created event, in one transaction under the blog lock;
+    or the submission and its desk events, when the author's role (read under the lock) or a
+    publish time says it waits."""
+    fields = dict(fields)
+    publish_at = fields.pop("publish_at", None)
     try:
         with transaction.atomic():
             locked = _blog(blog_id, lock=True)
-            _require_author(fields["author"], locked)
+            role = _require_author(fields["author"], locked)
+            if publish_at is not None and role == CONTRIBUTOR:
+                raise NotAllowed("contributors cannot schedule posts; an editor decides when")
             if known := _created_answer(blog_id, client_id):
                 return known
             photo = None
             if photo_variants:
                 photo = _photo_create(locked, fields["author"], photo_variants, photo_alt)
+            if role == CONTRIBUTOR or publish_at is not None:
+                return _submission_insert(locked, client_id, fields, photo, publish_at)
             post = Post.objects.create(blog=locked, client_id=client_id, photo=photo, **fields)
             data = post_json(post)
-            event = _event_append(locked, Event.Kind.POST_CREATED, {"post": data}, post=post)
+            event = _event_append(
+                locked, Event.Kind.POST_CREATED, {"post": data}, post=post,
+                actor=fields["author"],
+            )
     except IntegrityError:
         # Only reachable if a writer bypassed the lock; the unique constraint held the line.
         if known := _created_answer(blog_id, client_id):
@@ -354,7 +433,7 @@ def post_update(
         _require_author(actor, locked)
         post = _live_post(locked, post_id)
         if not can_edit_post(actor, locked, post):
-            raise NotAllowed("you may only change your own posts")
+            raise NotAllowed("only the blog's editors and its owner may change published posts")
         if body is not None:
             body = validate_body(body, allow_empty=post.photo_id is not None)
         changed = []
@@ -371,7 +450,9 @@ def post_update(
             return Written(seq=None, data=post_json(post))
         post.save(update_fields=changed)
         data = post_json(post)
-        event = _event_append(locked, Event.Kind.POST_UPDATED, {"post": data}, post=post)
+        event = _event_append(
+            locked, Event.Kind.POST_UPDATED, {"post": data}, post=post, actor=actor
+        )
     return Written(seq=event.seq, data=data)
 
 
@@ -386,7 +467,7 @@ def post_delete(*, actor: Any, blog_id: int, post_id: int) -> Written:
         if post is None:
             raise NotFound(f"no post {post_id} in this blog")
         if not can_edit_post(actor, locked, post):
-            raise NotAllowed("you may only delete your own posts")
+            raise NotAllowed("only the blog's editors and its owner may delete published posts")
         if post.deleted_at is not None:
             seq = (
                 Event.objects.filter(blog=locked, post=post, kind=Event.Kind.POST_DELETED)
@@ -399,7 +480,9 @@ def post_delete(*, actor: Any, blog_id: int, post_id: int) -> Written:
         post.save(update_fields=["deleted_at", "photo"])
         if photo is not None:  # privacy: a deleted post's photo must stop being served
             _photo_delete(photo)
-        event = _event_append(locked, Event.Kind.POST_DELETED, {"post": tombstone}, post=post)
+        event = _event_append(
+            locked, Event.Kind.POST_DELETED, {"post": tombstone}, post=post, actor=actor
+        )
     return Written(seq=event.seq, data=tombstone)
 
 
@@ -482,7 +565,7 @@ def blog_update(
             changed["ended_at"] = locked.ended_at
         locked.save(update_fields=list(changed))
         event = _event_append(
-            locked, Event.Kind.BLOG_UPDATED, lambda: {"blog": blog_json(locked)}
+            locked, Event.Kind.BLOG_UPDATED, lambda: {"blog": blog_json(locked)}, actor=actor
         )
         data = blog_json(locked)
     return Written(seq=event.seq, data=data)
@@ -509,3 +592,312 @@ def blog_log_reset(*, actor: Any, blog_id: int) -> Blog:
 
         transaction.on_commit(publish_reset, robust=True)
     return locked
+
+
+# --- The desk: submissions --------------------------------------------------------------------
+#
+# A submission is a post that is not public: a contributor's, waiting for an editor, or one an
+# editor scheduled. It has no Post row and takes no public seq, so no public read can show it;
+# publishing it makes the Post and appends post.created at that moment. Every change to it is
+# numbered in the desk's own logs (the editors' one, and its author's), never the public one.
+
+NOTE_MAX_CHARS = 500
+_WAITING = (Submission.State.SUBMITTED, Submission.State.RETURNED)
+_PUBLISHABLE = (Submission.State.SUBMITTED, Submission.State.RETURNED, Submission.State.SCHEDULED)
+
+
+def _desk_read(submission_id: int) -> Submission:
+    """A submission with what its JSON needs (author, photo, history with its actors)."""
+    return (
+        Submission.objects.select_related("author", "photo")
+        .prefetch_related(Prefetch(
+            "actions", queryset=SubmissionAction.objects.select_related("actor")
+        ))
+        .get(pk=submission_id)
+    )
+
+
+def desk_audiences(author_id: int) -> tuple[str, str]:
+    """The desk logs a submission's changes go to: every editor's, and its author's own."""
+    return DeskStream.EDITORS, f"user:{author_id}"
+
+
+def _desk_append(locked: Blog, submission_id: int, *, created: bool = False) -> dict:
+    """Number the submission's new state in each desk log it belongs to, and broadcast it after
+    commit to those logs' live subscribers. Runs under the blog lock, which orders the desk's
+    writers as it orders the public log's. Returns the submission's JSON."""
+    submission = _desk_read(submission_id)
+    data = submission_json(submission)
+    kind = "submission.created" if created else "submission.updated"
+    now = timezone.now()
+    for audience in desk_audiences(submission.author_id):
+        stream, _ = DeskStream.objects.get_or_create(blog=locked, audience=audience)
+        seq = stream.head + 1
+        DeskStream.objects.filter(pk=stream.pk).update(head=seq)
+        frame = event_frame(seq=seq, kind=kind, at=now, payload={"submission": data})
+        DeskEvent.objects.create(stream=stream, seq=seq, submission_id=submission_id, frame=frame)
+        _desk_publish_on_commit(stream.pk, stream.epoch, seq, frame)
+    return data
+
+
+def _desk_publish_on_commit(stream_id: int, epoch: str, seq: int, frame: str) -> None:
+    # A plain function, not functools.partial (see _publish_on_commit).
+    def publish_desk_event() -> None:
+        broadcast.desk_publish(stream_id=stream_id, epoch=epoch, seq=seq, frame=frame)
+
+    transaction.on_commit(publish_desk_event, robust=True)
+
+
+def _action(submission: Submission, actor: Any, action: str, note: str = "") -> None:
+    SubmissionAction.objects.create(
+        submission=submission, action=action, note=note,
+        actor=actor if actor is not None and actor.is_authenticated else None,
+    )
+
+
+def _submission_insert(
+    locked: Blog, client_id: uuid.UUID, fields: dict, photo: Photo | None,
+    publish_at: datetime | None,
+) -> Written:
+    """A new submission (waiting, or scheduled by an editor) and its first desk events."""
+    author = fields["author"]
+    state = Submission.State.SCHEDULED if publish_at else Submission.State.SUBMITTED
+    submission = Submission.objects.create(
+        blog=locked, client_id=client_id, photo=photo, state=state, publish_at=publish_at,
+        **fields,
+    )
+    _action(submission, author, SubmissionAction.Action.SUBMITTED)
+    if publish_at:
+        _action(submission, author, SubmissionAction.Action.SCHEDULED)
+    data = _desk_append(locked, submission.pk, created=True)
+    return Written(seq=None, data=data, created=True, desk=True)
+
+
+def _locked_submission(locked: Blog, submission_id: int) -> Submission:
+    try:
+        return Submission.objects.select_related("photo").get(blog=locked, pk=submission_id)
+    except Submission.DoesNotExist:
+        raise NotFound(f"no submission {submission_id} in this blog") from None
+
+
+def _submission_edit(
+    submission: Submission, *, body: str | None, key_event: bool | None, pinned: bool | None
+) -> bool:
+    """Apply changed fields to the submission (unsaved); True if anything changed."""
+    changed = False
+    if body is not None:
+        body = validate_body(body, allow_empty=submission.photo_id is not None)
+        if body != submission.body:
+            submission.body, submission.html = body, render_markdown(body)
+            changed = True
+    for field, value in (("key_event", key_event), ("pinned", pinned)):
+        if value is not None and value != getattr(submission, field):
+            setattr(submission, field, value)
+            changed = True
+    return changed
+
+
+def _desk_answer(locked: Blog, submission: Submission) -> Written:
+    """Save the submission and number its new state on the desk."""
+    submission.save()
+    return Written(seq=None, data=_desk_append(locked, submission.pk), desk=True)
+
+
+def submission_revise(
+    *, actor: Any, blog_id: int, submission_id: int, body: str | None = None,
+    key_event: bool | None = None, pinned: bool | None = None,
+) -> Written:
+    """Change a submission. Its author revises it while it waits (a returned one goes back to
+    the queue); an editor edits it before deciding. Nothing changed: nothing numbered."""
+    _require_signed_in(actor)
+    with transaction.atomic():
+        locked = _blog(blog_id, lock=True)
+        role = _require_author(actor, locked)
+        submission = _locked_submission(locked, submission_id)
+        if not can_revise_submission(actor, locked, submission):
+            raise NotAllowed("you may only revise your own submissions")
+        editing = role in PUBLISHING_ROLES
+        allowed = _PUBLISHABLE if editing else _WAITING
+        if submission.state not in allowed:
+            raise Conflict(f"this submission is {submission.state}; it can no longer be revised")
+        changed = _submission_edit(submission, body=body, key_event=key_event, pinned=pinned)
+        resubmitted = not editing and submission.state == Submission.State.RETURNED
+        if not changed and not resubmitted:
+            return Written(seq=None, data=submission_json(_desk_read(submission.pk)), desk=True)
+        if resubmitted:
+            submission.state, submission.note = Submission.State.SUBMITTED, ""
+        _action(submission, actor, SubmissionAction.Action.EDITED if editing
+                else SubmissionAction.Action.REVISED)
+        return _desk_answer(locked, submission)
+
+
+def submission_withdraw(*, actor: Any, blog_id: int, submission_id: int) -> Written:
+    """Take a submission back before it is published (its author; or an editor dropping a
+    scheduled post). Its photo is deleted. Withdrawing it again changes nothing."""
+    _require_signed_in(actor)
+    with transaction.atomic():
+        locked = _blog(blog_id, lock=True)
+        role = _require_author(actor, locked)
+        submission = _locked_submission(locked, submission_id)
+        if not can_revise_submission(actor, locked, submission):
+            raise NotAllowed("you may only withdraw your own submissions")
+        if submission.state == Submission.State.WITHDRAWN:
+            return Written(seq=None, data=submission_json(_desk_read(submission.pk)), desk=True)
+        allowed = _PUBLISHABLE if role in PUBLISHING_ROLES else _WAITING
+        if submission.state not in allowed:
+            raise Conflict(f"this submission is {submission.state}; it cannot be withdrawn")
+        photo = submission.photo
+        submission.state, submission.photo, submission.publish_at = (
+            Submission.State.WITHDRAWN, None, None
+        )
+        if photo is not None:
+            _photo_delete(photo)
+        _action(submission, actor, SubmissionAction.Action.WITHDRAWN)
+        return _desk_answer(locked, submission)
+
+
+def clean_note(note: Any) -> str:
+    if not isinstance(note, str) or not note.strip():
+        raise Invalid("note is required: tell the author what to change")
+    note = _refuse_nul(note.strip(), "note")
+    if len(note) > NOTE_MAX_CHARS:
+        raise Invalid(f"note is longer than {NOTE_MAX_CHARS} characters", code="too_long")
+    return note
+
+
+def submission_return(*, actor: Any, blog_id: int, submission_id: int, note: str) -> Written:
+    """Send a waiting (or scheduled) submission back to its author with a note (editors)."""
+    _require_signed_in(actor)
+    note = clean_note(note)
+    with transaction.atomic():
+        locked = _blog(blog_id, lock=True)
+        _require_publisher(actor, locked)
+        submission = _locked_submission(locked, submission_id)
+        if submission.state not in (Submission.State.SUBMITTED, Submission.State.SCHEDULED):
+            raise Conflict(f"this submission is {submission.state}; it cannot be returned")
+        submission.state, submission.note, submission.publish_at = (
+            Submission.State.RETURNED, note, None
+        )
+        _action(submission, actor, SubmissionAction.Action.RETURNED, note)
+        return _desk_answer(locked, submission)
+
+
+def submission_publish(
+    *, actor: Any, blog_id: int, submission_id: int, body: str | None = None,
+    key_event: bool | None = None, pinned: bool | None = None,
+    publish_at: datetime | None = None,
+) -> Written:
+    """Publish a submission now (editors), after applying the editor's changes if any; with a
+    future `publish_at`, schedule it instead. Publishing it again answers with the post and
+    the seq it took the first time, so a double tap publishes once."""
+    _require_signed_in(actor)
+    publish_at = clean_publish_at(publish_at)
+    with transaction.atomic():
+        locked = _blog(blog_id, lock=True)
+        _require_publisher(actor, locked)
+        submission = _locked_submission(locked, submission_id)
+        if submission.state == Submission.State.PUBLISHED:
+            if known := _created_answer(blog_id, submission.client_id):
+                return known
+        if submission.state not in _PUBLISHABLE:
+            raise Conflict(f"this submission is {submission.state}; it cannot be published")
+        if _submission_edit(submission, body=body, key_event=key_event, pinned=pinned):
+            _action(submission, actor, SubmissionAction.Action.EDITED)
+        if publish_at is not None:
+            submission.state, submission.publish_at, submission.note = (
+                Submission.State.SCHEDULED, publish_at, ""
+            )
+            _action(submission, actor, SubmissionAction.Action.SCHEDULED)
+            return _desk_answer(locked, submission)
+        return _submission_publish_now(locked, submission, actor)
+
+
+def _submission_publish_now(locked: Blog, submission: Submission, actor: Any) -> Written:
+    """Make the public post (its author the submission's, its time now) and append its
+    post.created: from this moment it is a post like any other."""
+    post = Post.objects.create(
+        blog=locked, client_id=submission.client_id, author_id=submission.author_id,
+        body=submission.body, html=submission.html, key_event=submission.key_event,
+        pinned=submission.pinned, photo=submission.photo,
+    )
+    post = Post.objects.select_related("author", "photo").get(pk=post.pk)
+    data = post_json(post)
+    event = _event_append(locked, Event.Kind.POST_CREATED, {"post": data}, post=post, actor=actor)
+    submission.state, submission.post, submission.published_seq, submission.note = (
+        Submission.State.PUBLISHED, post, event.seq, ""
+    )
+    _action(submission, actor, SubmissionAction.Action.PUBLISHED)
+    submission.save()
+    _desk_append(locked, submission.pk)
+    return Written(seq=event.seq, data=data, created=True)
+
+
+def submissions_publish_due(*, now: datetime | None = None, limit: int = 100) -> list[Written]:
+    """Publish every scheduled submission whose time has come (the scheduler calls this in each
+    server process, about twice a second). Each is re-read under its blog's lock, so of two
+    processes that find it due, one publishes it and the other finds it published."""
+    now = now or timezone.now()
+    due = list(
+        Submission.objects.filter(state=Submission.State.SCHEDULED, publish_at__lte=now)
+        .order_by("publish_at", "id").values_list("blog_id", "id")[:limit]
+    )
+    published = []
+    for blog_id, submission_id in due:
+        with transaction.atomic():
+            locked = _blog(blog_id, lock=True)
+            submission = (
+                Submission.objects.select_related("photo")
+                .filter(pk=submission_id, state=Submission.State.SCHEDULED, publish_at__lte=now)
+                .first()
+            )
+            if submission is not None:
+                published.append(_submission_publish_now(locked, submission, None))
+    return published
+
+
+# --- The desk: who writes for a blog ----------------------------------------------------------
+
+
+def member_set(*, actor: Any, blog_id: int, user: Any, role: str) -> dict:
+    """Give someone a role on the blog (owner and staff): editor or contributor."""
+    _require_signed_in(actor)
+    if role not in Membership.Role.values:
+        raise Invalid(f"role must be one of {', '.join(Membership.Role.values)}")
+    if not user.is_active:
+        raise Invalid("that account is disabled")
+    with transaction.atomic():
+        locked = _blog(blog_id, lock=True)
+        if not can_manage_blog(actor, locked):
+            raise NotAllowed("only the blog's owner or staff may change who writes for it")
+        if user.pk == locked.owner_id:
+            raise Invalid("the owner's role is owner; hand the blog over to change it")
+        membership, created = Membership.objects.get_or_create(
+            blog=locked, user=user, defaults={"role": role, "added_by": actor},
+        )
+        if not created and membership.role != role:
+            membership.role, membership.added_by = role, actor
+            membership.save(update_fields=["role", "added_by", "updated_at"])
+            _desk_access_changed_on_commit(locked.pk, user.pk)
+    return member_json(user, role)
+
+
+def member_remove(*, actor: Any, blog_id: int, user: Any) -> None:
+    """Take someone off the blog (owner and staff). Their submissions stay on the desk."""
+    _require_signed_in(actor)
+    with transaction.atomic():
+        locked = _blog(blog_id, lock=True)
+        if not can_manage_blog(actor, locked):
+            raise NotAllowed("only the blog's owner or staff may change who writes for it")
+        if user.pk == locked.owner_id:
+            raise Invalid("the owner cannot be removed; hand the blog over first")
+        if Membership.objects.filter(blog=locked, user=user).delete()[0]:
+            _desk_access_changed_on_commit(locked.pk, user.pk)
+
+
+def _desk_access_changed_on_commit(blog_id: int, user_id: int) -> None:
+    """The person's open desk connections to this blog end (they reconnect with what their
+    new role allows, or are refused)."""
+    def publish_access_changed() -> None:
+        broadcast.desk_access_changed(blog_id=blog_id, user_id=user_id)
+
+    transaction.on_commit(publish_access_changed, robust=True)
