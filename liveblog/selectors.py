@@ -9,11 +9,12 @@ from datetime import datetime
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import OuterRef, QuerySet, Subquery
+from django.db.models import OuterRef, Prefetch, QuerySet, Subquery
 
 from .errors import Invalid, NotFound
-from .models import Blog, Event, Post
-from .protocol import needs_snapshot, post_json
+from .models import Blog, DeskEvent, DeskStream, Event, Post, Submission, SubmissionAction
+from .permissions import PUBLISHING_ROLES
+from .protocol import needs_snapshot, post_json, submission_json
 
 POSTS_PAGE_DEFAULT = 20
 POSTS_PAGE_MAX = 100
@@ -240,3 +241,81 @@ def events_page(
         return blog_snapshot(blog_id)
     return EventsPage(epoch=current_epoch, head=head,
                       frames=events_since(blog_id, since, head=head, limit=limit))
+
+
+# --- The desk (never a public read) -----------------------------------------------------------
+
+# The desk shows what is still open, and this many of the newest decided (published, withdrawn)
+# for context: a blog's desk history can be long, a phone's screen is not.
+DESK_DECIDED_SHOWN = 30
+_DESK_OPEN = (Submission.State.SUBMITTED, Submission.State.RETURNED, Submission.State.SCHEDULED)
+
+
+def desk_audience(role: str, user_id: int) -> str:
+    """The desk log a person follows: every submission for whoever publishes, their own for a
+    contributor."""
+    if role in PUBLISHING_ROLES:
+        return DeskStream.EDITORS
+    return f"user:{user_id}"
+
+
+def submissions_for_json() -> QuerySet[Submission]:
+    """Submissions with what their JSON needs (author, photo, history with its actors)."""
+    return Submission.objects.select_related("author", "photo").prefetch_related(
+        Prefetch("actions", queryset=SubmissionAction.objects.select_related("actor"))
+    )
+
+
+@dataclass(frozen=True)
+class DeskSnapshot:
+    epoch: str
+    head: int
+    submissions: list[dict]
+
+
+def desk_stream(blog_id: int, audience: str) -> DeskStream:
+    """The desk log (made empty on first use: a person may open the desk before anything was
+    submitted)."""
+    stream, _ = DeskStream.objects.get_or_create(blog_id=blog_id, audience=audience)
+    return stream
+
+
+def _desk_submissions(blog_id: int, audience: str) -> QuerySet[Submission]:
+    query = Submission.objects.filter(blog_id=blog_id)
+    if audience != DeskStream.EDITORS:
+        query = query.filter(author_id=int(audience.removeprefix("user:")))
+    return query
+
+
+def desk_snapshot(blog_id: int, audience: str) -> DeskSnapshot:
+    """The desk as one log sees it: its open submissions and the newest decided ones, oldest
+    first, with the head they are current at (one transaction, like a feed snapshot)."""
+    with transaction.atomic():
+        stream = desk_stream(blog_id, audience)
+        stream = DeskStream.objects.get(pk=stream.pk)
+        mine = _desk_submissions(blog_id, audience)
+        open_ids = list(mine.filter(state__in=_DESK_OPEN).values_list("id", flat=True))
+        decided_ids = list(
+            mine.exclude(state__in=_DESK_OPEN).order_by("-id")
+            .values_list("id", flat=True)[:DESK_DECIDED_SHOWN]
+        )
+        rows = submissions_for_json().filter(pk__in=open_ids + decided_ids).order_by("id")
+        return DeskSnapshot(
+            epoch=stream.epoch, head=stream.head,
+            submissions=[submission_json(row) for row in rows],
+        )
+
+
+def desk_position(stream_id: int) -> tuple[int, str]:
+    """A desk log's committed (head, epoch)."""
+    return DeskStream.objects.values_list("head", "epoch").get(pk=stream_id)
+
+
+def desk_events_range(stream_id: int, epoch: str, after: int, upto: int) -> list[tuple[int, str]]:
+    """A desk log's stored frames `after+1 … upto` of that epoch (none if the epoch moved on)."""
+    if not DeskStream.objects.filter(pk=stream_id, epoch=epoch).exists():
+        return []
+    return list(
+        DeskEvent.objects.filter(stream_id=stream_id, seq__gt=after, seq__lte=upto)
+        .order_by("seq").values_list("seq", "frame")
+    )

@@ -24,7 +24,6 @@ from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.core.validators import validate_slug
 from django.db import IntegrityError, transaction
-from django.db.models import Prefetch
 from django.utils import timezone
 
 from . import photos
@@ -52,6 +51,7 @@ from .permissions import (
 )
 from .protocol import blog_json, event_frame, member_json, post_json, submission_json
 from .rendering import render_markdown
+from .selectors import submissions_for_json
 
 logger = logging.getLogger(__name__)
 
@@ -607,14 +607,7 @@ _PUBLISHABLE = (Submission.State.SUBMITTED, Submission.State.RETURNED, Submissio
 
 
 def _desk_read(submission_id: int) -> Submission:
-    """A submission with what its JSON needs (author, photo, history with its actors)."""
-    return (
-        Submission.objects.select_related("author", "photo")
-        .prefetch_related(Prefetch(
-            "actions", queryset=SubmissionAction.objects.select_related("actor")
-        ))
-        .get(pk=submission_id)
-    )
+    return submissions_for_json().get(pk=submission_id)
 
 
 def desk_audiences(author_id: int) -> tuple[str, str]:
