@@ -6,6 +6,9 @@ LAN) the account gets a random password, shown once, and an account still holdin
 published one from an earlier loopback run gets a random one instead. The account is an author
 (and the owner) of the demo blog only — never staff or superuser, so even the published
 password opens one blog, not the admin or other blogs; an older demo superuser is demoted.
+
+A second account, the demo contributor (`reporter`), follows the same password rule and is a
+contributor of the demo blog: what it posts goes to the desk, where the demo author publishes it.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from typing import Any
 from django.contrib.auth import get_user_model
 from django.db import transaction
 
-from .models import Blog
+from .models import Blog, Membership
 
 PUBLISHED_PASSWORD = "liveblog-demo"
 # The names older versions gave their demo superuser: such an account is the demo's to demote.
@@ -33,6 +36,8 @@ class DemoLogin:
     blog: Blog
     # True when the password is random, made now, and shown this once.
     random: bool = False
+    # The demo contributor's login, the same way (None when not asked for).
+    contributor: DemoLogin | None = None
 
 
 def is_loopback(host: str) -> bool:
@@ -70,20 +75,39 @@ def _demote(user: Any) -> None:
 
 @transaction.atomic
 def demo_ensure(*, username: str, slug: str, title: str, password: str | None,
-                loopback: bool) -> DemoLogin:
-    """The demo account and blog, made or brought up to the rule above; idempotent."""
+                loopback: bool, contributor: str | None = None) -> DemoLogin:
+    """The demo account and blog (and the demo contributor, when named), made or brought up to
+    the rule above; idempotent."""
+    user, shown, random = _account(username, ("Demo", "Author"), password, loopback)
+    blog = _demo_blog(user, slug, title)
+    reporter = None
+    if contributor and contributor != username:
+        member, member_shown, member_random = _account(
+            contributor, ("Demo", "Reporter"), password, loopback
+        )
+        if member != blog.owner:
+            Membership.objects.get_or_create(
+                blog=blog, user=member, defaults={"role": Membership.Role.CONTRIBUTOR}
+            )
+        reporter = DemoLogin(username=member.username, password=member_shown, blog=blog,
+                             random=member_random)
+    return DemoLogin(username=user.username, password=shown, blog=blog, random=random,
+                     contributor=reporter)
+
+
+def _account(username: str, name: tuple[str, str], password: str | None,
+             loopback: bool) -> tuple[Any, str | None, bool]:
+    """(the account, the password to show or None, whether it is random and new)."""
     User = get_user_model()
     user = User.objects.filter(username=username).first()
     new_password, random = _password_for(user, password, loopback)
     if user is None:
-        user = User.objects.create_user(username, first_name="Demo", last_name="Author")
+        user = User.objects.create_user(username, first_name=name[0], last_name=name[1])
     _demote(user)
     if new_password is not None:
         user.set_password(new_password)
         user.save(update_fields=["password"])
-    blog = _demo_blog(user, slug, title)
-    shown = new_password or _known_password(user, password)
-    return DemoLogin(username=user.username, password=shown, blog=blog, random=random)
+    return user, new_password or _known_password(user, password), random
 
 
 def _known_password(user: Any, chosen: str | None) -> str | None:

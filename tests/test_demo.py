@@ -139,3 +139,30 @@ def test_an_existing_blog_gains_the_demo_author(django_user_model, owner):
     assert blog.authors.filter(username="demo").exists()
     blog.refresh_from_db()
     assert blog.owner == owner and blog.title == "Ours"
+
+
+@pytest.mark.django_db
+def test_the_demo_contributor_submits_to_the_desk(django_user_model):
+    out = demo("http://127.0.0.1:8000")
+    assert f"reporter / {PUBLISHED_PASSWORD}" in out
+    reporter = django_user_model.objects.get(username="reporter")
+    blog = Blog.objects.get(slug="demo")
+    assert permissions.role_of(reporter, blog) == "contributor"
+    assert not reporter.is_staff and reporter.check_password(PUBLISHED_PASSWORD)
+    demo("http://127.0.0.1:8000")  # idempotent
+    assert blog.memberships.filter(user=reporter).count() == 1
+
+
+@pytest.mark.django_db
+def test_elsewhere_the_demo_contributor_gets_its_own_random_password(django_user_model):
+    out = demo("http://192.168.1.20:8000")
+    password = re.search(r"Contributor +reporter / (\S+)", out).group(1)
+    assert password not in (PUBLISHED_PASSWORD, shown_password(out)) and len(password) >= 16
+    assert django_user_model.objects.get(username="reporter").check_password(password)
+
+
+@pytest.mark.django_db
+def test_no_demo_contributor_when_not_asked_for(django_user_model):
+    out = demo("http://127.0.0.1:8000", "--contributor", "")
+    assert "Contributor" not in out
+    assert not django_user_model.objects.filter(username="reporter").exists()

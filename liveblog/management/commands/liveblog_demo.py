@@ -16,6 +16,8 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser) -> None:
         parser.add_argument("--username", default="demo")
+        parser.add_argument("--contributor", default="reporter",
+                            help="the demo contributor's username ('' for none)")
         parser.add_argument("--password", default=os.environ.get("LIVEBLOG_DEMO_PASSWORD"),
                             help=f"default {PUBLISHED_PASSWORD!r}, on loopback only")
         parser.add_argument("--slug", default="demo")
@@ -28,6 +30,7 @@ class Command(BaseCommand):
         login = demo_ensure(
             username=options["username"], slug=options["slug"], title=options["title"],
             password=options["password"], loopback=is_loopback(urlsplit(url).hostname or ""),
+            contributor=options["contributor"],
         )
         slug = login.blog.slug
         self.stdout.write(
@@ -36,6 +39,12 @@ class Command(BaseCommand):
             f"  Author console   {url}/liveblog/{slug}/write/\n"
             f"  Demo login       {login.username} / {self._password(login)}\n"
         )
+        if login.contributor is not None:
+            self.stdout.write(
+                f"  Contributor      {login.contributor.username} / "
+                f"{self._password(login.contributor)}\n"
+                "                   (submits to the desk; the demo login publishes)\n"
+            )
 
     @staticmethod
     def _password(login: DemoLogin) -> str:
