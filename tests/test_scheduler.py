@@ -141,3 +141,36 @@ def test_the_command_publishes_what_is_due(blog, author, monkeypatch):
     call_command("liveblog_publish_due", stdout=out)
     assert "published 1" in out.getvalue()
     assert Submission.objects.get(pk=written.data["id"]).state == "published"
+
+
+def test_one_submission_that_cannot_be_published_does_not_hold_up_the_others(
+    blog, author, monkeypatch, caplog
+):
+    """A bug or a bad row in one scheduled submission: it is logged and the others still go
+    out (it would otherwise come first in every run, for ever)."""
+    written, publish_at = schedule(blog, author, count=3)
+    poisoned = written[0].data["id"]
+    real_publish_now = services._submission_publish_now
+
+    def failing_for_one(locked, submission, actor):
+        if submission.pk == poisoned:
+            raise ValueError("a bad row")
+        return real_publish_now(locked, submission, actor)
+
+    monkeypatch.setattr(services, "_submission_publish_now", failing_for_one)
+    published = services.submissions_publish_due(now=publish_at)
+    assert sorted(item.data["body"] for item in published) == ["embargoed 1", "embargoed 2"]
+    assert Submission.objects.get(pk=poisoned).state == "scheduled"
+    assert f"could not publish scheduled submission {poisoned}" in caplog.text
+    assert public_log(blog) == [(1, "post.created"), (2, "post.created")]
+
+
+def test_a_database_failure_is_raised_to_the_scheduler(blog, author, monkeypatch):
+    _, publish_at = schedule(blog, author, count=2)
+
+    def gone(locked, submission, actor):
+        raise OperationalError("server closed the connection")
+
+    monkeypatch.setattr(services, "_submission_publish_now", gone)
+    with pytest.raises(OperationalError):
+        services.submissions_publish_due(now=publish_at)
