@@ -11,7 +11,8 @@ import time
 import pytest
 import websockets
 
-from devstack.daphne import ApiClient, DaphneServer, Site, feed_url
+from devstack.daphne import ApiClient, DaphneServer, Site, daphne_processes, feed_url
+from devstack.redis import redis_server
 from tests.support.ws import expect_frame, expect_quiet, frames_until, next_frame, open_feed
 from tests.test_scheduler_servers import schedule
 
@@ -94,3 +95,31 @@ async def test_anonymous_is_refused_with_4403_and_a_foreign_origin_at_the_handsh
     assert refused.value.response.status_code == 403
     async with open_desk(server, cookie) as desk:
         assert (await next_frame(desk, expecting="hello"))["type"] == "hello"
+
+
+async def test_desk_events_cross_processes_through_redis(tmp_path):
+    """With Redis, desk events made in another process (a `manage.py shell`) reach the desk
+    sockets on two daphne processes live, in order: the heartbeat is far longer than the
+    test, so nothing is healed from the log."""
+    (tmp_path / "redis").mkdir()
+    with redis_server(tmp_path / "redis") as redis:
+        site = Site.create(tmp_path, REDIS_URL=redis.url, LIVEBLOG_HEARTBEAT_SECONDS="600")
+        with daphne_processes(site) as servers:
+            cookie = await asyncio.to_thread(session_of, servers[0])
+            desks = []
+            try:
+                for server in servers:
+                    desk = await open_desk(server, cookie)
+                    desks.append(desk)
+                    await frames_until(desk, lambda f: f.get("type") == "live",
+                                       expecting="live")
+                await asyncio.to_thread(schedule, site, count=2, due=time.time() + 60)
+                for desk in desks:
+                    frames = await frames_until(desk, lambda f: f.get("seq") == 2,
+                                                expecting="seq 2 live through Redis")
+                    assert [frame["seq"] for frame in frames] == [1, 2], frames
+                    assert {frame["submission"]["state"] for frame in frames} == {"scheduled"}
+            finally:
+                for desk in desks:
+                    await desk.close()
+
