@@ -868,14 +868,14 @@ def _due_publish(blog_id: int, submission_id: int, now: datetime) -> Written | N
 def member_set(*, actor: Any, blog_id: int, user: Any, role: str) -> dict:
     """Give someone a role on the blog (owner and staff): editor or contributor."""
     _require_signed_in(actor)
-    if role not in Membership.Role.values:
-        raise Invalid(f"role must be one of {', '.join(Membership.Role.values)}")
-    if not user.is_active:
-        raise Invalid("that account is disabled")
     with transaction.atomic():
         locked = _blog(blog_id, lock=True)
         if not can_manage_blog(actor, locked):
             raise NotAllowed("only the blog's owner or staff may change who writes for it")
+        if role not in Membership.Role.values:
+            raise Invalid(f"role must be one of {', '.join(Membership.Role.values)}")
+        if not user.is_active:
+            raise Invalid("that account is disabled")
         if user.pk == locked.owner_id:
             raise Invalid("the owner's role is owner; hand the blog over to change it")
         membership, created = Membership.objects.get_or_create(
