@@ -325,4 +325,5 @@ class LiveblogConsumer(AsyncWebsocketConsumer):
             body=request.body,
             key_event=request.key_event,
             pinned=request.pinned,
+            publish_at=request.publish_at,
         )

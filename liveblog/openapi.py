@@ -13,8 +13,9 @@ from django.conf import settings
 
 from . import selectors
 from .embedding import URL_MAX_CHARS
-from .models import Blog, Event
-from .services import EMBED_ORIGINS_MAX, PHOTO_ALT_MAX_CHARS
+from .models import Blog, Event, Membership, Submission, SubmissionAction
+from .protocol import ISO_TIME_MAX_CHARS
+from .services import EMBED_ORIGINS_MAX, NOTE_MAX_CHARS, PHOTO_ALT_MAX_CHARS
 
 # Every `error` code an API answer can carry (websocket-only codes are not listed).
 ERROR_CODES = [
@@ -71,7 +72,16 @@ SLUG = {"name": "slug", "in": "path", "required": True, "description": "The blog
         "schema": {"type": "string", "pattern": SLUG_PATTERN, "maxLength": 80}}
 POST_ID = {"name": "post_id", "in": "path", "required": True, "description": "The post's id.",
            "schema": {"type": "integer", "minimum": 0, "maximum": QUERY_INT_MAX}}
+SUBMISSION_ID = {"name": "submission_id", "in": "path", "required": True,
+                 "description": "The submission's id (the `post.id` of a 202 answer).",
+                 "schema": {"type": "integer", "minimum": 0, "maximum": QUERY_INT_MAX}}
+USERNAME = {"name": "username", "in": "path", "required": True,
+            "description": "The account's username.",
+            "schema": {"type": "string", "minLength": 1, "maxLength": 150,
+                       "pattern": r"^[^/]+$"}}
 WRITER = [{"sessionCookie": [], "csrfToken": []}]
+# Desk reads: a signed-in member (no CSRF token: nothing changes).
+SIGNED_IN = [{"sessionCookie": []}]
 # Sent by the author's outbox: a write queued by one user never goes out as another.
 WRITER_USER = {"name": "X-Liveblog-User", "in": "header", "required": False,
                "description": "The id of the user who wrote this; if given and not the signed-in "
@@ -88,6 +98,14 @@ def _read(operation_id: str, summary: str, ok: dict, *, params: list, blog: bool
         responses["404"] = _error("NotFound")
     return {"operationId": operation_id, "summary": summary, "security": ANYONE,
             "parameters": params, "responses": {**responses, **_common()}}
+
+
+def _desk_read(operation_id: str, summary: str, ok: dict, *, params: list) -> dict:
+    """A read that is never public: 401 anonymous, 403 for those it is not for."""
+    return {"operationId": operation_id, "summary": summary, "security": SIGNED_IN,
+            "parameters": params,
+            "responses": {"200": ok, "401": _error("NotAuthenticated"),
+                          "403": _error("Forbidden"), "404": _error("NotFound"), **_common()}}
 
 
 def _write(operation_id: str, summary: str, body: dict | None, ok: dict[str, dict], *,
@@ -245,6 +263,104 @@ def _schemas() -> dict:
                 "next_before": _nullable({"type": "integer", "minimum": 1}),
             },
         },
+        "SubmissionAction": {
+            "type": "object", "additionalProperties": False,
+            "required": ["action", "by", "at", "note"],
+            "properties": {
+                "action": {"type": "string", "enum": list(SubmissionAction.Action.values)},
+                "by": _nullable(_ref("Author")),
+                "at": iso_time,
+                "note": {"type": "string", "maxLength": NOTE_MAX_CHARS},
+            },
+        },
+        "Submission": {
+            "description": "A post on the desk (never public): a contributor's, waiting for an "
+                           "editor, or one scheduled. Only its author and the blog's editors "
+                           "see it.",
+            "type": "object", "additionalProperties": False,
+            "required": ["id", "client_id", "author", "body", "html", "created_at",
+                         "updated_at", "pinned", "key_event", "photo", "state", "note",
+                         "publish_at", "post_id", "seq", "history"],
+            "properties": {
+                "id": {"type": "integer", "minimum": 1,
+                       "description": "The submission's id (not the id of the post it "
+                                      "becomes)."},
+                "client_id": {"type": "string", "format": "uuid"},
+                "author": _ref("Author"),
+                "body": {"type": "string"},
+                "html": {"type": "string"},
+                "created_at": iso_time,
+                "updated_at": iso_time,
+                "pinned": {"type": "boolean"},
+                "key_event": {"type": "boolean"},
+                "photo": _nullable(_ref("Photo")),
+                "state": {"type": "string", "enum": list(Submission.State.values)},
+                "note": {"type": "string", "maxLength": NOTE_MAX_CHARS,
+                         "description": "The editor's note when returned."},
+                "publish_at": _nullable(iso_time),
+                "post_id": _nullable({"type": "integer", "minimum": 1}),
+                "seq": _nullable({"type": "integer", "minimum": 1}),
+                "history": {"type": "array", "items": _ref("SubmissionAction")},
+            },
+        },
+        "SubmissionWritten": {
+            "type": "object", "additionalProperties": False, "required": ["seq", "post"],
+            "properties": {"seq": {"type": "null"}, "post": _ref("Submission")},
+        },
+        "DeskSnapshot": {
+            "description": "The caller's desk: every submission of the blog for its editors "
+                           "and owner, their own for a contributor (open ones and the newest "
+                           f"{selectors.DESK_DECIDED_SHOWN} decided, oldest first), with the "
+                           "head of that desk log.",
+            "type": "object", "additionalProperties": False,
+            "required": ["role", "epoch", "head", "submissions"],
+            "properties": {
+                "role": {"type": "string", "enum": ["owner", *Membership.Role.values]},
+                "epoch": {"type": "string"},
+                "head": {"type": "integer", "minimum": 0},
+                "submissions": {"type": "array", "items": _ref("Submission")},
+            },
+        },
+        "Member": {
+            "type": "object", "additionalProperties": False,
+            "required": ["username", "name", "role"],
+            "properties": {
+                "username": {"type": "string"}, "name": {"type": "string"},
+                "role": {"type": "string", "enum": ["owner", *Membership.Role.values]},
+            },
+        },
+        "MemberList": {
+            "type": "object", "additionalProperties": False, "required": ["members"],
+            "properties": {"members": {"type": "array", "items": _ref("Member")}},
+        },
+        "MemberRole": {
+            "type": "object", "additionalProperties": False, "required": ["role"],
+            "properties": {"role": {"type": "string", "enum": list(Membership.Role.values)}},
+        },
+        "SubmissionChange": {
+            "type": "object", "additionalProperties": False,
+            "properties": {
+                "body": {"type": ["string", "null"],
+                         "maxLength": settings.LIVEBLOG_MAX_BODY_CHARS},
+                "pinned": {"type": ["boolean", "null"]},
+                "key_event": {"type": ["boolean", "null"]},
+            },
+        },
+        "SubmissionPublish": {
+            "type": "object", "additionalProperties": False,
+            "properties": {
+                "body": {"type": ["string", "null"],
+                         "maxLength": settings.LIVEBLOG_MAX_BODY_CHARS},
+                "pinned": {"type": ["boolean", "null"]},
+                "key_event": {"type": ["boolean", "null"]},
+                "publish_at": _publish_at(),
+            },
+        },
+        "SubmissionReturn": {
+            "type": "object", "additionalProperties": False, "required": ["note"],
+            "properties": {"note": {"type": "string", "minLength": 1,
+                                    "maxLength": NOTE_MAX_CHARS}},
+        },
         "PostWritten": _written("post", "Post"),
         "PostDeleted": _written("post", "DeletedPost"),
         "BlogWritten": _written("blog", "Blog"),
@@ -259,6 +375,7 @@ def _schemas() -> dict:
                          "description": "Markdown; must not be blank."},
                 "key_event": {"type": ["boolean", "null"]},
                 "pinned": {"type": ["boolean", "null"]},
+                "publish_at": _publish_at(),
             },
         },
         "NewPhotoPost": {
@@ -277,6 +394,8 @@ def _schemas() -> dict:
                 },
                 "photo_alt": {"type": "string", "maxLength": PHOTO_ALT_MAX_CHARS,
                               "description": "Required with a photo."},
+                "publish_at": {"type": "string", "maxLength": ISO_TIME_MAX_CHARS,
+                               "description": "As in JSON; empty means now."},
             },
         },
         "PostChange": {
@@ -315,6 +434,15 @@ def _schemas() -> dict:
     }
 
 
+def _publish_at() -> dict:
+    return {
+        "type": ["string", "null"], "format": "date-time", "maxLength": ISO_TIME_MAX_CHARS,
+        "description": "ISO 8601 with a time zone (editors and the owner): a future time "
+                       "puts it on the desk, scheduled, until then (202); a past one means "
+                       "now; more than a year ahead is refused.",
+    }
+
+
 def _event(fields: dict) -> dict:
     return {
         "type": "object", "additionalProperties": False,
@@ -346,7 +474,8 @@ def _responses() -> dict:
             {"Allow": {"description": "The allowed methods.", "required": True,
                        "schema": {"type": "string"}}},
         ),
-        "Conflict": error("The slug is taken (`conflict`)."),
+        "Conflict": error("The slug is taken, or the submission is in a state that does not "
+                          "allow this (`conflict`)."),
         "NotImplemented": error("An oEmbed format other than JSON (`not_implemented`)."),
         "TooLarge": error(
             "The request body or the photo is too large (`too_large`): a photo may be "
@@ -373,7 +502,14 @@ def document() -> dict:
         "200": _answer("The client_id is known: the first answer again (its seq, or null "
                        "when the log was reset since), and nothing new is written.",
                        _ref("PostWritten")),
+        "202": _answer("It went to the desk, not the public log: a contributor's post waits "
+                       "for an editor, and a future `publish_at` is scheduled. `seq` is null "
+                       "and `post` is the submission (a known client_id of one: the "
+                       "submission as it is now).", _ref("SubmissionWritten")),
     }
+    submission_written = _answer("The submission as it is now.", _ref("SubmissionWritten"))
+    conflict = {"409": _error("Conflict")}
+    desk_paths = _desk_paths(submission_written, conflict)
     before = _query_int("before", "Only posts with an id below this (`next_before` of the "
                         "previous page).", minimum=1)
     posts_limit = _query_int("limit", "Posts per page.", minimum=1,
@@ -445,7 +581,9 @@ def document() -> dict:
                              params=[SLUG, before, posts_limit]),
                 "post": _write(
                     "createPost",
-                    "Publish a post (an author of the blog); multipart/form-data with a photo",
+                    "Publish a post (an editor or the owner), or submit it to the desk (a "
+                    "contributor; or with a future `publish_at`); multipart/form-data with a "
+                    "photo",
                     {"required": True, "content": {**post_json, **post_form}}, created,
                     params=[SLUG],
                 ),
@@ -479,6 +617,7 @@ def document() -> dict:
                     params=[SLUG, since, events_limit, epoch],
                 ),
             },
+            **desk_paths,
         },
         "components": {
             "schemas": _schemas(),
@@ -492,5 +631,79 @@ def document() -> dict:
                 "csrfToken": {"type": "apiKey", "in": "header", "name": "X-CSRFToken",
                               "description": "The `csrftoken` cookie's value."},
             },
+        },
+    }
+
+
+def _desk_paths(submission_written: dict, conflict: dict) -> dict:
+    """The desk (README, "The desk"): submissions and the people who write for a blog."""
+    decided = {
+        "200": _answer("Published now: the seq of its post.created and the public post (a "
+                       "second publish answers the first one again).", _ref("PostWritten")),
+        "202": _answer("Scheduled (a future `publish_at`): the submission.",
+                       _ref("SubmissionWritten")),
+    }
+    publish = _write(
+        "publishSubmission", "Publish a submission now or at `publish_at`, with the editor's "
+        "changes if any (editors, owner)",
+        {"required": False, "content": _json(_ref("SubmissionPublish"))}, decided,
+        params=[SLUG, SUBMISSION_ID], extra=conflict,
+    )
+    give_back = _write(
+        "returnSubmission", "Send a submission back to its author with a note (editors, owner)",
+        {"required": True, "content": _json(_ref("SubmissionReturn"))},
+        {"200": submission_written}, params=[SLUG, SUBMISSION_ID], extra=conflict,
+    )
+
+    def aliased(operation: dict, suffix: str) -> dict:
+        return {**operation, "operationId": operation["operationId"] + suffix}
+
+    return {
+        "/api/liveblog/{slug}/desk": {"get": _desk_read(
+            "getDesk", "The caller's desk and its head (any role on the blog)",
+            _answer("The desk.", _ref("DeskSnapshot")), params=[SLUG],
+        )},
+        "/api/liveblog/{slug}/submissions/{submission_id}": {
+            "get": _desk_read(
+                "getSubmission", "A submission (its author, editors, owner)",
+                _answer("The submission.", _ref("SubmissionWritten")),
+                params=[SLUG, SUBMISSION_ID],
+            ),
+            "patch": _write(
+                "reviseSubmission",
+                "Revise a submission (its author, while waiting or returned: it waits again) "
+                "or edit it (editors)",
+                {"required": True, "content": _json(_ref("SubmissionChange"))},
+                {"200": submission_written}, params=[SLUG, SUBMISSION_ID], extra=conflict,
+            ),
+            "delete": _write(
+                "withdrawSubmission",
+                "Withdraw a submission (its author while it waits; editors also a scheduled "
+                "one); again: the same answer",
+                None, {"200": submission_written}, params=[SLUG, SUBMISSION_ID],
+                extra=conflict,
+            ),
+        },
+        "/api/liveblog/{slug}/submissions/{submission_id}/publish": {"post": publish},
+        "/api/liveblog/{slug}/submissions/{submission_id}/return": {"post": give_back},
+        "/api/liveblog/{slug}/posts/{submission_id}/publish": {
+            "post": aliased(publish, "ByPostPath")},
+        "/api/liveblog/{slug}/posts/{submission_id}/return": {
+            "post": aliased(give_back, "ByPostPath")},
+        "/api/liveblog/{slug}/members": {"get": _desk_read(
+            "listMembers", "Who writes for the blog, owner first (owner, staff)",
+            _answer("The members.", _ref("MemberList")), params=[SLUG],
+        )},
+        "/api/liveblog/{slug}/members/{username}": {
+            "put": _write(
+                "setMember", "Give someone a role on the blog (owner, staff)",
+                {"required": True, "content": _json(_ref("MemberRole"))},
+                {"200": _answer("Their role now.", _ref("Member"))}, params=[SLUG, USERNAME],
+            ),
+            "delete": _write(
+                "removeMember", "Take someone off the blog (owner, staff); their submissions "
+                "stay", None, {"204": {"description": "Removed (or was not a member)."}},
+                params=[SLUG, USERNAME],
+            ),
         },
     }

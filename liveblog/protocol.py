@@ -219,6 +219,28 @@ def as_text(value: Any, name: str) -> str:
     return value
 
 
+# Long enough for any ISO 8601 time with fractions and an offset; refuses megabytes of junk
+# before parsing them.
+ISO_TIME_MAX_CHARS = 40
+
+
+def as_time(value: Any, name: str) -> datetime:
+    """An ISO 8601 time with a zone ("2026-12-01T18:30:00Z", "…+02:00"). A time without one
+    is refused rather than guessed: a phone's local time and the server's differ."""
+    text = as_text(value, name).strip()
+    invalid = Invalid(f"{name} must be an ISO 8601 time with a time zone, "
+                      "like 2026-12-01T18:30:00Z")
+    if not text or len(text) > ISO_TIME_MAX_CHARS or not text.isascii():
+        raise invalid
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise invalid from None
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        raise invalid
+    return moment
+
+
 def form_bool(value: str | None, name: str) -> bool:
     """A boolean form field: "true" or "false"; absent is false."""
     if value is None:
@@ -255,6 +277,8 @@ class PostRequest:
     pinned: bool
     photo: Any = None  # an uploaded file (multipart only)
     photo_alt: str | None = None
+    # A time to publish at (editors): the post waits on the desk until then.
+    publish_at: datetime | None = None
 
 
 def parse_post_fields(data: dict) -> PostRequest:
@@ -268,6 +292,7 @@ def parse_post_fields(data: dict) -> PostRequest:
         body=as_text(data["body"], "body"),
         key_event=optional(data, "key_event", as_bool) or False,
         pinned=optional(data, "pinned", as_bool) or False,
+        publish_at=optional(data, "publish_at", as_time),
     )
 
 
@@ -284,6 +309,8 @@ def parse_post_form(data: dict[str, str], photo: Any = None) -> PostRequest:
         pinned=form_bool(data.get("pinned"), "pinned"),
         photo=photo,
         photo_alt=data.get("photo_alt"),
+        # An empty field (a form's blank time input) means now.
+        publish_at=as_time(data["publish_at"], "publish_at") if data.get("publish_at") else None,
     )
 
 

@@ -8,11 +8,21 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.db.models import OuterRef, Prefetch, QuerySet, Subquery
 
 from .errors import Invalid, NotFound
-from .models import Blog, DeskEvent, DeskStream, Event, Post, Submission, SubmissionAction
+from .models import (
+    Blog,
+    DeskEvent,
+    DeskStream,
+    Event,
+    Membership,
+    Post,
+    Submission,
+    SubmissionAction,
+)
 from .permissions import PUBLISHING_ROLES
 from .protocol import needs_snapshot, post_json, submission_json
 
@@ -319,3 +329,34 @@ def desk_events_range(stream_id: int, epoch: str, after: int, upto: int) -> list
         DeskEvent.objects.filter(stream_id=stream_id, seq__gt=after, seq__lte=upto)
         .order_by("seq").values_list("seq", "frame")
     )
+
+
+# --- The desk: reads for the API and the admin (small, each one query or two) --------------------
+
+
+def submission_get(blog_id: int, submission_id: int) -> Submission:
+    """One submission of the blog with what its JSON needs; NotFound in another blog. Callers
+    check who may see it (permissions.can_revise_submission) before answering with it."""
+    found = submissions_for_json().filter(blog_id=blog_id, pk=submission_id).first()
+    if found is None:
+        raise NotFound(f"no submission {submission_id} in this blog")
+    return found
+
+
+def blog_members(blog_id: int) -> list[tuple[object, str]]:
+    """(user, role) of everyone who writes for the blog: the owner first, then the members by
+    role (editors, then contributors) and name."""
+    blog = Blog.objects.select_related("owner").get(pk=blog_id)
+    rows = (
+        Membership.objects.filter(blog_id=blog_id).exclude(user_id=blog.owner_id)
+        .select_related("user").order_by("-role", "user__username")
+    )
+    return [(blog.owner, "owner"), *((row.user, row.role) for row in rows)]
+
+
+def user_by_username(username: str) -> object:
+    """An account by its username (the admin's, the API's and the commands' way to name one)."""
+    found = get_user_model().objects.filter(username=username).first()
+    if found is None:
+        raise NotFound(f"no user {username!r}")
+    return found

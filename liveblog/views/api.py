@@ -15,7 +15,7 @@ from typing import Any
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent
 from django.db import InterfaceError, OperationalError
-from django.http import HttpRequest, HttpResponse, UnreadablePostError
+from django.http import HttpRequest, HttpResponse, RawPostDataException, UnreadablePostError
 from django.http.multipartparser import MultiPartParserError
 from django.middleware.csrf import CsrfViewMiddleware
 from django.shortcuts import render
@@ -25,13 +25,13 @@ from project.proxies import client_address
 
 from .. import embedding, openapi, protocol, selectors, services, throttle
 from ..errors import Invalid, LiveblogError, NotAllowed, NotAuthenticated, TooLarge
-from ..permissions import can_manage_blog
+from ..permissions import can_manage_blog, can_revise_submission, role_of
 
 SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
 # A write may be this much larger than the largest photo: room for the other form fields and
 # the multipart framing.
 REQUEST_OVERHEAD_BYTES = 1024 * 1024
-POST_FIELDS = {"client_id", "body", "key_event", "pinned"}
+POST_FIELDS = {"client_id", "body", "key_event", "pinned", "publish_at"}
 EVENTS_PER_UNIT = 50
 USER_HEADER = "X-Liveblog-User"
 
@@ -172,13 +172,18 @@ def _single(values: Any, name: str) -> Any:
     return found[0]
 
 
-def json_body(request: HttpRequest, *, fields: set[str]) -> dict:
-    """The request's JSON object; unknown fields are refused rather than silently ignored."""
+def _raw_body(request: HttpRequest) -> bytes:
     try:
-        raw = request.body
+        return request.body
     except RequestDataTooBig:
         raise TooLarge("request body is too large") from None
-    data = protocol.decode_json(raw or b"null", "request body")
+    except RawPostDataException:  # a form, already parsed (and read) for the CSRF check
+        raise Invalid("request body must be a JSON object", code="bad_json") from None
+
+
+def json_body(request: HttpRequest, *, fields: set[str]) -> dict:
+    """The request's JSON object; unknown fields are refused rather than silently ignored."""
+    data = protocol.decode_json(_raw_body(request) or b"null", "request body")
     if not isinstance(data, dict):
         raise Invalid("request body must be a JSON object", code="bad_json")
     unknown = sorted(set(data) - fields)
@@ -256,10 +261,9 @@ def posts(request: HttpRequest, slug: str) -> HttpResponse:
             pinned=fields.pinned,
             photo=fields.photo,
             photo_alt=fields.photo_alt,
+            publish_at=fields.publish_at,
         )
-        return json_response(
-            {"seq": written.seq, "post": written.data}, status=201 if written.created else 200
-        )
+        return written_response(written, status=201 if written.created else 200)
     page = selectors.posts_page(
         blog_id,
         before=query_int(request, "before", default=None, minimum=1),
@@ -295,6 +299,14 @@ def post_detail(request: HttpRequest, slug: str, post_id: int) -> HttpResponse:
     return json_response({"seq": written.seq, "post": written.data})
 
 
+def written_response(written: services.Written, *, status: int = 200) -> HttpResponse:
+    """`{"seq", "post"}`; 202 when what was written went to the desk (a submission: waiting
+    for an editor, or scheduled), whatever the status of a public write would be."""
+    return json_response(
+        {"seq": written.seq, "post": written.data}, status=202 if written.desk else status
+    )
+
+
 def _events_cost(request: HttpRequest) -> int:
     """One unit per 50 events asked for: `limit=1000` (a full catch-up) weighs 20 page loads."""
     try:
@@ -320,6 +332,141 @@ def events(request: HttpRequest, slug: str) -> HttpResponse:
     if isinstance(page, selectors.PostsPage):
         return json_response(protocol.snapshot_json(page))
     return raw_json(protocol.events_answer(epoch=page.epoch, head=page.head, frames=page.frames))
+
+
+# --- The desk ---------------------------------------------------------------------------------
+
+
+def _signed_in_role(request: HttpRequest, slug: str) -> tuple[Any, str]:
+    """The blog and the caller's role on it: 401 anonymous, 403 for someone who does not
+    write for it. Desk reads are never public, unlike the blog's own reads."""
+    blog = selectors.blog_get(slug)
+    if not request.user.is_authenticated:
+        raise NotAuthenticated("sign in to see the desk")
+    role = role_of(request.user, blog)
+    if role is None:
+        raise NotAllowed("you are not an author of this blog")
+    return blog, role
+
+
+@api_view("GET")
+def desk(request: HttpRequest, slug: str) -> HttpResponse:
+    """The caller's desk: every submission for an editor, their own for a contributor, with
+    the head of that desk log (the desk websocket's snapshot, without `type`)."""
+    blog, role = _signed_in_role(request, slug)
+    snapshot = selectors.desk_snapshot(blog.pk, selectors.desk_audience(role, request.user.pk))
+    return json_response({"role": role, "epoch": snapshot.epoch, "head": snapshot.head,
+                          "submissions": snapshot.submissions})
+
+
+SUBMISSION_FIELDS = {"body", "key_event", "pinned"}
+
+
+def _changes(data: dict) -> dict:
+    return {
+        "body": protocol.optional(data, "body", protocol.as_text),
+        "key_event": protocol.optional(data, "key_event", protocol.as_bool),
+        "pinned": protocol.optional(data, "pinned", protocol.as_bool),
+    }
+
+
+@api_view("GET", "PATCH", "DELETE")
+def submission_detail(request: HttpRequest, slug: str, submission_id: int) -> HttpResponse:
+    """A submission: read it, revise or edit it, withdraw it (its author, editors)."""
+    if request.method == "GET":
+        blog, _role = _signed_in_role(request, slug)
+        submission = selectors.submission_get(blog.pk, submission_id)
+        if not can_revise_submission(request.user, blog, submission):
+            raise NotAllowed("only its author and the blog's editors see a submission")
+        return json_response({"seq": None, "post": protocol.submission_json(submission)})
+    blog_id = selectors.blog_id(slug)
+    if request.method == "DELETE":
+        written = services.submission_withdraw(
+            actor=request.user, blog_id=blog_id, submission_id=submission_id
+        )
+    else:
+        data = json_body(request, fields=SUBMISSION_FIELDS)
+        written = services.submission_revise(
+            actor=request.user, blog_id=blog_id, submission_id=submission_id, **_changes(data)
+        )
+    return json_response({"seq": None, "post": written.data})
+
+
+@api_view("POST")
+def submission_publish(request: HttpRequest, slug: str, submission_id: int) -> HttpResponse:
+    """Publish a submission now (200 with its seq and the public post), or at `publish_at`
+    (202 with the scheduled submission); editors' changes may come along."""
+    blog_id = selectors.blog_id(slug)
+    # No body at all: publish it as it is (the one-tap Publish button).
+    data = json_body(request, fields=SUBMISSION_FIELDS | {"publish_at"}) if _has_body(
+        request) else {}
+    written = services.submission_publish(
+        actor=request.user, blog_id=blog_id, submission_id=submission_id, **_changes(data),
+        publish_at=protocol.optional(data, "publish_at", protocol.as_time),
+    )
+    return written_response(written, status=200)
+
+
+def _has_body(request: HttpRequest) -> bool:
+    try:
+        return bool(request.body)
+    except RawPostDataException:
+        return True  # a form: json_body refuses it
+    except RequestDataTooBig:
+        raise TooLarge("request body is too large") from None
+
+
+@api_view("POST")
+def submission_return(request: HttpRequest, slug: str, submission_id: int) -> HttpResponse:
+    """Send a submission back to its author with a note (editors)."""
+    blog_id = selectors.blog_id(slug)
+    data = json_body(request, fields={"note"})
+    if "note" not in data:
+        raise Invalid("note is required: tell the author what to change")
+    written = services.submission_return(
+        actor=request.user, blog_id=blog_id, submission_id=submission_id, note=data["note"],
+    )
+    return json_response({"seq": None, "post": written.data})
+
+
+# --- The desk: who writes for a blog ----------------------------------------------------------
+
+
+def _managed_blog(request: HttpRequest, slug: str) -> Any:
+    blog = selectors.blog_get(slug)
+    if not request.user.is_authenticated:
+        raise NotAuthenticated("sign in to see who writes for this blog")
+    if not can_manage_blog(request.user, blog):
+        raise NotAllowed("only the blog's owner or staff see who writes for it")
+    return blog
+
+
+@api_view("GET")
+def members(request: HttpRequest, slug: str) -> HttpResponse:
+    blog = _managed_blog(request, slug)
+    return json_response({"members": [
+        protocol.member_json(user, role) for user, role in selectors.blog_members(blog.pk)
+    ]})
+
+
+@api_view("PUT", "DELETE")
+def member_detail(request: HttpRequest, slug: str, username: str) -> HttpResponse:
+    """Give someone a role (`{"role": "editor" | "contributor"}`), or take them off (204)."""
+    # Refused before the account is looked up: nobody else learns which usernames exist. The
+    # service checks again, against the blog row it locks.
+    blog = _managed_blog(request, slug)
+    if request.method == "DELETE":
+        user = selectors.user_by_username(username)
+        services.member_remove(actor=request.user, blog_id=blog.pk, user=user)
+        return HttpResponse(status=204)
+    data = json_body(request, fields={"role"})
+    if "role" not in data:
+        raise Invalid("role is required")
+    role = protocol.as_text(data["role"], "role")
+    user = selectors.user_by_username(username)
+    return json_response(
+        services.member_set(actor=request.user, blog_id=blog.pk, user=user, role=role)
+    )
 
 
 # --- The OpenAPI document -----------------------------------------------------------------------
