@@ -207,8 +207,10 @@ TOKEN = re.compile(r"z[sn]\d+z")
 OPEN = {"submitted", "returned", "scheduled"}
 CONTRIBUTORS = ["carol", "dave"]
 PUBLISHERS = ["olivia", "alice"]
-# Who acts on a submission: its author or not, an editor or the owner, a contributor, a stranger.
-DESK_ACTORS = st.sampled_from(["olivia", "alice", "carol", "dave", "sam"])
+# Who acts on a submission: mostly whoever may (its author, an editor), now and then someone who
+# may not (another contributor, a stranger). "author" stands for the submission's own.
+DESK_ACTORS = st.sampled_from(["author", "author", "alice", "olivia", "carol", "sam"])
+DECIDERS = st.sampled_from(["alice", "alice", "olivia", "carol", "sam"])
 # Hours ahead of the machine's start a post is scheduled at (None: now).
 SCHEDULE = st.none() | st.integers(1, 4)
 
@@ -557,6 +559,9 @@ class EventLogMachine(RuleBasedStateMachine):
         for audience in ("editors", f"user:{self.authors[sub.author].pk}"):
             self.desk_heads[audience] = self.desk_heads.get(audience, 0) + 1
 
+    def user(self, name: str) -> Any:
+        return self.authors.get(name, self.stranger)
+
     def role(self, name: str) -> str | None:
         if name == "olivia":
             return "owner"
@@ -600,28 +605,57 @@ class EventLogMachine(RuleBasedStateMachine):
         )
         self.numbered(sub)
 
-    @rule(target=submissions, author=st.sampled_from(CONTRIBUTORS + PUBLISHERS), body=BODIES,
-          key_event=st.booleans(), pinned=st.booleans(), hours=SCHEDULE)
-    def submit(self, author: str, body: str, key_event: bool, pinned: bool,
-               hours: int | None) -> Any:
-        """A contributor submits; an editor schedules a post (publish_at)."""
+    @initialize(target=submissions, plan=st.lists(st.tuples(
+        st.sampled_from(CONTRIBUTORS),
+        st.sampled_from(["wait", "send_back", "withdraw", "publish", "schedule"]),
+    ), max_size=5))
+    def some_submissions(self, plan: list[tuple[str, str]]) -> Any:
+        """A desk with a few submissions already, each left waiting, returned, withdrawn,
+        published or scheduled, so that steps act on a desk in every state."""
+        client_ids = []
+        for number, (author, fate) in enumerate(plan):
+            client_id = self.submit(author, f"draft {number}", key_event=False, pinned=False)
+            client_ids.append(client_id)
+            if fate == "send_back":
+                self.send_back(client_id, "alice")
+            elif fate == "withdraw":
+                self.withdraw(client_id, "author")
+            elif fate in ("publish", "schedule"):
+                hours = number % 4 + 1 if fate == "schedule" else None
+                self.publish(client_id, "olivia", body=None, key_event=None, hours=hours)
+        return multiple(*client_ids)
+
+    @rule(target=submissions, author=st.sampled_from(CONTRIBUTORS), body=BODIES,
+          key_event=st.booleans(), pinned=st.booleans())
+    def submit(self, author: str, body: str, key_event: bool, pinned: bool) -> uuid.UUID:
+        """A contributor submits a post: it waits on the desk, with no public seq."""
+        return self.new_submission(author, body, key_event, pinned, hours=None)
+
+    @rule(target=submissions, author=st.sampled_from(PUBLISHERS + ["carol"]), body=BODIES,
+          hours=st.integers(1, 4))
+    def schedule(self, author: str, body: str, hours: int) -> Any:
+        """An editor schedules a post (publish_at); a contributor may not."""
+        if author in CONTRIBUTORS:
+            client_id = uuid.uuid4()
+            self.desk_refused(NotAllowed, lambda: services.post_create(
+                actor=self.authors[author], blog_id=self.blog_id, client_id=client_id,
+                body=self.desk_body(body)[0], publish_at=self.at(hours),
+            ))
+            return multiple()
+        return self.new_submission(author, body, False, False, hours=hours)
+
+    def new_submission(self, author: str, body: str, key_event: bool, pinned: bool,
+                       hours: int | None) -> uuid.UUID:
         client_id, (text, token) = uuid.uuid4(), self.desk_body(body)
-        write = lambda: services.post_create(  # noqa: E731
+        written = services.post_create(
             actor=self.authors[author], blog_id=self.blog_id, client_id=client_id, body=text,
             key_event=key_event, pinned=pinned, publish_at=self.at(hours),
         )
-        contributor = author in CONTRIBUTORS
-        if contributor and hours is not None:
-            self.desk_refused(NotAllowed, write)  # an editor decides when
-            return multiple()
-        if not contributor and hours is None:
-            return multiple()  # a plain publication: the `create` rule's
-        written = write()
         assert (written.seq, written.created, written.desk) == (None, True, True), written
         sub = ModelSubmission(
             id=written.data["id"], client_id=client_id, author=author, body=text, token=token,
             pinned=pinned, key_event=key_event,
-            state="submitted" if contributor else "scheduled", publish_at=self.at(hours),
+            state="scheduled" if hours else "submitted", publish_at=self.at(hours),
         )
         self.check_submission(written.data, sub)
         self.subs[client_id] = sub
@@ -653,9 +687,10 @@ class EventLogMachine(RuleBasedStateMachine):
     def revise(self, client_id: uuid.UUID, actor: str, body: str | None,
                key_event: bool | None, pinned: bool | None) -> None:
         sub = self.subs[client_id]
+        actor = sub.author if actor == "author" else actor
         text, token = self.desk_body(body) if body is not None else (None, None)
         write = lambda: services.submission_revise(  # noqa: E731
-            actor=self.authors.get(actor, self.stranger), blog_id=self.blog_id,
+            actor=self.user(actor), blog_id=self.blog_id,
             submission_id=sub.id, body=text, key_event=key_event, pinned=pinned,
         )
         editing = self.role(actor) in ("owner", "editor")
@@ -684,8 +719,9 @@ class EventLogMachine(RuleBasedStateMachine):
     @rule(client_id=submissions, actor=DESK_ACTORS)
     def withdraw(self, client_id: uuid.UUID, actor: str) -> None:
         sub = self.subs[client_id]
+        actor = sub.author if actor == "author" else actor
         write = lambda: services.submission_withdraw(  # noqa: E731
-            actor=self.authors.get(actor, self.stranger), blog_id=self.blog_id,
+            actor=self.user(actor), blog_id=self.blog_id,
             submission_id=sub.id,
         )
         editing = self.role(actor) in ("owner", "editor")
@@ -702,13 +738,13 @@ class EventLogMachine(RuleBasedStateMachine):
         self.check_submission(written.data, sub)
         self.sync_feed()
 
-    @rule(client_id=submissions, actor=DESK_ACTORS)
+    @rule(client_id=submissions, actor=DECIDERS)
     def send_back(self, client_id: uuid.UUID, actor: str) -> None:
         """An editor returns it to its author with a note."""
         sub = self.subs[client_id]
         note = f"Check this: {self.token('n')}"
         write = lambda: services.submission_return(  # noqa: E731
-            actor=self.authors.get(actor, self.stranger), blog_id=self.blog_id,
+            actor=self.user(actor), blog_id=self.blog_id,
             submission_id=sub.id, note=note,
         )
         if self.role(actor) not in ("owner", "editor"):
@@ -721,7 +757,7 @@ class EventLogMachine(RuleBasedStateMachine):
         self.check_submission(written.data, sub)
         self.sync_feed()
 
-    @rule(client_id=submissions, actor=DESK_ACTORS, body=st.none() | BODIES,
+    @rule(client_id=submissions, actor=DECIDERS, body=st.none() | BODIES,
           key_event=st.none() | st.booleans(), hours=SCHEDULE)
     def publish(self, client_id: uuid.UUID, actor: str, body: str | None,
                 key_event: bool | None, hours: int | None) -> None:
@@ -729,7 +765,7 @@ class EventLogMachine(RuleBasedStateMachine):
         sub, since = self.subs[client_id], timezone.now()
         text, token = self.desk_body(body) if body is not None else (None, None)
         write = lambda: services.submission_publish(  # noqa: E731
-            actor=self.authors.get(actor, self.stranger), blog_id=self.blog_id,
+            actor=self.user(actor), blog_id=self.blog_id,
             submission_id=sub.id, body=text, key_event=key_event, publish_at=self.at(hours),
         )
         if self.role(actor) not in ("owner", "editor"):
