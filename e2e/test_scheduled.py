@@ -13,6 +13,7 @@ import json
 import time
 import urllib.request
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 import pytest
@@ -55,17 +56,21 @@ def posts_with(page: Page, text: str):
     return page.locator("#feed article.post", has_text=text)
 
 
-def schedule_own_post(server, api: ApiClient, text: str, due: float) -> dict:
+def own_post(server, api: ApiClient, text: str) -> Callable[[float], dict]:
     """The editor's post, created with publish_at: 202, on the desk until then."""
-    status, answer = api.request("POST", f"{API}/posts", {
-        "client_id": str(uuid.uuid4()), "body": text, "publish_at": iso(due),
-    })
-    assert status == 202, (status, answer)
-    return answer
+    def schedule(due: float) -> dict:
+        status, answer = api.request("POST", f"{API}/posts", {
+            "client_id": str(uuid.uuid4()), "body": text, "publish_at": iso(due),
+        })
+        assert status == 202, (status, answer)
+        return answer
+
+    return schedule
 
 
-def schedule_submission(server, api: ApiClient, text: str, due: float) -> dict:
-    """A contributor's submission (202), which the editor publishes with publish_at (202)."""
+def submission(server, api: ApiClient, text: str) -> Callable[[float], dict]:
+    """A contributor's submission (202, made now), which the editor then publishes with
+    publish_at (202)."""
     server.site.manage("shell", "-c", ADD_CONTRIBUTOR)
     server.site.manage("liveblog_member", SLUG, CONTRIBUTOR, "--role", "contributor",
                        "--as", server.site.username)
@@ -74,17 +79,22 @@ def schedule_submission(server, api: ApiClient, text: str, due: float) -> dict:
         "client_id": str(uuid.uuid4()), "body": text,
     })
     assert (status, submitted["seq"], submitted["post"]["state"]) == (202, None, "submitted")
-    status, answer = api.request(
-        "POST", f"{API}/submissions/{submitted['post']['id']}/publish", {"publish_at": iso(due)}
-    )
-    assert status == 202, (status, answer)
-    return answer
+
+    def schedule(due: float) -> dict:
+        status, answer = api.request(
+            "POST", f"{API}/submissions/{submitted['post']['id']}/publish",
+            {"publish_at": iso(due)},
+        )
+        assert status == 202, (status, answer)
+        return answer
+
+    return schedule
 
 
-@pytest.mark.parametrize("schedule", [schedule_own_post, schedule_submission],
+@pytest.mark.parametrize("prepare", [own_post, submission],
                          ids=["post with publish_at", "submission published with publish_at"])
 def test_a_scheduled_post_reaches_an_open_reader_page_at_its_time_once(
-    page, server, api, schedule
+    page, server, api, prepare
 ):
     earlier = api.post(SLUG, "Kick-off at Wembley")
     page.goto(READER)
@@ -93,8 +103,9 @@ def test_a_scheduled_post_reaches_an_open_reader_page_at_its_time_once(
     page.evaluate("window.__sameDocument = true")  # gone if the page reloads
 
     text = f"Embargoed: the line-ups {uuid.uuid4().hex[:8]}"
+    schedule = prepare(server, api, text)
     due = time.time() + AHEAD_SECONDS
-    answer = schedule(server, api, text, due)
+    answer = schedule(due)
     assert (answer["seq"], answer["post"]["state"]) == (None, "scheduled")
     assert not [post for post in public_posts(server) if text in post["body"]]
 
