@@ -80,12 +80,13 @@ class DeskScenario:
 
     # --- Writing --------------------------------------------------------------------------------
 
-    def submit(self, label: str, *, photo: str | None = None, author=None) -> dict:
-        """A contributor's post: a submission on the desk (no seq)."""
+    def submit(self, label: str, *, photo: str | None = None, author=None, **flags: bool) -> dict:
+        """A contributor's post: a submission on the desk (no seq). Pinned or a key event, it
+        must still not reach the pinned posts or the key events a reader sees."""
         body = f"Zq{label}Body"
-        fields = {}
+        fields: dict = dict(flags)
         if photo:
-            fields = {"photo": photo_file(photo), "photo_alt": f"Zq{label}Alt"}
+            fields.update(photo=photo_file(photo), photo_alt=f"Zq{label}Alt")
         written = services.post_create(
             actor=author or self.contributor, blog_id=self.blog.pk, client_id=uuid.uuid4(),
             body=body, **fields,
@@ -171,6 +172,7 @@ class DeskScenario:
             written = pub.post_create(
                 actor=self.editor, blog_id=self.blog.pk, client_id=uuid.uuid4(), body=body,
                 photo=photo_file("green"), photo_alt="ZqScheduledAlt", publish_at=later,
+                pinned=True, key_event=True,
             )
             assert written.desk and written.data["state"] == "scheduled", written
             self.submissions["Scheduled"] = written.data["id"]
@@ -207,8 +209,9 @@ class DeskScenario:
         return [
             public("an editor publishes", lambda: self.publish_direct("Opener")),
             desk("a contributor submits, with a photo",
-                 lambda: self.submit("Waiting", photo="red")),
-            desk("a contributor submits", lambda: self.submit("Returned")),
+                 lambda: self.submit("Waiting", photo="red", pinned=True, key_event=True)),
+            desk("a contributor submits a key event",
+                 lambda: self.submit("Returned", key_event=True)),
             desk("an editor returns it with a note", return_with_note),
             desk("a contributor submits", lambda: self.submit("Revised")),
             desk("the contributor revises it", revise),
