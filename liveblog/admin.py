@@ -92,7 +92,6 @@ class MembershipInline(admin.TabularInline):
     extra = 0
     fields = ["user", "role", "added_by", "updated_at"]
     readonly_fields = ["added_by", "updated_at"]
-    autocomplete_fields: list[str] = []
     verbose_name = "person who writes for the blog"
     verbose_name_plural = ("People who write for the blog (the owner publishes whatever its "
                            "row says; editors publish; contributors submit to the desk)")

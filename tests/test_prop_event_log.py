@@ -14,6 +14,20 @@ events API's selector. After every step:
   in that same state; a position of another epoch, beyond the head or out of the window gets
   a snapshot.
 
+The desk (issue 17) joins in: contributors submit, editors return (with a note), edit, schedule
+and publish, authors revise and withdraw, the scheduler publishes what is due
+(`services.submissions_publish_due(now=…)`), and strangers or the wrong people try the same.
+Every version of a submission's body and every note carries a unique token (`zs12z`, `zn13z`), so
+that after every step:
+
+- no public read (the stored log, a replay from any position through either transport, the
+  snapshot and every older page) holds a token that was not published;
+- the public log mirrors exactly the published posts (the model above, publications included),
+  and each published submission is one post, appended (top of the feed) when it was published;
+- each desk log (the editors', and each author's own) is gapless, numbers exactly one event per
+  change of one of its submissions, holds only its author's submissions, and a replay from any
+  of its positions, applied to the state a desk reader had there, ends in the desk's snapshot.
+
 Each example runs inside a savepoint that is rolled back at its end, so every example starts
 from an empty database (the test's own transaction, pytest-django's `django_db`). The runtime's
 catch-up is async; its reads are plain functions here (`in_db_thread` runs them in this
@@ -25,9 +39,12 @@ from __future__ import annotations
 import contextlib
 import copy
 import json
+import re
 import uuid
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any, TypeVar
 from unittest import mock
 
@@ -35,6 +52,7 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AnonymousUser
 from django.db import transaction
+from django.utils import timezone
 from hypothesis import strategies as st
 from hypothesis.stateful import (
     Bundle,
@@ -48,11 +66,18 @@ from hypothesis.stateful import (
 )
 
 from liveblog import protocol, selectors, services
-from liveblog.errors import Invalid, LiveblogError, NotAllowed, NotAuthenticated, NotFound
+from liveblog.errors import (
+    Conflict,
+    Invalid,
+    LiveblogError,
+    NotAllowed,
+    NotAuthenticated,
+    NotFound,
+)
 from liveblog.live import catchup, log
 from liveblog.live.catchup import CatchUp
 from liveblog.live.feed import Feed
-from liveblog.models import Blog, Event, Post
+from liveblog.models import Blog, DeskEvent, DeskStream, Event, Membership, Post, Submission
 from liveblog.rendering import render_markdown
 
 T = TypeVar("T")
@@ -174,8 +199,65 @@ class ModelPost:
     deletion: tuple[str, int] | None = None
 
 
+# --- The desk's model ----------------------------------------------------------------------------
+
+# A token in a submission's body (one per version) or an editor's note: what the public reads are
+# searched for. The closing "z" keeps one from being a prefix of another (zs1z, zs12z).
+TOKEN = re.compile(r"z[sn]\d+z")
+OPEN = {"submitted", "returned", "scheduled"}
+CONTRIBUTORS = ["carol", "dave"]
+PUBLISHERS = ["olivia", "alice"]
+# Who acts on a submission: mostly whoever may (its author, an editor), now and then someone who
+# may not (another contributor, a stranger). "author" stands for the submission's own.
+DESK_ACTORS = st.sampled_from(["author", "author", "alice", "olivia", "carol", "sam"])
+DECIDERS = st.sampled_from(["alice", "alice", "olivia", "carol", "sam"])
+# Hours ahead of the machine's start a post is scheduled at (None: now).
+SCHEDULE = st.none() | st.integers(1, 4)
+
+
+@dataclass
+class ModelSubmission:
+    id: int
+    client_id: uuid.UUID
+    author: str
+    body: str
+    token: str  # of the current body
+    pinned: bool
+    key_event: bool
+    state: str
+    note: str = ""
+    publish_at: datetime | None = None
+    # The first answer to its publication: (epoch, seq, post).
+    published: tuple[str, int, dict] | None = None
+
+
+@dataclass
+class DeskReader:
+    """A desk client following one desk log: the submissions by id, built only from events."""
+
+    seq: int = 0
+    state: dict[int, dict] = field(default_factory=dict)
+
+    def apply(self, seq: int, frame: str) -> None:
+        event = json.loads(frame)
+        assert (event["type"], event["seq"]) == ("event", seq), event
+        assert event["kind"] in ("submission.created", "submission.updated"), event
+        submission = event["submission"]
+        assert (event["kind"] == "submission.created") == (submission["id"] not in self.state)
+        self.state[submission["id"]] = submission
+        self.seq = seq
+
+
+def desk_view(state: dict[int, dict]) -> dict[int, dict]:
+    """What a desk shows of the submissions it knows: the open ones and the newest decided."""
+    decided = sorted((key for key, row in state.items() if row["state"] not in OPEN),
+                     reverse=True)[:selectors.DESK_DECIDED_SHOWN]
+    return {key: row for key, row in state.items() if row["state"] in OPEN or key in decided}
+
+
 class EventLogMachine(RuleBasedStateMachine):
     client_ids = Bundle("client_ids")
+    submissions = Bundle("submissions")
 
     def __init__(self) -> None:
         super().__init__()
@@ -196,6 +278,22 @@ class EventLogMachine(RuleBasedStateMachine):
         self.blog = {"slug": "prop", "title": "Properties", "description": "", "status": "live"}
         self.posts: dict[uuid.UUID, ModelPost] = {}
         self.epochs = [blog.epoch]
+        # The desk: two contributors, their submissions and every token ever written.
+        for name in CONTRIBUTORS:
+            user = users.create(username=name)
+            Membership.objects.create(blog=blog, user=user, role=Membership.Role.CONTRIBUTOR)
+            self.authors[name] = user
+        self.start = timezone.now()
+        self.subs: dict[uuid.UUID, ModelSubmission] = {}
+        self.tokens = 0
+        self.hidden: set[str] = set()
+        self.public_tokens: set[str] = set()
+        # Each desk log's head as the model counts it, and a desk reader following each.
+        self.desk_heads: dict[str, int] = {}
+        self.desk_readers: dict[str, DeskReader] = {}
+        self.desk_history: dict[tuple[str, int], dict[int, dict]] = {}
+        self.desk_checked: dict[str, int] = {}
+        self.desk_snapshots: dict[tuple[str, int], dict[int, dict]] = {}
         # The process's feed (as the hub keeps it) and a reader connected all along.
         self.log = log.Log()
         self.feed = Feed(head=0, epoch=blog.epoch, recent=[], window=WINDOW)
@@ -215,7 +313,16 @@ class EventLogMachine(RuleBasedStateMachine):
         """A new reader's state: the snapshot, then the older posts page by page."""
         page = selectors.blog_snapshot(self.blog_id)
         frame = protocol.snapshot_json(page)
-        return ReaderState.from_snapshot(frame, self.older_posts(page.next_before, page.head))
+        older = self.older_posts(page.next_before, page.head)
+        self.assert_public(json.dumps([frame, older]), "the snapshot and older pages")
+        return ReaderState.from_snapshot(frame, older)
+
+    def assert_public(self, text: str, where: str) -> None:
+        """No token of anything unpublished in a public answer."""
+        shown = set(TOKEN.findall(text))
+        assert shown <= self.public_tokens, (
+            f"{where} shows unpublished {sorted(shown - self.public_tokens)}"
+        )
 
     def older_posts(self, before: int | None, head: int) -> list[dict]:
         older: list[dict] = []
@@ -328,8 +435,6 @@ class EventLogMachine(RuleBasedStateMachine):
         )
         if post.deleted:
             return self.expect_refused(NotFound, write)
-        if editor not in (post.author, "olivia"):  # the owner may edit anyone's post
-            return self.expect_refused(NotAllowed, write)
         if body is not None and refused(body):
             return self.expect_refused(Invalid, write)
         changes = {
@@ -353,8 +458,6 @@ class EventLogMachine(RuleBasedStateMachine):
         write = lambda: services.post_delete(  # noqa: E731
             actor=self.authors[actor], blog_id=self.blog_id, post_id=post.id
         )
-        if actor not in (post.author, "olivia"):
-            return self.expect_refused(NotAllowed, write)
         written = write()
         assert written.data == {"id": post.id, "deleted": True}
         if post.deleted:  # again: the first deletion's seq, while its epoch lasts
@@ -436,6 +539,325 @@ class EventLogMachine(RuleBasedStateMachine):
             actor=user, blog_id=self.blog_id, post_id=post.id
         ))
 
+    # --- The desk -----------------------------------------------------------------------------
+
+    def token(self, kind: str) -> str:
+        """A new token ("s" a body version, "n" a note); hidden until published."""
+        self.tokens += 1
+        token = f"z{kind}{self.tokens}z"
+        self.hidden.add(token)
+        return token
+
+    def desk_body(self, body: str) -> tuple[str, str]:
+        token = self.token("s")
+        return f"{acceptable(body)} {token}", token
+
+    def at(self, hours: int | None) -> datetime | None:
+        return None if hours is None else self.start + timedelta(hours=hours)
+
+    def numbered(self, sub: ModelSubmission) -> None:
+        """A change of `sub`: one event in the editors' log and one in its author's."""
+        for audience in ("editors", f"user:{self.authors[sub.author].pk}"):
+            self.desk_heads[audience] = self.desk_heads.get(audience, 0) + 1
+
+    def user(self, name: str) -> Any:
+        return self.authors.get(name, self.stranger)
+
+    def role(self, name: str) -> str | None:
+        if name == "olivia":
+            return "owner"
+        return {"alice": "editor", "bob": "editor", "carol": "contributor",
+                "dave": "contributor"}.get(name)
+
+    def desk_refused(self, error: type[LiveblogError], write: Callable[[], Any]) -> None:
+        """Refused: nothing public and nothing on the desk changes (the invariants compare
+        every desk log's head with the model's count)."""
+        self.expect_refused(error, write)
+
+    def check_submission(self, data: dict, sub: ModelSubmission) -> None:
+        assert (data["id"], data["client_id"], data["author"]["username"]) == (
+            sub.id, str(sub.client_id), sub.author
+        )
+        assert (data["state"], data["body"], data["pinned"], data["key_event"]) == (
+            sub.state, sub.body, sub.pinned, sub.key_event
+        ), (data, sub)
+        assert data["note"] == sub.note
+        if sub.state == "scheduled":
+            assert data["publish_at"] == protocol.iso(sub.publish_at)
+
+    def published_now(self, sub: ModelSubmission, written: services.Written,
+                      since: datetime) -> None:
+        """The submission became a post: appended at this moment, at the top of the feed."""
+        assert written.created and not written.desk, written
+        data = written.data
+        assert (data["client_id"], data["author"]["username"], data["body"]) == (
+            str(sub.client_id), sub.author, sub.body
+        )
+        # Made now, so above every post before it: the top of the feed.
+        assert all(data["id"] > post.id for post in self.posts.values())
+        assert since <= datetime.fromisoformat(data["created_at"]) + timedelta(milliseconds=1)
+        seq = self.took(written)
+        sub.state, sub.note, sub.published = "published", "", (self.epoch, seq, data)
+        self.public_tokens.add(sub.token)
+        self.hidden.discard(sub.token)
+        self.posts[sub.client_id] = ModelPost(
+            id=data["id"], client_id=sub.client_id, author=sub.author, body=sub.body,
+            pinned=sub.pinned, key_event=sub.key_event, created=(self.epoch, seq, data),
+        )
+        self.numbered(sub)
+
+    @initialize(target=submissions, plan=st.lists(st.tuples(
+        st.sampled_from(CONTRIBUTORS),
+        st.sampled_from(["wait", "send_back", "withdraw", "publish", "schedule"]),
+    ), max_size=3))
+    def some_submissions(self, plan: list[tuple[str, str]]) -> Any:
+        """A desk with a few submissions already, each left waiting, returned, withdrawn,
+        published or scheduled, so that steps act on a desk in every state."""
+        client_ids = []
+        for number, (author, fate) in enumerate(plan):
+            client_id = self.submit(author, f"draft {number}", key_event=False, pinned=False)
+            client_ids.append(client_id)
+            if fate == "send_back":
+                self.send_back(client_id, "alice")
+            elif fate == "withdraw":
+                self.withdraw(client_id, "author")
+            elif fate in ("publish", "schedule"):
+                hours = number % 4 + 1 if fate == "schedule" else None
+                self.publish(client_id, "olivia", body=None, key_event=None, hours=hours)
+        return multiple(*client_ids)
+
+    @rule(target=submissions, author=st.sampled_from(CONTRIBUTORS), body=BODIES,
+          key_event=st.booleans(), pinned=st.booleans())
+    def submit(self, author: str, body: str, key_event: bool, pinned: bool) -> uuid.UUID:
+        """A contributor submits a post: it waits on the desk, with no public seq."""
+        return self.new_submission(author, body, key_event, pinned, hours=None)
+
+    @rule(target=submissions, author=st.sampled_from(PUBLISHERS + ["carol"]), body=BODIES,
+          hours=st.integers(1, 4))
+    def schedule(self, author: str, body: str, hours: int) -> Any:
+        """An editor schedules a post (publish_at); a contributor may not."""
+        if author in CONTRIBUTORS:
+            client_id = uuid.uuid4()
+            self.desk_refused(NotAllowed, lambda: services.post_create(
+                actor=self.authors[author], blog_id=self.blog_id, client_id=client_id,
+                body=self.desk_body(body)[0], publish_at=self.at(hours),
+            ))
+            return multiple()
+        return self.new_submission(author, body, False, False, hours=hours)
+
+    def new_submission(self, author: str, body: str, key_event: bool, pinned: bool,
+                       hours: int | None) -> uuid.UUID:
+        client_id, (text, token) = uuid.uuid4(), self.desk_body(body)
+        written = services.post_create(
+            actor=self.authors[author], blog_id=self.blog_id, client_id=client_id, body=text,
+            key_event=key_event, pinned=pinned, publish_at=self.at(hours),
+        )
+        assert (written.seq, written.created, written.desk) == (None, True, True), written
+        sub = ModelSubmission(
+            id=written.data["id"], client_id=client_id, author=author, body=text, token=token,
+            pinned=pinned, key_event=key_event,
+            state="scheduled" if hours else "submitted", publish_at=self.at(hours),
+        )
+        self.check_submission(written.data, sub)
+        self.subs[client_id] = sub
+        self.numbered(sub)
+        self.sync_feed()
+        return client_id
+
+    @rule(client_id=submissions, body=BODIES)
+    def retry_submit(self, client_id: uuid.UUID, body: str) -> None:
+        """Its author's phone sends it again: the submission as it is now (or the post it
+        became), nothing new."""
+        sub = self.subs[client_id]
+        written = services.post_create(
+            actor=self.authors[sub.author], blog_id=self.blog_id, client_id=client_id,
+            body=acceptable(body),
+        )
+        assert not written.created
+        if sub.published is None:
+            assert (written.seq, written.desk) == (None, True)
+            self.check_submission(written.data, sub)
+        elif sub.published[0] == self.epoch:
+            assert (written.seq, written.data) == sub.published[1:]
+        else:
+            assert (written.seq, written.data["id"]) == (None, sub.published[2]["id"])
+        self.sync_feed()
+
+    @rule(client_id=submissions, actor=DESK_ACTORS, body=st.none() | BODIES,
+          key_event=st.none() | st.booleans(), pinned=st.none() | st.booleans())
+    def revise(self, client_id: uuid.UUID, actor: str, body: str | None,
+               key_event: bool | None, pinned: bool | None) -> None:
+        sub = self.subs[client_id]
+        actor = sub.author if actor == "author" else actor
+        text, token = self.desk_body(body) if body is not None else (None, None)
+        write = lambda: services.submission_revise(  # noqa: E731
+            actor=self.user(actor), blog_id=self.blog_id,
+            submission_id=sub.id, body=text, key_event=key_event, pinned=pinned,
+        )
+        editing = self.role(actor) in ("owner", "editor")
+        if not editing and actor != sub.author:
+            return self.desk_refused(NotAllowed, write)
+        allowed = OPEN if editing else {"submitted", "returned"}
+        if sub.state not in allowed:
+            return self.desk_refused(Conflict, write)
+        changes = {name: value for name, value in
+                   (("body", text), ("key_event", key_event), ("pinned", pinned))
+                   if value is not None and getattr(sub, name) != value}
+        resubmitted = not editing and sub.state == "returned"
+        written = write()
+        assert written.seq is None and written.desk
+        for name, value in changes.items():
+            setattr(sub, name, value)
+        if text is not None:
+            sub.token = token
+        if resubmitted:
+            sub.state, sub.note = "submitted", ""
+        if changes or resubmitted:
+            self.numbered(sub)
+        self.check_submission(written.data, sub)
+        self.sync_feed()
+
+    @rule(client_id=submissions, actor=DESK_ACTORS)
+    def withdraw(self, client_id: uuid.UUID, actor: str) -> None:
+        sub = self.subs[client_id]
+        actor = sub.author if actor == "author" else actor
+        write = lambda: services.submission_withdraw(  # noqa: E731
+            actor=self.user(actor), blog_id=self.blog_id,
+            submission_id=sub.id,
+        )
+        editing = self.role(actor) in ("owner", "editor")
+        if not editing and actor != sub.author:
+            return self.desk_refused(NotAllowed, write)
+        if sub.state == "withdrawn":  # again: nothing changes
+            self.check_submission(write().data, sub)
+            return self.sync_feed()
+        if sub.state not in (OPEN if editing else {"submitted", "returned"}):
+            return self.desk_refused(Conflict, write)
+        written = write()
+        sub.state, sub.publish_at = "withdrawn", None
+        self.numbered(sub)
+        self.check_submission(written.data, sub)
+        self.sync_feed()
+
+    @rule(client_id=submissions, actor=DECIDERS)
+    def send_back(self, client_id: uuid.UUID, actor: str) -> None:
+        """An editor returns it to its author with a note."""
+        sub = self.subs[client_id]
+        note = f"Check this: {self.token('n')}"
+        write = lambda: services.submission_return(  # noqa: E731
+            actor=self.user(actor), blog_id=self.blog_id,
+            submission_id=sub.id, note=note,
+        )
+        if self.role(actor) not in ("owner", "editor"):
+            return self.desk_refused(NotAllowed, write)
+        if sub.state not in ("submitted", "scheduled"):
+            return self.desk_refused(Conflict, write)
+        written = write()
+        sub.state, sub.note, sub.publish_at = "returned", note, None
+        self.numbered(sub)
+        self.check_submission(written.data, sub)
+        self.sync_feed()
+
+    @rule(client_id=submissions, actor=DECIDERS, body=st.none() | BODIES,
+          key_event=st.none() | st.booleans(), hours=SCHEDULE)
+    def publish(self, client_id: uuid.UUID, actor: str, body: str | None,
+                key_event: bool | None, hours: int | None) -> None:
+        """An editor publishes it now (editing it first, or not), or schedules it."""
+        sub, since = self.subs[client_id], timezone.now()
+        text, token = self.desk_body(body) if body is not None else (None, None)
+        write = lambda: services.submission_publish(  # noqa: E731
+            actor=self.user(actor), blog_id=self.blog_id,
+            submission_id=sub.id, body=text, key_event=key_event, publish_at=self.at(hours),
+        )
+        if self.role(actor) not in ("owner", "editor"):
+            return self.desk_refused(NotAllowed, write)
+        if sub.state == "published":  # a double tap: the first answer, nothing new
+            written = write()
+            epoch, seq, first = sub.published
+            if epoch == self.epoch:
+                assert (written.seq, written.data) == (seq, first)
+            else:
+                assert (written.seq, written.data["id"]) == (None, first["id"])
+            return self.sync_feed()
+        if sub.state not in OPEN:
+            return self.desk_refused(Conflict, write)
+        written = write()
+        if text is not None:
+            sub.body, sub.token = text, token
+        if key_event is not None:
+            sub.key_event = key_event
+        if hours is None:
+            return self.published_now(sub, written, since)
+        assert (written.seq, written.desk) == (None, True)
+        sub.state, sub.note, sub.publish_at = "scheduled", "", self.at(hours)
+        self.numbered(sub)
+        self.check_submission(written.data, sub)
+        self.sync_feed()
+
+    @rule(hours=st.integers(0, 5))
+    def scheduler(self, hours: int) -> None:
+        """The scheduler's pass at `start + hours` (and a minute): every scheduled submission
+        due by then, oldest time first, each appended at this moment."""
+        now, since = self.start + timedelta(hours=hours, minutes=1), timezone.now()
+        due = sorted((sub for sub in self.subs.values()
+                      if sub.state == "scheduled" and sub.publish_at <= now),
+                     key=lambda sub: (sub.publish_at, sub.id))
+        published = services.submissions_publish_due(now=now)
+        assert len(published) == len(due)
+        for sub, written in zip(due, published, strict=True):
+            self.published_now(sub, written, since)
+        self.sync_feed()
+
+    @rule(data=st.data())
+    def reconnect_desk(self, data: st.DataObject) -> None:
+        """A desk client reconnecting to one desk log from a position it had: the log's events
+        since then, applied to its state there, give the desk's snapshot."""
+        self.sync_desk()
+        if not self.desk_readers:
+            return
+        audience = data.draw(st.sampled_from(sorted(self.desk_readers)), label="desk log")
+        head = self.desk_readers[audience].seq
+        since = data.draw(st.integers(0, head), label="since")
+        stream = DeskStream.objects.get(blog_id=self.blog_id, audience=audience)
+        reader = DeskReader(since, dict(self.desk_history[(audience, since)]))
+        for seq, frame in selectors.desk_events_range(stream.pk, stream.epoch, since, head):
+            reader.apply(seq, frame)
+        assert reader.seq == head
+        assert desk_view(reader.state) == self.desk_snapshot(audience)
+
+    def desk_snapshot(self, audience: str) -> dict[int, dict]:
+        """The desk's snapshot of a log, read once per position of that log (a change that was
+        not numbered would not show here, but in `the_desk_is_the_model`, after every step)."""
+        head = self.desk_heads.get(audience, 0)
+        if (audience, head) not in self.desk_snapshots:
+            snapshot = selectors.desk_snapshot(self.blog_id, audience)
+            assert snapshot.head == head
+            self.desk_snapshots[(audience, head)] = {
+                row["id"]: row for row in snapshot.submissions
+            }
+        return self.desk_snapshots[(audience, head)]
+
+    def sync_desk(self) -> bool:
+        """Each desk log's new events to the desk reader following it (a log appears with the
+        first submission of its audience); True if any log moved."""
+        streams = DeskStream.objects.filter(blog_id=self.blog_id).values_list(
+            "pk", "audience", "epoch", "head"
+        )
+        moved = False
+        for stream_id, audience, epoch, head in streams:
+            assert head == self.desk_heads.get(audience, 0), (audience, head, self.desk_heads)
+            reader = self.desk_readers.setdefault(audience, DeskReader())
+            self.desk_history.setdefault((audience, 0), {})
+            if head == reader.seq:
+                continue
+            moved = True
+            for seq, frame in selectors.desk_events_range(stream_id, epoch, reader.seq, head):
+                reader.apply(seq, frame)
+                # A shallow copy is enough: an event replaces a submission, never changes one.
+                self.desk_history[(audience, seq)] = dict(reader.state)
+            assert reader.seq == head
+        return moved
+
     # --- Readers reconnecting -----------------------------------------------------------------
 
     def position(self, data: st.DataObject) -> tuple[int | None, str | None]:
@@ -463,6 +885,7 @@ class EventLogMachine(RuleBasedStateMachine):
     def check_caught_up(self, since: int | None, epoch: str | None, frames: list[dict]) -> None:
         """A snapshot exactly when the reader must start over, else exactly since+1 … head;
         either way the reader ends where a new reader starts."""
+        self.assert_public(json.dumps(frames), f"a catch-up from {since}")
         fresh = self.fresh_state()
         if self.must_start_over(since, epoch):
             assert [frame["type"] for frame in frames] == ["snapshot"], frames
@@ -530,9 +953,19 @@ class EventLogMachine(RuleBasedStateMachine):
         rows = list(Event.objects.filter(blog_id=self.blog_id).order_by("seq")
                     .values_list("seq", "kind", "frame"))
         assert [seq for seq, _, _ in rows] == list(range(1, self.head + 1))
+        self.assert_public("".join(frame for _, _, frame in rows), "the stored log")
+        created = Counter()
         for seq, kind, frame in rows:
             event = json.loads(frame)
             assert (event["type"], event["seq"], event["kind"]) == ("event", seq, kind)
+            if kind == "post.created":
+                created[event["post"]["id"]] += 1
+        # Each post was created once; a published submission's while its log lasts.
+        assert set(created.values()) <= {1}
+        for sub in self.subs.values():
+            if sub.published:
+                published_here = sub.published[0] == self.epoch
+                assert created[sub.published[2]["id"]] == (1 if published_here else 0)
 
     @invariant()
     def one_post_row_per_client_id(self) -> None:
@@ -564,6 +997,55 @@ class EventLogMachine(RuleBasedStateMachine):
             assert shown["author"]["username"] == post.author
             assert shown["html"] == render_markdown(post.body)
             assert shown["client_id"] == str(post.client_id)
+
+    @invariant()
+    def desk_logs_are_gapless_and_each_holds_its_own(self) -> None:
+        """Every desk log numbers 1..head with no gap, its head is the model's count of changes,
+        an author's log holds only that author's submissions, the editors' log every one, and
+        the state a desk reader built from events is the desk's snapshot."""
+        events = DeskEvent.objects.filter(stream__blog_id=self.blog_id)
+        if not self.sync_desk():  # no log moved: and no event was added without moving one
+            assert events.count() == sum(self.desk_heads.values())
+            return
+        rows = events.order_by(
+            "stream_id", "seq"
+        ).values_list("stream__audience", "seq", "submission__author_id")
+        seqs: dict[str, list[int]] = {}
+        for audience, seq, author_id in rows:
+            seqs.setdefault(audience, []).append(seq)
+            assert audience in ("editors", f"user:{author_id}"), (audience, author_id)
+        assert {audience: len(found) for audience, found in seqs.items()} == self.desk_heads
+        for audience, found in seqs.items():
+            assert found == list(range(1, len(found) + 1)), (audience, found)
+        names = {user.pk: name for name, user in self.authors.items()}
+        for audience, reader in self.desk_readers.items():
+            # The editors' log (every submission) each time it moved; an author's own log
+            # when a desk client reconnects to it (`reconnect_desk`).
+            if audience == "editors" and self.desk_checked.get(audience) != reader.seq:
+                assert desk_view(reader.state) == self.desk_snapshot(audience), audience
+                self.desk_checked[audience] = reader.seq
+            if audience != "editors":
+                author = names[int(audience.removeprefix("user:"))]
+                assert {row["author"]["username"] for row in reader.state.values()} == {author}
+        editors = self.desk_readers.get("editors", DeskReader())
+        assert set(editors.state) == {sub.id for sub in self.subs.values()}
+        for sub in self.subs.values():
+            self.check_submission(editors.state[sub.id], sub)
+
+    @invariant()
+    def the_desk_is_the_model(self) -> None:
+        """Every submission as stored is the model's (after every step, whether a desk log moved
+        or not: a change that was not numbered shows here), and a published one is linked to
+        its one post; an unpublished one to none."""
+        rows = Submission.objects.filter(blog_id=self.blog_id).values_list(
+            "client_id", "state", "body", "note", "pinned", "key_event", "post_id"
+        )
+        stored = {row[0]: row[1:] for row in rows}
+        assert stored == {
+            sub.client_id: (sub.state, sub.body, sub.note, sub.pinned, sub.key_event,
+                            sub.published[2]["id"] if sub.published else None)
+            for sub in self.subs.values()
+        }
 
     @precondition(lambda self: len(self.epochs) > 1)
     @invariant()
