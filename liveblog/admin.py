@@ -146,15 +146,23 @@ class BlogAdmin(ServiceErrorsAsMessages, admin.ModelAdmin):
             super().save_formset(request, form, formset, change)
             return
         blog_id = form.instance.pk
+        # What the admin's history entry lists (construct_change_message reads these).
+        formset.new_objects, formset.changed_objects, formset.deleted_objects = [], [], []
         for row in formset.deleted_forms:
             if row.instance.pk:
                 services.member_remove(actor=request.user, blog_id=blog_id, user=row.instance.user)
+                formset.deleted_objects.append(row.instance)
         for row in formset.forms:
             if row in formset.deleted_forms or not row.has_changed() or not row.cleaned_data:
                 continue
-            services.member_set(actor=request.user, blog_id=blog_id,
-                                user=row.cleaned_data.get("user") or row.instance.user,
+            user = row.cleaned_data.get("user") or row.instance.user
+            services.member_set(actor=request.user, blog_id=blog_id, user=user,
                                 role=row.cleaned_data["role"])
+            saved = Membership.objects.get(blog_id=blog_id, user=user)
+            if row.instance.pk:
+                formset.changed_objects.append((saved, row.changed_data))
+            else:
+                formset.new_objects.append(saved)
 
 
 class PostAdminForm(forms.ModelForm):

@@ -4,6 +4,10 @@
 the lifespan startup under servers that send one (uvicorn, hypercorn), else at the first
 connection of any kind (daphne sends no lifespan events). Every broadcast of a committed write
 then runs on that loop, never on the writer's thread (liveblog/live/broadcast.py).
+
+Importing this module also starts the process's scheduler (liveblog/scheduler.py), which
+publishes scheduled posts when they fall due, with nobody connected: a server imports it at
+start, and nothing else does (LIVEBLOG_SCHEDULER turns it off; the pytest process does).
 """
 
 import asyncio
@@ -16,6 +20,7 @@ django_asgi_app = get_asgi_application()
 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402  (needs Django first)
 
+from liveblog import scheduler  # noqa: E402
 from liveblog.live import broadcast, gcpolicy  # noqa: E402
 from liveblog.routing import websocket_urlpatterns  # noqa: E402
 from project.origins import WebsocketOriginValidator  # noqa: E402
@@ -64,3 +69,6 @@ application = ServerLoop(TrustedProxies(ProtocolTypeRouter(
 
 # Full garbage collections run between deliveries, never in the middle of one (gcpolicy.py).
 gcpolicy.install()
+
+# Scheduled posts go out on time in every server process, whether or not anyone is connected.
+scheduler.start_in_server()

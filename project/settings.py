@@ -48,6 +48,10 @@ Environment:
     LIVEBLOG_PUBLISHER_NAME, LIVEBLOG_PUBLISHER_LOGO   the publisher in reader pages' JSON-LD
                       (default "Liveblog" and the app's 512 px icon; a logo path is made absolute).
     LIVEBLOG_NEWS_ARTICLE   "1": the JSON-LD also holds a NewsArticle (default off).
+    LIVEBLOG_SCHEDULER      "0" turns off the publishing of scheduled posts in server processes
+                      (default on: every process running project.asgi publishes what fell due;
+                      `manage.py liveblog_publish_due --loop` or cron does it instead).
+    LIVEBLOG_SCHEDULER_SECONDS   how often each process looks for posts that fell due (0.5).
 """
 
 import os
@@ -258,6 +262,12 @@ LIVEBLOG_MAX_PHOTO_PIXELS = int(os.environ.get("LIVEBLOG_MAX_PHOTO_PIXELS", "400
 # A broadcast that takes longer than this is abandoned: the write already committed, and
 # readers recover the event from the log through the heartbeat.
 LIVEBLOG_BROADCAST_TIMEOUT = env_number("LIVEBLOG_BROADCAST_TIMEOUT", 2)
+# Scheduled posts: each server process publishes those that fell due this often
+# (liveblog/scheduler.py); a post goes out within this of its time. Off in the pytest process.
+LIVEBLOG_SCHEDULER = env_bool("LIVEBLOG_SCHEDULER", True)
+LIVEBLOG_SCHEDULER_SECONDS = env_number("LIVEBLOG_SCHEDULER_SECONDS", 0.5)
+if LIVEBLOG_SCHEDULER_SECONDS <= 0:
+    raise ImproperlyConfigured("LIVEBLOG_SCHEDULER_SECONDS must be more than 0")
 
 # --- Auth -----------------------------------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [

@@ -4,6 +4,7 @@ visible change they make is numbered in the blog's log."""
 import io
 import json
 import uuid
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.contrib.auth.models import Permission
@@ -11,7 +12,7 @@ from django.core.management import CommandError, call_command
 from django.test import Client
 
 from liveblog import services
-from liveblog.models import Blog, Event, Post
+from liveblog.models import Blog, Event, Membership, Post, Submission
 
 POST_ADMIN = "/admin/liveblog/post/"
 BLOG_ADMIN = "/admin/liveblog/blog/"
@@ -81,14 +82,26 @@ def post_change_form(body, *, pinned=False, key_event=False):
     return data
 
 
-def blog_change_form(blog, **changes):
+def blog_change_form(blog, *, delete_members=(), **changes):
+    """The blog's change form as the admin renders it, its people (the Membership inline)
+    unchanged unless named in `delete_members`."""
+    rows = list(Membership.objects.filter(blog=blog).order_by("id"))
     data = {
         "title": blog.title,
         "description": blog.description,
         "status": blog.status,
         "owner": str(blog.owner_id),
-        "authors": [str(pk) for pk in blog.authors.values_list("pk", flat=True)],
+        "memberships-TOTAL_FORMS": str(len(rows)),
+        "memberships-INITIAL_FORMS": str(len(rows)),
+        "memberships-MIN_NUM_FORMS": "0",
+        "memberships-MAX_NUM_FORMS": "1000",
     }
+    for index, row in enumerate(rows):
+        data.update({f"memberships-{index}-id": str(row.pk),
+                     f"memberships-{index}-blog": str(blog.pk),
+                     f"memberships-{index}-role": row.role})
+        if row.user in delete_members:
+            data[f"memberships-{index}-DELETE"] = "on"
     data.update(changes)
     return data
 
@@ -268,17 +281,17 @@ def test_admin_event_log_is_read_only(admin_client, blog, make_post):
 
 
 @pytest.mark.django_db
-def test_admin_add_blog_makes_creator_owner_and_author_without_a_seq(
-    admin_client, superuser, author
-):
+def test_admin_add_blog_makes_creator_owner_and_author_without_a_seq(admin_client, superuser):
+    """People are added once the blog exists (its change page's inline): a new blog has its
+    creator, the owner, who services.blog_create also lists as an editor."""
     response = admin_client.post(
-        BLOG_ADMIN + "add/",
-        {"slug": "derby", "title": "Derby day", "description": "", "authors": [str(author.pk)]},
+        BLOG_ADMIN + "add/", {"slug": "derby", "title": "Derby day", "description": ""},
     )
     assert response.status_code == 302
     blog = Blog.objects.get(slug="derby")
     assert blog.owner == superuser
-    assert set(blog.authors.all()) == {superuser, author}
+    assert list(Membership.objects.filter(blog=blog).values_list("user", "role")) == [
+        (superuser.pk, "editor")]
     assert blog.head == 0
     assert seqs(blog) == []
 
@@ -320,12 +333,37 @@ def test_admin_change_blog_owner_takes_no_seq(admin_client, blog, author):
 
 
 @pytest.mark.django_db
-def test_admin_change_blog_keeps_owner_an_author(admin_client, blog, owner):
+def test_admin_change_blog_keeps_owner_an_author(admin_client, blog, owner, author):
+    """Deleting the owner's row is refused by services.member_remove: a message, and nothing
+    of the save is kept (the other row deleted with it stays too)."""
     response = admin_client.post(
-        f"{BLOG_ADMIN}{blog.pk}/change/", blog_change_form(blog, authors=[])
+        f"{BLOG_ADMIN}{blog.pk}/change/",
+        blog_change_form(blog, delete_members=[owner, author], title="Renamed"), follow=True,
     )
+    assert response.status_code == 200
+    assert any("owner" in str(message) for message in response.context["messages"])
+    assert set(blog.authors.all()) == {owner, author}
+    assert Blog.objects.get(pk=blog.pk).title == "Cup final"
+    assert seqs(blog) == []
+
+
+@pytest.mark.django_db
+def test_admin_membership_inline_changes_roles_through_the_services(
+    admin_client, superuser, blog, author, stranger
+):
+    form = blog_change_form(blog, delete_members=[author])
+    rows = int(form["memberships-TOTAL_FORMS"])
+    form.update({"memberships-TOTAL_FORMS": str(rows + 1),
+                 f"memberships-{rows}-blog": str(blog.pk),
+                 f"memberships-{rows}-user": str(stranger.pk),
+                 f"memberships-{rows}-role": "contributor"})
+    response = admin_client.post(f"{BLOG_ADMIN}{blog.pk}/change/", form)
     assert response.status_code == 302
-    assert list(blog.authors.all()) == [owner]
+    rows = dict(Membership.objects.filter(blog=blog).values_list("user__username", "role"))
+    assert rows == {"olivia": "editor", "sam": "contributor"}
+    assert Membership.objects.get(blog=blog, user=stranger).added_by == superuser
+    page = admin_client.get(f"{BLOG_ADMIN}{blog.pk}/change/").content.decode()
+    assert "memberships-0-role" in page and "root" in page  # added_by shown
 
 
 @pytest.mark.django_db
@@ -463,3 +501,121 @@ def test_liveblog_reset_log_starts_a_new_epoch(blog, make_post, owner):
 def test_liveblog_reset_log_refuses_a_non_staff_user(blog, author):
     with pytest.raises(CommandError, match="forbidden"):
         call_command("liveblog_reset_log", blog.slug, "--as", author.username)
+
+
+# --- The desk in the admin and the commands -----------------------------------------------------
+
+
+@pytest.fixture
+def contributor(django_user_model, blog):
+    user = django_user_model.objects.create_user("carl", password="carl-password")
+    blog.authors.add(user, through_defaults={"role": "contributor"})
+    return user
+
+
+@pytest.mark.django_db
+def test_admin_submission_pages_are_read_only_with_history_photo_and_post(
+    admin_client, blog, contributor, author
+):
+    submission_id = services.post_create(
+        actor=contributor, blog_id=blog.pk, client_id=uuid.uuid4(), body="From the desk"
+    ).data["id"]
+    services.submission_return(actor=author, blog_id=blog.pk, submission_id=submission_id,
+                               note="Which minute?")
+    url = f"/admin/liveblog/submission/{submission_id}/change/"
+    page = admin_client.get(url).content.decode()
+    assert "Which minute?" in page and "returned" in page and "not published" in page
+    listing = admin_client.get("/admin/liveblog/submission/?state__exact=returned")
+    assert listing.status_code == 200 and "From the desk" in listing.content.decode()
+    assert admin_client.get("/admin/liveblog/submission/add/").status_code == 403
+    before = Submission.objects.get(pk=submission_id).body
+    admin_client.post(url, {"body": "changed in the admin"})
+    assert Submission.objects.get(pk=submission_id).body == before
+    response = admin_client.post(f"/admin/liveblog/submission/{submission_id}/delete/",
+                                 {"post": "yes"})
+    assert response.status_code == 403
+    services.submission_revise(actor=contributor, blog_id=blog.pk, submission_id=submission_id,
+                               body="At 90+2")
+    written = services.submission_publish(actor=author, blog_id=blog.pk,
+                                          submission_id=submission_id)
+    post_id = written.data["id"]
+    page = admin_client.get(url).content.decode()
+    assert f"/admin/liveblog/post/{post_id}/change/" in page
+    assert f"/liveblog/final/#post-{post_id}" in page
+
+
+@pytest.mark.django_db
+def test_admin_post_page_shows_who_did_what_and_its_submission(
+    admin_client, blog, contributor, author, owner
+):
+    submission_id = services.post_create(
+        actor=contributor, blog_id=blog.pk, client_id=uuid.uuid4(), body="Carl's"
+    ).data["id"]
+    post_id = services.submission_publish(
+        actor=author, blog_id=blog.pk, submission_id=submission_id).data["id"]
+    services.post_update(actor=owner, blog_id=blog.pk, post_id=post_id, pinned=True)
+    page = admin_client.get(f"{POST_ADMIN}{post_id}/change/").content.decode()
+    assert f"/admin/liveblog/submission/{submission_id}/change/" in page
+    assert "<td>post.created</td><td>alice</td>" in page
+    assert "<td>post.updated</td><td>olivia</td>" in page
+    direct = services.post_create(actor=author, blog_id=blog.pk, client_id=uuid.uuid4(),
+                                  body="Alice's").data["id"]
+    assert "published directly" in admin_client.get(
+        f"{POST_ADMIN}{direct}/change/").content.decode()
+
+
+@pytest.mark.django_db
+def test_liveblog_post_by_a_contributor_submits_to_the_desk(blog, contributor):
+    out = run("liveblog_post", "final", "carl", "From the stands")
+    submission = Submission.objects.get()
+    assert out.strip() == (f"submitted to the desk as submission #{submission.pk} (submitted); "
+                           "not public until it is published")
+    assert not Post.objects.exists() and seqs(blog) == []
+    again = run("liveblog_post", "final", "carl", "From the stands", "--client-id",
+                str(submission.client_id))
+    assert again.startswith(f"already submitted to the desk as submission #{submission.pk}")
+
+
+@pytest.mark.django_db
+def test_liveblog_post_publish_at_schedules_and_refuses_a_time_without_zone(blog):
+    at = (datetime.now(UTC) + timedelta(hours=2)).replace(microsecond=0)
+    out = run("liveblog_post", "final", "alice", "Later", "--publish-at", at.isoformat())
+    submission = Submission.objects.get()
+    assert submission.state == "scheduled" and submission.publish_at == at
+    assert f"submission #{submission.pk} (scheduled for " in out
+    assert not Post.objects.exists() and seqs(blog) == []
+    with pytest.raises(CommandError):
+        run("liveblog_post", "final", "alice", "Later", "--publish-at", "2026-01-01T10:00:00")
+    with pytest.raises(CommandError, match="more than a year"):
+        run("liveblog_post", "final", "alice", "Later", "--publish-at",
+            (at + timedelta(days=400)).isoformat())
+    assert Submission.objects.count() == 1
+
+
+@pytest.mark.django_db
+def test_liveblog_member_sets_changes_and_removes_roles(blog, owner, stranger):
+    out = run("liveblog_member", "final", "sam", "--role", "contributor", "--as", "olivia")
+    assert out.strip() == "final: sam is contributor"
+    assert Membership.objects.get(blog=blog, user=stranger).role == "contributor"
+    assert run("liveblog_member", "final", "sam", "--role", "editor", "--as", "olivia").strip() \
+        == "final: sam is editor"
+    assert run("liveblog_member", "final", "sam", "--remove", "--as", "olivia").strip() == (
+        "final: sam removed")
+    assert not Membership.objects.filter(blog=blog, user=stranger).exists()
+
+
+@pytest.mark.django_db
+def test_liveblog_member_errors(blog, superuser, author):
+    with pytest.raises(CommandError, match="not_found"):
+        run("liveblog_member", "final", "nobody", "--role", "editor")
+    with pytest.raises(CommandError, match="not_found"):
+        run("liveblog_member", "nope", "alice", "--role", "editor")
+    with pytest.raises(CommandError, match="forbidden"):
+        run("liveblog_member", "final", "olivia", "--remove", "--as", "alice")
+    with pytest.raises(CommandError, match="invalid"):
+        run("liveblog_member", "final", "olivia", "--remove")  # the owner stays
+    with pytest.raises(CommandError):
+        run("liveblog_member", "final", "alice", "--role", "owner")
+    with pytest.raises(CommandError):
+        run("liveblog_member", "final", "alice")  # --role or --remove
+    assert Membership.objects.get(blog=blog, user=author).role == "editor"

@@ -106,8 +106,16 @@ def stranger_client(stranger, blog):
 
 @pytest.fixture
 def second_author(django_user_model, blog):
+    """Another editor (blog.authors.add makes editors)."""
     user = django_user_model.objects.create_user("bob", password="bob-password")
     blog.authors.add(user)
+    return user
+
+
+@pytest.fixture
+def contributor(django_user_model, blog):
+    user = django_user_model.objects.create_user("carl", password="carl-password")
+    blog.authors.add(user, through_defaults={"role": "contributor"})
     return user
 
 
@@ -670,12 +678,21 @@ def test_no_op_patch_answers_seq_null_and_logs_nothing(author_client, blog, make
 
 
 @pytest.mark.django_db
-def test_author_may_not_patch_another_authors_post(blog, second_author, make_post):
+def test_a_contributor_may_not_patch_a_published_post(blog, contributor, make_post):
     post_id = make_post("alice's").data["id"]
-    response = json_patch(signed_in(second_author), post_url(post_id), {"body": "bob's now"})
+    response = json_patch(signed_in(contributor), post_url(post_id), {"body": "bob's now"})
     assert_error(response, 403, "forbidden")
     assert Post.objects.get(pk=post_id).body == "alice's"
     assert seqs(blog) == [1]
+
+
+@pytest.mark.django_db
+def test_an_editor_may_patch_another_authors_post(blog, second_author, make_post):
+    """An editor's job is to edit: any published post of the blog (README, "The desk")."""
+    post_id = make_post("alice's").data["id"]
+    response = json_patch(signed_in(second_author), post_url(post_id), {"body": "edited by bob"})
+    assert response.status_code == 200 and response.json()["seq"] == 2
+    assert Post.objects.get(pk=post_id).body == "edited by bob"
 
 
 @pytest.mark.django_db
@@ -796,11 +813,18 @@ def test_delete_unknown_post_is_404(author_client, blog):
 
 
 @pytest.mark.django_db
-def test_author_may_not_delete_another_authors_post(blog, second_author, make_post):
+def test_a_contributor_may_not_delete_a_published_post(blog, contributor, make_post):
     post_id = make_post().data["id"]
-    assert_error(signed_in(second_author).delete(post_url(post_id)), 403, "forbidden")
+    assert_error(signed_in(contributor).delete(post_url(post_id)), 403, "forbidden")
     assert Post.objects.get(pk=post_id).deleted_at is None
     assert seqs(blog) == [1]
+
+
+@pytest.mark.django_db
+def test_an_editor_may_delete_another_authors_post(blog, second_author, make_post):
+    post_id = make_post().data["id"]
+    assert signed_in(second_author).delete(post_url(post_id)).json()["seq"] == 2
+    assert Post.objects.get(pk=post_id).deleted_at is not None
 
 
 @pytest.mark.django_db

@@ -177,11 +177,13 @@ def test_authorization_on_every_write(blog, make_post, author, stranger, owner, 
         services.blog_update(actor=author, blog_id=blog.pk, status="ended")
     with pytest.raises(NotAllowed):
         services.blog_create(actor=author, slug="mine", title="Mine")
-    # Another author may not touch alice's post; the owner may.
+    # A contributor may not touch a published post; the owner (and any editor) may.
     bob = django_user_model.objects.create_user("bob")
-    blog.authors.add(bob)
+    blog.authors.add(bob, through_defaults={"role": "contributor"})
     with pytest.raises(NotAllowed):
         services.post_delete(actor=bob, blog_id=blog.pk, post_id=post_id)
+    with pytest.raises(NotAllowed):
+        services.post_update(actor=bob, blog_id=blog.pk, post_id=post_id, body="x")
     assert services.post_update(actor=owner, blog_id=blog.pk, post_id=post_id, pinned=True).seq == 2
     inactive = django_user_model.objects.create_user("gone", is_active=False)
     blog.authors.add(inactive)
