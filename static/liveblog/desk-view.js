@@ -281,14 +281,27 @@ export class DeskView {
     const form = item.querySelector(".submission-form");
     if (form && !actions.includes(form.dataset.action)) {
       // Decided meanwhile (by another editor, or the scheduler): what was typed no longer applies.
-      form.remove();
+      this.closeForm(item, form);
       this.showError(item, `This submission is now ${STATE_LABELS[submission.state].toLowerCase()}.`);
     }
     if (box.dataset.actions !== actions.join(" ")) { // rebuilt only when they change: keeps focus
       box.dataset.actions = actions.join(" ");
       box.replaceChildren(...actions.map((action) => this.button(item, action)));
     }
-    box.hidden = !actions.length;
+    // While a form is open its own button is the one that sends: one "Publish" on screen.
+    box.hidden = !actions.length || Boolean(item.querySelector(".submission-form"));
+  }
+
+  /** Close an item's inline form; the focus, if it was in the form, goes to `focusTo` (the
+   *  button that opened it) or the item's first button. */
+  closeForm(item, form, focusTo = null) {
+    const hadFocus = form.contains(this.doc.activeElement);
+    form.remove();
+    const box = item.querySelector(".submission-actions");
+    box.hidden = !box.children.length;
+    if (!hadFocus) return;
+    const target = focusTo?.isConnected ? focusTo : box.querySelector("button");
+    target?.focus();
   }
 
   button(item, action) {
@@ -327,14 +340,7 @@ export class DeskView {
   // --- Inline forms ------------------------------------------------------------------------
 
   openForm(item, action, opener) {
-    const open = item.querySelector(".submission-form");
-    if (open) {
-      if (open.dataset.action === action) {
-        open.querySelector("textarea, input").focus();
-        return;
-      }
-      open.remove();
-    }
+    if (item.querySelector(".submission-form")) return; // one at a time (its buttons are hidden)
     const form = clone(this.formTemplate);
     form.dataset.action = action;
     const spec = this.formSpec(action, item);
@@ -342,15 +348,16 @@ export class DeskView {
     form.querySelector(".submission-form-label").append(spec.input);
     form.querySelector(".submission-form-submit").textContent = spec.submit;
     form.querySelector(".submission-form-cancel").addEventListener("click", () => {
-      form.remove();
-      if (opener.isConnected) opener.focus();
+      this.closeForm(item, form, opener);
     });
     form.addEventListener("submit", (event) => {
       event.preventDefault();
       const fields = spec.fields(spec.input.value);
       if (fields) this.send(item, spec.action, fields, form);
     });
-    item.querySelector(".submission-actions").after(form);
+    const box = item.querySelector(".submission-actions");
+    box.after(form);
+    box.hidden = true;
     spec.input.focus(); // the person asked for this form
   }
 
@@ -427,10 +434,8 @@ export class DeskView {
       for (const control of controls) control.disabled = false;
     }
     if (outcome.ok) {
-      const hadFocus = form && form.contains(this.doc.activeElement);
-      form?.remove();
-      // The form is gone: give the focus back to where the person was, not to the page's top.
-      if (hadFocus) item.querySelector(".submission-actions button")?.focus();
+      // The form is gone: the focus goes back to the item's buttons, not to the page's top.
+      if (form) this.closeForm(item, form);
     } else {
       this.showError(item, outcome.detail);
     }
