@@ -46,7 +46,7 @@ def published(api: ApiClient) -> list[str]:
 
 
 def offline_errors(port: int) -> str:
-    return (rf"(WebSocket connection to 'ws://127\.0\.0\.1:{port}/ws/liveblog/{SLUG}/[^']*' "
+    return (rf"(WebSocket connection to 'ws://127\.0\.0\.1:{port}/ws/(liveblog|desk)/{SLUG}/[^']*' "
             r"failed|net::ERR_INTERNET_DISCONNECTED|Failed to load resource)")
 
 
