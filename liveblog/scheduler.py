@@ -88,11 +88,11 @@ class Scheduler:
         finally:
             close_old_connections()
         if self._failing_since is not None:
-            logger.warning("scheduler: publishing works again after %.0f s",
+            logger.warning("publishing works again after %.0f s",
                            time.monotonic() - self._failing_since)
             self._failing_since = None
         if published:
-            logger.info("scheduler: published %d scheduled post(s)", published)
+            logger.info("published %d scheduled post(s)", published)
         return published
 
     def _failed(self, error: Exception) -> None:
@@ -101,7 +101,7 @@ class Scheduler:
             self._failing_since = now
         if now - self._failure_logged_at >= FAILURE_LOG_SECONDS:
             self._failure_logged_at = now
-            logger.error("scheduler: could not publish due posts; retrying every %s s",
+            logger.error("could not publish due posts; retrying every %s s",
                          self.interval, exc_info=error)
 
 

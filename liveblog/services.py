@@ -23,7 +23,7 @@ from django.core.files import File
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.core.validators import validate_slug
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, InterfaceError, OperationalError, transaction
 from django.utils import timezone
 
 from . import photos
@@ -836,16 +836,30 @@ def submissions_publish_due(*, now: datetime | None = None, limit: int = 100) ->
     )
     published = []
     for blog_id, submission_id in due:
-        with transaction.atomic():
-            locked = _blog(blog_id, lock=True)
-            submission = (
-                Submission.objects.select_related("photo")
-                .filter(pk=submission_id, state=Submission.State.SCHEDULED, publish_at__lte=now)
-                .first()
-            )
-            if submission is not None:
-                published.append(_submission_publish_now(locked, submission, None))
+        try:
+            written = _due_publish(blog_id, submission_id, now)
+        except (OperationalError, InterfaceError):
+            raise  # the database itself: the caller's next run tries them all again
+        except Exception:  # noqa: BLE001 - one bad submission must not hold up the others
+            logger.exception("could not publish scheduled submission %s", submission_id)
+            continue
+        if written is not None:
+            published.append(written)
     return published
+
+
+def _due_publish(blog_id: int, submission_id: int, now: datetime) -> Written | None:
+    """Publish one due submission, unless another process did first (re-read under the lock)."""
+    with transaction.atomic():
+        locked = _blog(blog_id, lock=True)
+        submission = (
+            Submission.objects.select_related("photo")
+            .filter(pk=submission_id, state=Submission.State.SCHEDULED, publish_at__lte=now)
+            .first()
+        )
+        if submission is None:
+            return None
+        return _submission_publish_now(locked, submission, None)
 
 
 # --- The desk: who writes for a blog ----------------------------------------------------------

@@ -720,3 +720,16 @@ async def test_an_editors_post_frame_with_publish_at_is_scheduled(blog, author):
     assert await reader.silent()
     await reader.close()
     assert await database_sync_to_async(Post.objects.count)() == 0
+
+
+@pytest.mark.django_db
+def test_a_form_sent_to_a_json_endpoint_is_400_not_a_server_error(editor, owner, submit):
+    """A multipart body is parsed (and read) for the CSRF check before the view asks for JSON;
+    that was a 500 (RawPostDataException) before, on every JSON write."""
+    submission_id = submit()
+    before = counts()
+    for url in (submission_url(submission_id, "return"), submission_url(submission_id, "publish")):
+        assert_error(editor.post(url, {"note": "as a form"}), 400, "bad_json")
+    assert_error(signed_in(owner).post("/api/liveblog/", {"slug": "x", "title": "X"}), 400,
+                 "bad_json")
+    assert counts() == before

@@ -13,6 +13,7 @@ import re
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -170,10 +171,47 @@ def seeded(server, site) -> dict[str, Identity]:
         "client_id": str(uuid.uuid4()), "body": "", "photo_alt": "A teal square",
     }, files={"photo": ("square.png", image.getvalue(), "image/png")})
     assert answer.status_code == 201, answer.text
-    return {"anonymous": Identity("anonymous", requests.Session(), {}), "author": author}
+    contributor = _desk_seeded(server, site, author)
+    return {"anonymous": Identity("anonymous", requests.Session(), {}), "author": author,
+            "contributor": contributor}
 
 
-@pytest.fixture(params=["anonymous", "author"])
+CONTRIBUTOR = ("stringer", "stringer-password-9")
+
+
+def _in_an_hour() -> str:
+    return (datetime.now(UTC) + timedelta(hours=1)).isoformat()
+
+
+def _desk_seeded(server: DaphneServer, site: Site, owner: Identity) -> Identity:
+    """A contributor (made by liveblog_demo as the owner of a blog of their own, then given
+    the role on the fuzzed blog) and their submissions: waiting, returned, scheduled, one with
+    a photo, so the desk's answers carry real objects."""
+    username, password = CONTRIBUTOR
+    site.manage("liveblog_demo", "--username", username, "--password", password,
+                "--slug", "stringer-desk", "--title", "Stringer's own")
+    base = f"{server.url}/api/liveblog/{site.slug}"
+    answer = owner.session.put(f"{base}/members/{username}", headers=owner.headers, timeout=10,
+                               json={"role": "contributor"})
+    assert answer.status_code == 200, answer.text
+    contributor = _signed_in(server, username, password)
+    ids = []
+    for number in range(4):
+        answer = contributor.session.post(f"{base}/posts", headers=contributor.headers,
+                                          timeout=10, json={"client_id": str(uuid.uuid4()),
+                                                            "body": f"Desk **{number}**"})
+        assert answer.status_code == 202, answer.text
+        ids.append(answer.json()["post"]["id"])
+    answer = owner.session.post(f"{base}/submissions/{ids[1]}/return", headers=owner.headers,
+                                timeout=10, json={"note": "Which minute?"})
+    assert answer.status_code == 200, answer.text
+    answer = owner.session.post(f"{base}/submissions/{ids[2]}/publish", headers=owner.headers,
+                                timeout=10, json={"publish_at": _in_an_hour()})
+    assert answer.status_code == 202, answer.text
+    return Identity("contributor", contributor.session, contributor.headers)
+
+
+@pytest.fixture(params=["anonymous", "author", "contributor"])
 def identity(request, seeded) -> Identity:
     return seeded[request.param]
 
@@ -184,9 +222,12 @@ def _aim(case: schemathesis.Case, slug: str) -> None:
     params = case.path_parameters or {}
     if "slug" in params and len(str(params["slug"])) % 4:
         params["slug"] = slug
-    post_id = params.get("post_id")
-    if isinstance(post_id, int) and not isinstance(post_id, bool) and post_id % 4:
-        params["post_id"] = 1 + post_id % 8
+    for name in ("post_id", "submission_id"):
+        number = params.get(name)
+        if isinstance(number, int) and not isinstance(number, bool) and number % 4:
+            params[name] = 1 + number % 8
+    if "username" in params and len(str(params["username"])) % 3:
+        params["username"] = CONTRIBUTOR[0]
 
 
 @schema.parametrize()
@@ -235,3 +276,92 @@ def test_a_throttled_answer_matches_the_document(site, seeded):
     assert [answer.status_code for answer in answers] == [200, 200, 429]
     assert int(answers[2].headers["retry-after"][0]) > 0
     case.validate_response(answers[2], checks=CHECKS)
+
+
+# --- The desk's answers, one by one -------------------------------------------------------------
+
+
+def _checked(identity: Identity, server: DaphneServer, path: str, method: str,
+             status: int, **case: object) -> dict | None:
+    """Call one operation as `identity`, check its status and that the answer matches the
+    document."""
+    operation = schema[path][method]
+    made = operation.Case(**case)
+    response = made.call(base_url=server.url, session=identity.session,
+                         headers=identity.headers, timeout=30)
+    assert response.status_code == status, response.text
+    made.validate_response(response, checks=CHECKS)
+    return response.json() if response.content else None
+
+
+def _a_contributor_again(owner: Identity, server: DaphneServer, site: Site) -> None:
+    """The fuzzer may have removed the contributor, or made them an editor."""
+    answer = owner.session.put(f"{server.url}/api/liveblog/{site.slug}/members/{CONTRIBUTOR[0]}",
+                               headers=owner.headers, timeout=10, json={"role": "contributor"})
+    assert answer.status_code == 200, answer.text
+
+
+@pytest.mark.server
+def test_the_desks_answers_match_the_document(server, site, seeded):
+    """Every desk endpoint's answer, 202s and a 204 included, as the document describes it."""
+    owner, contributor = seeded["author"], seeded["contributor"]
+    slug = {"slug": site.slug}
+    _a_contributor_again(owner, server, site)
+    created = _checked(contributor, server, "/api/liveblog/{slug}/posts", "POST", 202,
+                       path_parameters=slug, media_type="application/json",
+                       body={"client_id": str(uuid.uuid4()), "body": "For the desk"})
+    one = {**slug, "submission_id": created["post"]["id"]}
+    assert created["seq"] is None and created["post"]["state"] == "submitted"
+    for who in (owner, contributor):
+        _checked(who, server, "/api/liveblog/{slug}/desk", "GET", 200, path_parameters=slug)
+        _checked(who, server, "/api/liveblog/{slug}/submissions/{submission_id}", "GET", 200,
+                 path_parameters=one)
+    _checked(contributor, server, "/api/liveblog/{slug}/submissions/{submission_id}", "PATCH",
+             200, path_parameters=one, media_type="application/json", body={"body": "Revised"})
+    _checked(owner, server, "/api/liveblog/{slug}/posts/{submission_id}/return", "POST", 200,
+             path_parameters=one, media_type="application/json", body={"note": "Source?"})
+    _checked(owner, server, "/api/liveblog/{slug}/submissions/{submission_id}/return", "POST",
+             409, path_parameters=one, media_type="application/json", body={"note": "Again"})
+    published = _checked(owner, server, "/api/liveblog/{slug}/posts/{submission_id}/publish",
+                         "POST", 200, path_parameters=one, media_type="application/json",
+                         body={"key_event": True})
+    assert published["seq"] >= 1 and published["post"]["key_event"] is True
+    _checked(contributor, server, "/api/liveblog/{slug}/submissions/{submission_id}", "DELETE",
+             409, path_parameters=one)
+    _checked(owner, server, "/api/liveblog/{slug}/members", "GET", 200, path_parameters=slug)
+    _checked(contributor, server, "/api/liveblog/{slug}/members", "GET", 403,
+             path_parameters=slug)
+    member = {**slug, "username": CONTRIBUTOR[0]}
+    _checked(owner, server, "/api/liveblog/{slug}/members/{username}", "PUT", 200,
+             path_parameters=member, media_type="application/json", body={"role": "contributor"})
+    _checked(owner, server, "/api/liveblog/{slug}/members/{username}", "PUT", 404,
+             path_parameters={**slug, "username": "nobody-here"},
+             media_type="application/json", body={"role": "editor"})
+
+
+@pytest.mark.server
+def test_the_desks_scheduling_and_removal_answers_match_the_document(server, site, seeded):
+    owner, contributor = seeded["author"], seeded["contributor"]
+    slug = {"slug": site.slug}
+    _a_contributor_again(owner, server, site)
+    created = _checked(owner, server, "/api/liveblog/{slug}/posts", "POST", 202,
+                       path_parameters=slug, media_type="application/json",
+                       body={"client_id": str(uuid.uuid4()), "body": "Later",
+                             "publish_at": _in_an_hour()})
+    assert created["post"]["state"] == "scheduled"
+    _checked(owner, server, "/api/liveblog/{slug}/submissions/{submission_id}", "DELETE", 200,
+             path_parameters={**slug, "submission_id": created["post"]["id"]})
+    waiting = _checked(contributor, server, "/api/liveblog/{slug}/posts", "POST", 202,
+                       path_parameters=slug, media_type="application/json",
+                       body={"client_id": str(uuid.uuid4()), "body": "Soon"})
+    scheduled = _checked(
+        owner, server, "/api/liveblog/{slug}/submissions/{submission_id}/publish", "POST", 202,
+        path_parameters={**slug, "submission_id": waiting["post"]["id"]},
+        media_type="application/json", body={"publish_at": _in_an_hour()})
+    assert scheduled["seq"] is None and scheduled["post"]["state"] == "scheduled"
+    member = {**slug, "username": CONTRIBUTOR[0]}
+    _checked(owner, server, "/api/liveblog/{slug}/members/{username}", "DELETE", 204,
+             path_parameters=member)
+    _checked(contributor, server, "/api/liveblog/{slug}/desk", "GET", 403, path_parameters=slug)
+    _checked(owner, server, "/api/liveblog/{slug}/members/{username}", "PUT", 200,
+             path_parameters=member, media_type="application/json", body={"role": "contributor"})

@@ -26,6 +26,8 @@ SUITE = [
     "tests/test_consumer.py",
     "tests/test_hub.py",
     "tests/test_photos.py",
+    "tests/test_desk_consumer.py",
+    "tests/test_scheduler.py",
 ]
 
 
