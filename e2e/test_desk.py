@@ -370,6 +370,32 @@ def test_a_returned_submission_shows_the_note_live_and_comes_back_revised(
     )
     assert api.request("GET", f"/api/liveblog/{SLUG}/posts")[1]["posts"] == []
 
+    # An editor's own post with a time to publish at goes to the desk as scheduled too.
+    editor.locator("#compose textarea[name=body]").fill("Half-time analysis")
+    editor.locator("#compose [name=publish_at]").fill(local)
+    editor.locator("#compose button[type=submit]").click()
+    expect(editor.locator("#outbox li", has_text="Half-time analysis")).to_contain_text(
+        "Scheduled for"
+    )
+    expect(queue_item(editor, "Half-time analysis")).to_have_attribute("data-state", "scheduled")
+    expect(own_item(contributor, "Half-time analysis")).to_have_count(0)  # not theirs
+
+    # A second thought, withdrawn by its author with two taps: out of the editor's queue too.
+    contributor.locator("#compose textarea[name=body]").fill("Wrong match, ignore this")
+    contributor.locator("#compose button[type=submit]").click()
+    second = queue_item(editor, "Wrong match")
+    expect(second).to_have_attribute("data-state", "submitted")
+    expect(editor).to_have_title(f"(1) {title}")
+    withdraw = own_item(contributor, "Wrong match").get_by_role("button", name="Withdraw")
+    withdraw.click()
+    expect(withdraw).to_have_text("Tap again to withdraw")
+    withdraw.click()
+    expect(own_item(contributor, "Wrong match")).to_have_attribute("data-state", "withdrawn")
+    expect(editor.locator("#desk-decided li.submission", has_text="Wrong match")).to_have_attribute(
+        "data-state", "withdrawn"
+    )
+    expect(editor).to_have_title(title)
+
     # The contributor is taken off the blog: their desk closes and shows nothing of it.
     status, _ = api.request("DELETE", f"/api/liveblog/{SLUG}/members/{CONTRIBUTOR}")
     assert status == 204
