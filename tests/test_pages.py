@@ -453,6 +453,7 @@ def test_the_console_never_carries_the_desk(owner, author, stranger, blog):
     for user in (owner, stranger):
         html = signed_in(user).get(CONSOLE_URL).content.decode()
         assert "Unpublished scoop" not in html
+        assert "{#" not in html and "{%" not in html  # no template comment shown as text
         page = Page(html)
         assert not [element for element in page.elements if element.tag == "li" and (
             element.inside("desk-queue") or element.inside("desk-decided"))]
