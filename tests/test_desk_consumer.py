@@ -552,3 +552,50 @@ async def test_desk_traffic_never_reaches_the_public_socket_or_groups(
     assert await reader.silent()
     await reader.close()
     await desk.close()
+
+
+# --- Ends ---------------------------------------------------------------------------------------
+
+
+async def test_a_sign_out_elsewhere_ends_the_socket_at_the_next_heartbeat(
+    blog, author, settings
+):
+    """The session the socket opened with is gone (signed out on another tab, password
+    changed): the heartbeat finds it, 4409, and the reconnect is refused as anonymous."""
+    from django.contrib.sessions.models import Session
+
+    settings.LIVEBLOG_HEARTBEAT_SECONDS = 0.2
+    cookie = await session_cookie(author)
+    desk = Reader(f"/ws/desk/{blog.slug}/", headers=[ORIGIN, cookie])
+    assert (await desk.communicator.connect(timeout=5))[0]
+    await desk.until(lambda frame: frame["type"] == "live")
+    await database_sync_to_async(lambda: Session.objects.all().delete())()
+    frames = await desk.until(lambda frame: frame["type"] == "error", timeout=3)
+    assert frames[-1]["code"] == "forbidden"
+    await closed_with(desk, 4409)
+    again = Reader(f"/ws/desk/{blog.slug}/", headers=[ORIGIN, cookie])
+    assert (await again.communicator.connect(timeout=5))[0]
+    assert (await again.expect("error"))["code"] == "not_authenticated"
+    await closed_with(again, 4403)
+
+
+async def test_a_deleted_blog_ends_the_socket_with_4404(blog, author, settings):
+    settings.LIVEBLOG_HEARTBEAT_SECONDS = 0.2
+    desk, _, _ = await open_live(blog.slug, user=author)
+    await database_sync_to_async(lambda: type(blog).objects.filter(pk=blog.pk).delete())()
+    frames = await desk.until(lambda frame: frame["type"] == "error", timeout=3)
+    assert frames[-1]["code"] == "not_found"
+    await closed_with(desk, 4404)
+
+
+async def test_a_database_failure_at_connect_is_unavailable_then_1011(blog, author, monkeypatch):
+    from django.db import OperationalError
+
+    def broken(*args, **kwargs):
+        raise OperationalError("database is gone")
+
+    cookie = await session_cookie(author)
+    monkeypatch.setattr(selectors, "desk_stream", broken)
+    desk = await open_desk(blog.slug, headers=[ORIGIN, cookie])
+    assert (await desk.expect("error"))["code"] == "unavailable"
+    await closed_with(desk, 1011)

@@ -538,3 +538,20 @@ def test_cli(world, action, actor, outcome):
     if outcome == "submitted to the desk":
         after = fingerprint()
         assert (after["posts"], after["events"]) == (before["posts"], before["events"])
+
+
+@pytest.mark.django_db
+def test_http_a_contributor_cannot_change_even_their_own_published_post(world):
+    """Published, it is the blog's: a correction goes to the desk as a new submission."""
+    post_id = services.submission_publish(
+        actor=world.users[EDITOR], blog_id=world.blog.pk, submission_id=world.submission_id,
+    ).data["id"]
+    assert Post.objects.get(pk=post_id).author == world.users[CONTRIBUTOR]
+    client = client_of(world, CONTRIBUTOR)
+    token = {"HTTP_X_CSRFTOKEN": client.cookies["csrftoken"].value}
+    before = fingerprint()
+    patch = client.patch(f"{API}posts/{post_id}", data=json.dumps({"body": "x"}),
+                         content_type="application/json", **token)
+    delete = client.delete(f"{API}posts/{post_id}", **token)
+    assert (patch.status_code, delete.status_code) == (403, 403)
+    assert fingerprint() == before

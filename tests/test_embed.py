@@ -396,7 +396,8 @@ def change_form(blog, **changes):
     return {
         "title": blog.title, "description": blog.description, "status": blog.status,
         "owner": str(blog.owner_id),
-        "authors": [str(pk) for pk in blog.authors.values_list("pk", flat=True)],
+        # The people inline (Membership rows), sent with no rows: nobody's role changes.
+        "memberships-TOTAL_FORMS": "0", "memberships-INITIAL_FORMS": "0",
         **changes,
     }
 
