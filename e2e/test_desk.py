@@ -399,8 +399,9 @@ def test_a_returned_submission_shows_the_note_live_and_comes_back_revised(
     # The contributor is taken off the blog: their desk closes and shows nothing of it.
     status, _ = api.request("DELETE", f"/api/liveblog/{SLUG}/members/{CONTRIBUTOR}")
     assert status == 204
-    expect(contributor.locator("#desk-message")).to_contain_text("no longer on this blog's desk",
-                                                                  timeout=RECOVERY_TIMEOUT_MS)
+    expect(contributor.locator("#desk-message")).to_contain_text(
+        "no longer on this blog's desk", timeout=RECOVERY_TIMEOUT_MS
+    )
     expect(contributor.locator("#my-submissions li.submission")).to_have_count(0)
     expect(contributor.locator("#desk-connection")).to_have_attribute("data-state", "closed")
     for page in (editor, contributor):

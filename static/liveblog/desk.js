@@ -94,11 +94,14 @@ export function startDesk({ slug, csrfToken, userId, doc = document }) {
     },
     closeAction: (code) => {
       const action = deskCloseAction(code);
-      if (action === STOP) {
+      if (action === STOP && code === CLOSE_FORBIDDEN) {
+        // Signed out (here or elsewhere), or taken off the blog: show nothing more of the desk.
         view.clear();
-        view.showMessage(code === CLOSE_FORBIDDEN
-          ? "You are no longer on this blog's desk: ask its owner if that is a mistake."
-          : "This blog no longer exists.");
+        view.showMessage("The desk is closed to you: you were signed out, or are no longer on this blog's desk.",
+          { label: "Sign in again", href: `/accounts/login/?next=${encodeURIComponent(location.pathname)}` });
+      } else if (action === STOP) {
+        view.clear();
+        view.showMessage("This blog no longer exists.");
       }
       return action;
     },
