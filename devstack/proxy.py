@@ -17,12 +17,17 @@ The proxy runs its own asyncio loop in a thread; its methods are called from the
 from __future__ import annotations
 
 import asyncio
+import re
 import socket
 import struct
 import threading
 from dataclasses import dataclass, field
 
 from .common import free_port
+
+# The start of an HTTP/1 request. A chunk of a request's body (a photo's bytes, a form) may
+# start with a letter too: only this marks a new request on a kept-alive connection.
+REQUEST_LINE = re.compile(rb"[A-Z]+ \S+ HTTP/\d\.\d\r\n")
 
 
 @dataclass(eq=False)
@@ -162,7 +167,7 @@ class FlakyProxy:
                     sink: asyncio.StreamWriter, *, upstream: bool) -> None:
         while True:
             data = await source.read(65536)
-            if upstream and data[:1].isalpha():
+            if upstream and REQUEST_LINE.match(data):
                 link.last_request = data.split(b"\r\n", 1)[0].decode("latin-1")
             elif (not upstream and data and self.answer_to_lose is not None
                   and link.last_request.startswith(self.answer_to_lose)):

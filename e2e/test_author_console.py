@@ -46,7 +46,7 @@ def published(api: ApiClient) -> list[str]:
 
 
 def offline_errors(port: int) -> str:
-    return (rf"(WebSocket connection to 'ws://127\.0\.0\.1:{port}/ws/liveblog/{SLUG}/[^']*' "
+    return (rf"(WebSocket connection to 'ws://127\.0\.0\.1:{port}/ws/(liveblog|desk)/{SLUG}/[^']*' "
             r"failed|net::ERR_INTERNET_DISCONNECTED|Failed to load resource)")
 
 
@@ -243,27 +243,44 @@ def test_an_author_edits_and_deletes_own_posts_and_the_owner_ends_the_blog(
     expect(reader.locator("#blog-status")).to_have_text("Live")
 
 
-def test_an_author_cannot_change_someone_elses_post(new_page, server, api):
-    # A second author of the blog, who neither owns it nor wrote the post.
+def sign_in_as(page: Page, base_url: str, username: str, password: str) -> None:
+    page.goto(f"{base_url}/accounts/login/?next={CONSOLE}")
+    page.locator("#id_username").fill(username)
+    page.locator("#id_password").fill(password)
+    page.locator(".login-form button[type=submit]").click()
+    expect(page.locator("#compose")).to_have_attribute("data-ready", "true")
+
+
+def test_editors_change_any_post_and_contributors_none(new_page, server, api):
+    # Two more people on the blog, neither its owner: an editor and a contributor.
     server.site.manage("shell", "-c", (
-        "from django.contrib.auth import get_user_model; from liveblog.models import Blog; "
-        "user = get_user_model().objects.create_user('bea', password='bea-password-123'); "
-        "Blog.objects.get(slug='match').authors.add(user)"
+        "from django.contrib.auth import get_user_model; User = get_user_model(); "
+        "User.objects.create_user('bea', password='bea-password-123'); "
+        "User.objects.create_user('cal', password='cal-password-123')"
     ))
+    for username, role in (("bea", "contributor"), ("cal", "editor")):
+        status, _ = api.request("PUT", f"/api/liveblog/{SLUG}/members/{username}", {"role": role})
+        assert status == 200
     api.post(SLUG, "By the owner")
     bea = new_page("bea")
-    bea.goto(f"{server.url}/accounts/login/?next={CONSOLE}")
-    bea.locator("#id_username").fill("bea")
-    bea.locator("#id_password").fill("bea-password-123")
-    bea.locator(".login-form button[type=submit]").click()
+    sign_in_as(bea, server.url, "bea", "bea-password-123")
     theirs = bea.locator("#feed article.post", has_text="By the owner")
     expect(theirs).to_have_count(1)
     expect(theirs.locator(".post-actions")).to_have_count(0)
+    expect(bea.locator("#post-actions-template")).to_have_count(0)
     expect(bea.locator("#blog-toggle")).to_have_count(0)
-    write(bea, "By bea")
-    mine = bea.locator("#feed article.post", has_text="By bea")
-    expect(mine.locator(".post-edit")).to_be_visible()
-
+    write(bea, "By bea")  # a contributor's post goes to the desk, not the feed
+    expect(outbox_item(bea, "By bea")).to_contain_text("Submitted to the desk")
+    expect(bea.locator("#my-submissions li.submission", has_text="By bea")).to_have_attribute(
+        "data-state", "submitted"
+    )
+    expect(bea.locator("#feed article.post", has_text="By bea")).to_have_count(0)
+    assert published(api) == ["By the owner"]
+    cal = new_page("cal")
+    sign_in_as(cal, server.url, "cal", "cal-password-123")
+    expect(cal.locator("#feed article.post", has_text="By the owner").locator(".post-edit")
+           ).to_be_visible()
+    expect(cal.locator("#blog-toggle")).to_have_count(0)  # the owner's (and staff's) alone
 
 
 def jpeg_with_location(path, size=(2400, 1600)):

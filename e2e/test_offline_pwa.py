@@ -34,7 +34,7 @@ def measurement_log():
 
 def offline_errors(port: int) -> str:
     """What Chromium logs while there is no network: failed websocket attempts and loads."""
-    return (rf"(WebSocket connection to 'ws://127\.0\.0\.1:{port}/ws/liveblog/{SLUG}/[^']*' "
+    return (rf"(WebSocket connection to 'ws://127\.0\.0\.1:{port}/ws/(liveblog|desk)/{SLUG}/[^']*' "
             r"failed|net::ERR_INTERNET_DISCONNECTED|Failed to load resource)")
 
 

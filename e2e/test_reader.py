@@ -83,8 +83,9 @@ def test_author_posts_from_the_console_and_a_reader_survives_a_server_crash(
     # The server crashes: the reader notices and says so; the reconnect attempts that fail while
     # it is down are logged by Chromium as console errors, which are expected here only.
     connection = reader.locator("#connection")
+    # (The author's console follows the feed and the desk: both sockets retry.)
     outage = (rf"^WebSocket connection to 'ws://127\.0\.0\.1:{server.port}"
-              rf"/ws/liveblog/{SLUG}/[^']*' failed: ")
+              rf"/ws/(liveblog|desk)/{SLUG}/[^']*' failed: ")
     with browser_errors.tolerated(outage):
         server.kill()
         expect(connection).to_have_attribute(

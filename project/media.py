@@ -14,13 +14,17 @@ from django.views.static import serve
 
 # Photo file names are unique (a random stem per photo) and never rewritten: a year, immutable.
 MEDIA_CACHE_CONTROL = "public, max-age=31536000, immutable"
+# A photo asked for by the desk (`?desk=1`, static/liveblog/desk-view.js) may belong to a post
+# not published yet: kept nowhere on the device, so a shared phone's next user cannot find it.
+DESK_MEDIA_CACHE_CONTROL = "private, no-store"
 
 
 @require_safe
 def media_file(request: HttpRequest, path: str) -> HttpResponse:
     # MEDIA_ROOT is read per request, not captured with the URL pattern.
     response = serve(request, path, document_root=settings.MEDIA_ROOT)
-    response["Cache-Control"] = MEDIA_CACHE_CONTROL
+    desk = "desk" in request.GET
+    response["Cache-Control"] = DESK_MEDIA_CACHE_CONTROL if desk else MEDIA_CACHE_CONTROL
     return response
 
 

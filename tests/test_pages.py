@@ -1,5 +1,6 @@
 """Server-rendered pages: the feed without JavaScript, the author console, sign-in, headers."""
 
+import uuid
 from html.parser import HTMLParser
 
 import pytest
@@ -418,3 +419,41 @@ def test_offline_page_renders(client):
     response = client.get("/offline/")
     assert response.status_code == 200
     assert "You are offline" in response.content.decode()
+
+
+@pytest.mark.django_db
+def test_the_console_is_drawn_for_the_role(owner, author, stranger, blog):
+    """Editors (and the owner) get the queue, "Publish at" and the post controls; a contributor
+    gets their own submissions, a note that posts go to the desk, and no controls."""
+    services.member_set(actor=owner, blog_id=blog.pk, user=stranger, role="contributor")
+    for user, role in ((owner, "owner"), (author, "editor")):
+        page = page_of(signed_in(user).get(CONSOLE_URL))
+        desk = page.by_id("desk")
+        assert desk.attrs["data-role"] == role
+        assert desk.attrs["data-reader-url"] == READER_URL
+        assert page.by_id("compose").attrs["data-role"] == role
+        assert page.select("input", name="publish_at")[0].attrs["type"] == "datetime-local"
+        assert page.by_id("post-actions-template").tag == "template"
+        assert not page.select("section", id="my-submissions")
+        assert not page.select("p", id="compose-note")
+    page = page_of(signed_in(stranger).get(CONSOLE_URL))
+    assert page.by_id("my-submissions").attrs["data-role"] == "contributor"
+    assert page.by_id("compose-note").tag == "p"
+    assert not page.select("input", name="publish_at")
+    assert not page.select("template", id="post-actions-template")
+    assert not page.select("section", id="desk")
+
+
+@pytest.mark.django_db
+def test_the_console_never_carries_the_desk(owner, author, stranger, blog):
+    """The console is cached for offline use: submissions reach it live, never in its HTML."""
+    services.member_set(actor=owner, blog_id=blog.pk, user=stranger, role="contributor")
+    services.post_create(actor=stranger, blog_id=blog.pk, client_id=uuid.uuid4(),
+                         body="Unpublished scoop")
+    for user in (owner, stranger):
+        html = signed_in(user).get(CONSOLE_URL).content.decode()
+        assert "Unpublished scoop" not in html
+        assert "{#" not in html and "{%" not in html  # no template comment shown as text
+        page = Page(html)
+        assert not [element for element in page.elements if element.tag == "li" and (
+            element.inside("desk-queue") or element.inside("desk-decided"))]

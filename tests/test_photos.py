@@ -16,7 +16,7 @@ from PIL import Image, ImageCms
 
 from liveblog import photos, services
 from liveblog.models import Event, Photo, Post
-from project.media import MEDIA_CACHE_CONTROL, media_urlpatterns
+from project.media import DESK_MEDIA_CACHE_CONTROL, MEDIA_CACHE_CONTROL, media_urlpatterns
 from tests.support.comms import Reader
 
 POSTS_URL = "/api/liveblog/final/posts"
@@ -425,6 +425,16 @@ def test_the_photo_url_is_served_with_a_long_cache(author_client, client):
     body = b"".join(response.streaming_content)
     assert body == open_stored(storage_name(photo["src"]))[1]
     assert client.head(photo["src"]).status_code == 200
+
+
+@pytest.mark.django_db
+def test_a_desk_photo_is_served_no_store(author_client, client):
+    """The desk asks for `?desk=1` (desk-view.js): possibly unpublished, kept nowhere."""
+    photo = multipart(author_client, new_photo_post()).json()["post"]["photo"]
+    response = client.get(f"{photo['src']}?desk=1")
+    assert response.status_code == 200
+    assert response["Cache-Control"] == DESK_MEDIA_CACHE_CONTROL == "private, no-store"
+    assert b"".join(response.streaming_content) == open_stored(storage_name(photo["src"]))[1]
 
 
 @pytest.mark.django_db

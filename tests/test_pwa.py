@@ -91,7 +91,10 @@ def test_only_a_media_url_on_the_site_is_routed_to_the_photo_cache(
 
 def test_shell_size_is_small(capsys):
     size = shell_size_bytes()
-    assert 0 < size < 250_000, size
+    # A budget, uncompressed: 240 KB before the desk, whose console modules (desk.js,
+    # desk-state.js, desk-view.js, their styles) added 36 KB; every phone that installs the app
+    # downloads all of it once, so growth beyond this needs a reason.
+    assert 0 < size < 300_000, size
     print(f"precached shell: {size / 1024:.1f} KB")
 
 

@@ -17,7 +17,7 @@ from django.views.decorators.http import require_safe
 from .. import embedding, protocol, selectors, structured_data
 from ..errors import Invalid, NotFound
 from ..models import Blog
-from ..permissions import can_manage_blog, can_post
+from ..permissions import PUBLISHING_ROLES, can_manage_blog, can_post, role_of
 from ..rendering import plain_text
 
 
@@ -137,10 +137,16 @@ def blog_reader(request: HttpRequest, slug: str) -> HttpResponse:
 @login_required
 def blog_console(request: HttpRequest, slug: str) -> HttpResponse:
     blog = _blog_or_404(slug)
-    if not can_post(request.user, blog):
+    role = role_of(request.user, blog)
+    if role is None:
         return render(request, "liveblog/not_author.html", {"blog": blog}, status=403)
+    # The role decides the page: editors (and the owner) publish, edit any post and work the
+    # desk's queue; contributors send to the desk and follow their own submissions. The desk
+    # itself is never in this HTML (it is cached for offline use): desk.js fetches it live.
     return render(request, "liveblog/console.html", {
         "blog": blog,
+        "role": role,
+        "publishes": role in PUBLISHING_ROLES,
         "can_manage": can_manage_blog(request.user, blog),
         **_feed_context(selectors.blog_snapshot(blog.pk)),
     })

@@ -1,7 +1,11 @@
-// The author console: compose (Markdown with a live preview, a photo, flags), a draft that
-// survives reloads, the outbox that sends in order without double-posting, the live feed with
-// edit and delete on the posts this author may change, and ending or reopening the blog.
+// The author console: compose (Markdown with a live preview, a photo, flags, and for editors a
+// time to publish at), a draft that survives reloads, the outbox that sends in order without
+// double-posting, the desk (desk.js: the editors' queue, or a contributor's own submissions),
+// the live feed with edit and delete for those who publish, and ending or reopening the blog.
 import "./vendor/markdown-it.min.js";
+import { startDesk } from "./desk.js";
+import { isoFromLocal } from "./desk-view.js";
+import { EDITOR_ROLES } from "./desk-state.js";
 import { clone } from "./feed-view.js";
 import { startFeed } from "./live-feed.js";
 import { Outbox, newClientId } from "./outbox.js";
@@ -96,6 +100,12 @@ class Composer {
     this.form.elements.key_event.checked = Boolean(draft.key_event);
     this.form.elements.pinned.checked = Boolean(draft.pinned);
     this.photoAlt.value = draft.photo_alt || "";
+    if (this.publishAt) this.publishAt.value = draft.publish_at || "";
+  }
+
+  /** Editors' "Publish at" (a datetime-local input), or undefined for a contributor. */
+  get publishAt() {
+    return this.form.elements.publish_at;
   }
 
   saveDraft() {
@@ -107,12 +117,14 @@ class Composer {
   }
 
   fields() {
-    return {
+    const fields = {
       body: this.body.value,
       key_event: this.form.elements.key_event.checked,
       pinned: this.form.elements.pinned.checked,
       photo_alt: this.photoAlt.value,
     };
+    if (this.publishAt?.value) fields.publish_at = this.publishAt.value; // local time, as typed
+    return fields;
   }
 
   schedulePreview() {
@@ -155,6 +167,16 @@ class Composer {
       this.photoAlt.focus();
       return;
     }
+    if (fields.publish_at) {
+      // Sent as ISO 8601 with its zone: the server must not guess the phone's time zone.
+      const publishAt = isoFromLocal(fields.publish_at);
+      if (!publishAt) {
+        this.showError("The time to publish at is not a time.");
+        this.publishAt.focus();
+        return;
+      }
+      fields.publish_at = publishAt;
+    }
     // Clear at once, before any await: a double tap finds an empty form.
     this.showError("");
     const photoName = this.photoName;
@@ -179,6 +201,7 @@ class Composer {
     this.form.elements.key_event.checked = Boolean(entry.fields.key_event);
     this.form.elements.pinned.checked = Boolean(entry.fields.pinned);
     this.photoAlt.value = entry.fields.photo_alt || "";
+    if (this.publishAt) this.publishAt.value = "";
     if (entry.photo) this.setPhoto(entry.photo, entry.photoName);
     this.saveDraft();
     this.schedulePreview();
@@ -186,9 +209,10 @@ class Composer {
   }
 }
 
-/** Edit and delete buttons on the posts this author may change: clones of the page's
- *  #post-actions-template and #post-editor-template (templates/liveblog/_post_controls.html). */
-function postActions({ username, canManage, outbox, posts }) {
+/** Edit and delete buttons on published posts, for those who may change them (editors and the
+ *  owner: services refuse contributors): clones of the page's #post-actions-template and
+ *  #post-editor-template (templates/liveblog/_post_controls.html). */
+function postActions({ outbox, posts }) {
   const actionsTemplate = document.getElementById("post-actions-template");
   const editorTemplate = document.getElementById("post-editor-template");
 
@@ -210,7 +234,6 @@ function postActions({ username, canManage, outbox, posts }) {
   }
 
   return (element, post) => {
-    if (post.author.username !== username && !canManage) return;
     if (element.querySelector(".post-actions")) return;
     const actions = clone(actionsTemplate);
     actions.querySelector(".post-edit").addEventListener("click", () => {
@@ -284,18 +307,20 @@ async function startConsole() {
   composer.start();
   await outbox.start(csrfToken); // stores this page's CSRF token before anything is sent
   let feed = null;
-  const decorate = postActions({
-    username: form.dataset.username,
-    canManage: form.dataset.canManage === "true",
+  // Contributors change nothing published (they send corrections to the desk): no controls.
+  const publishes = EDITOR_ROLES.includes(form.dataset.role);
+  const decorate = publishes ? postActions({
     outbox,
     posts: () => (feed ? feed.state.posts : new Map()),
-  });
+  }) : null;
+  const desk = startDesk({ slug, csrfToken, userId: form.dataset.userId });
   feed = await startFeed({
     decorate,
     onBlog: blogToggle(slug, csrfToken),
     onStatus: (status) => { if (status === "live") outbox.sendNow(); },
   });
   window.liveblog.outbox = outbox;
+  window.liveblog.desk = desk;
 }
 
 startConsole();

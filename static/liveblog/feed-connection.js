@@ -8,6 +8,12 @@
 // - Treats a socket silent for 2.5 heartbeats as dead (a stalled network keeps it "open" for
 //   minutes), and a connect that does not answer in 10 s as failed.
 // - A `ping` whose head is beyond the last applied seq means something was missed: resync.
+// - What a close code means is the caller's (`closeAction`): the reader's feed retries every
+//   close; the desk (desk.js) starts over without `since` on 4409 (a role change: another log)
+//   and stops on 4403/4404 (refused).
+//
+// The state is anything with `epoch`, `seq`, `applySnapshot(frame)` and `applyEvent(frame)`:
+// the reader's FeedState, or the desk's DeskState (desk-state.js); the URL is the caller's too.
 //
 // The WebSocket constructor, timers and randomness are injectable, so the logic can be tested
 // with a fake socket.
@@ -19,6 +25,10 @@ export const BACKOFF_MAX_MS = 30000;
 export const CONNECT_TIMEOUT_MS = 10000;
 export const STABLE_AFTER_MS = 10000;
 export const SILENT_HEARTBEATS = 2.5;
+// What a close code means (closeAction's answers).
+export const RETRY = "retry";
+export const RESTART = "restart";
+export const STOP = "stop";
 
 /** The wait before reconnect attempt `attempt` (0-based): full jitter under a doubling cap. */
 export function backoffDelay(attempt, random = Math.random) {
@@ -39,9 +49,16 @@ export class FeedConnection {
    * @param {() => void} options.onReset      the state was replaced by a snapshot
    * @param {(change: object) => void} options.onChange  one event applied
    * @param {(state: string) => void} options.onState  connecting | live | reconnecting | offline
+   *   | closed (stopped for good: `closeAction` said "stop")
+   * @param {(frame: object) => void} [options.onHello]  each connection's `hello`
+   * @param {(code: number) => string} [options.closeAction]  what the server's close code means:
+   *   "retry" (back off and reconnect), "restart" (reconnect without `since`: the position held
+   *   belongs to a log this connection no longer follows) or "stop" (never reconnect)
    */
   constructor({
     slug, state, onReset, onChange, onState,
+    onHello = () => {},
+    closeAction = () => RETRY,
     url = null,
     createSocket = (address) => new WebSocket(address),
     timers = globalThis,
@@ -53,6 +70,8 @@ export class FeedConnection {
     this.onReset = onReset;
     this.onChange = onChange;
     this.onState = onState;
+    this.onHello = onHello;
+    this.closeAction = closeAction;
     this.createSocket = createSocket;
     this.timers = timers;
     this.random = random;
@@ -65,12 +84,15 @@ export class FeedConnection {
     this.watchdog = null;
     this.stableTimer = null;
     this.resyncFrom = null; // the since of a resync asked for and not yet answered
+    this.fromScratch = false; // the next connect asks for a snapshot, whatever the state holds
+    this.stopped = false;
   }
 
   /** Connect, and follow the browser's network and visibility changes. */
   start() {
     window.addEventListener("online", () => this.reconnectNow());
     window.addEventListener("offline", () => {
+      if (this.stopped) return;
       if (!this.socket || this.status !== "live") this.setStatus("offline");
     });
     document.addEventListener("visibilitychange", () => {
@@ -81,7 +103,7 @@ export class FeedConnection {
 
   url() {
     const { seq, epoch } = this.state;
-    if (seq === null) return this.baseUrl;
+    if (seq === null || this.fromScratch) return this.baseUrl;
     const query = new URLSearchParams({ since: String(seq) });
     if (epoch) query.set("epoch", epoch);
     return `${this.baseUrl}?${query}`;
@@ -90,7 +112,7 @@ export class FeedConnection {
   connect() {
     this.timers.clearTimeout(this.retryTimer);
     this.retryTimer = null;
-    if (this.socket) return; // never two sockets
+    if (this.socket || this.stopped) return; // never two sockets; never after a stop
     this.setStatus(this.status === null ? "connecting" : this.idleStatus());
     let socket;
     try {
@@ -103,13 +125,13 @@ export class FeedConnection {
     this.resyncFrom = null;
     this.armWatchdog(CONNECT_TIMEOUT_MS);
     socket.addEventListener("message", (message) => this.receive(socket, message));
-    socket.addEventListener("close", () => this.dropped(socket));
+    socket.addEventListener("close", (event) => this.dropped(socket, event.code));
     socket.addEventListener("error", () => socket.close());
   }
 
   /** Skip the backoff wait: the network is back or the tab is visible again. */
   reconnectNow() {
-    if (this.socket) return;
+    if (this.socket || this.stopped) return;
     this.attempt = 0;
     this.connect();
   }
@@ -124,14 +146,38 @@ export class FeedConnection {
     this.onState(status);
   }
 
-  /** The socket is gone (closed, failed, or declared dead): wait, then try again. */
-  dropped(socket) {
+  /** The socket is gone (closed with `code`, failed, or declared dead: no code): wait, then
+   *  try again, unless the close code says otherwise. */
+  dropped(socket, code = null) {
     if (socket !== this.socket) return;
     this.socket = null;
     this.timers.clearTimeout(this.watchdog);
     this.timers.clearTimeout(this.stableTimer);
+    const action = code === null ? RETRY : this.closeAction(code);
+    if (action === STOP) {
+      this.stop();
+      return;
+    }
+    if (action === RESTART) {
+      this.fromScratch = true;
+      this.attempt = 0; // not a failure: the server moved us on
+    }
     this.setStatus(this.idleStatus());
     this.scheduleReconnect();
+  }
+
+  /** Close for good: no reconnect, whatever the network or the tab does. */
+  stop() {
+    this.stopped = true;
+    this.timers.clearTimeout(this.retryTimer);
+    this.timers.clearTimeout(this.watchdog);
+    this.timers.clearTimeout(this.stableTimer);
+    const socket = this.socket;
+    this.socket = null;
+    if (socket) {
+      try { socket.close(); } catch { /* already closing */ }
+    }
+    this.setStatus("closed");
   }
 
   scheduleReconnect() {
@@ -177,8 +223,10 @@ export class FeedConnection {
       case "hello":
         this.heartbeatMs = Math.max(0.05, frame.heartbeat) * 1000;
         this.armWatchdog(this.heartbeatMs * SILENT_HEARTBEATS);
+        this.onHello(frame);
         break;
       case "snapshot":
+        this.fromScratch = false;
         this.state.applySnapshot(frame);
         this.onReset();
         break;

@@ -10,6 +10,10 @@
 //
 // Outcomes of one send:
 //   2xx                      -> "sent" (with the seq)
+//   202                      -> "sent" to the desk (a contributor's post, or one to publish
+//                               later): the entry keeps the submission's state and id, and
+//                               forgets its text and photo. What is on the desk is never left
+//                               in IndexedDB (the desk is followed live, from memory only).
 //   no network, 5xx, 408/429 -> back to "queued"; the flush stops (order is kept) and is retried,
 //                               not before the answer's Retry-After (a throttle's, or a 503's)
 //   401, 403 csrf_failed     -> back to "queued"; the flush stops; the author must sign in again
@@ -137,6 +141,7 @@
         form.set("key_event", String(Boolean(entry.fields.key_event)));
         form.set("pinned", String(Boolean(entry.fields.pinned)));
         form.set("photo_alt", entry.fields.photo_alt || "");
+        if (entry.fields.publish_at) form.set("publish_at", entry.fields.publish_at);
         form.set("photo", entry.photo, entry.photoName || "photo.jpg");
         return { url, init: { method: "POST", headers, body: form } };
       }
@@ -172,6 +177,12 @@
     try {
       answer = await response.json();
     } catch { /* a proxy's HTML error page */ }
+    if (response.status === 202 && answer.post) {
+      return {
+        ok: true, seq: null, desk: answer.post.state, submissionId: answer.post.id,
+        publishAt: answer.post.publish_at ?? null,
+      };
+    }
     if (response.ok) {
       return { ok: true, seq: answer.seq ?? null, postId: answer.post ? answer.post.id : null };
     }
@@ -257,6 +268,13 @@
         entry.seq = outcome.ok ? outcome.seq : null;
         if (outcome.ok && outcome.postId) entry.postId = outcome.postId;
         if (outcome.ok) delete entry.photo; // on the server now; a refused one may be retried
+        if (outcome.ok && outcome.desk) {
+          // On the desk now, which is never kept on the device: keep only what it became.
+          entry.desk = outcome.desk;
+          entry.submissionId = outcome.submissionId;
+          entry.publishAt = outcome.publishAt;
+          entry.fields = {};
+        }
         await save(entry);
         onChange(entry);
         await forgetOldSent(from.user);

@@ -13,6 +13,9 @@ export const RETRY_FIRST_MS = 2000;
 export const RETRY_MAX_MS = 60000;
 const SYNC_TAG = "liveblog-outbox";
 const STATE_LABELS = { queued: "Queued", sending: "Sending…", sent: "Sent", failed: "Failed" };
+// A create answered 202 went to the desk (outbox-core.js): what it became there.
+const DESK_LABELS = { submitted: "Submitted to the desk", scheduled: "Scheduled" };
+const deskTime = new Intl.DateTimeFormat([], { hour: "2-digit", minute: "2-digit" });
 const KIND_LABELS = { create: "", edit: "Edit: ", delete: "Delete: " };
 
 export function retryDelay(attempt, random = Math.random) {
@@ -35,6 +38,23 @@ export function newClientId() {
   return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
 }
 
+function summaryOf(entry) {
+  if (entry.kind === "delete") return entry.fields.summary || `post ${entry.postId}`;
+  return entry.fields.body || (entry.fields.photo_alt ? `Photo: ${entry.fields.photo_alt}` : "");
+}
+
+/** "Sent #12", "Submitted to the desk", "Scheduled for 14:30", "Failed: reason", … */
+export function stateLabel(entry) {
+  const label = STATE_LABELS[entry.state];
+  if (entry.state === "sent" && entry.desk) {
+    const desk = DESK_LABELS[entry.desk] ?? "Sent to the desk";
+    return entry.desk === "scheduled" && entry.publishAt
+      ? `${desk} for ${deskTime.format(new Date(entry.publishAt))}` : desk;
+  }
+  if (entry.state === "sent" && entry.seq) return `${label} #${entry.seq}`;
+  return entry.detail ? `${label}: ${entry.detail}` : label;
+}
+
 export class Outbox {
   /**
    * @param {object} options
@@ -54,6 +74,9 @@ export class Outbox {
     this.timer = null;
     this.attempt = 0;
     this.needsLogin = false;
+    // What entries sent to the desk said, for this page's life only: the stored entry forgets
+    // its text once the desk has it (outbox-core.js), and so does the next page.
+    this.summaries = new Map();
   }
 
   /** The server rendered this page for `user`: their entries may be sent, with its token. */
@@ -69,6 +92,7 @@ export class Outbox {
 
   /** Queue a write and send it (and anything before it) as soon as possible. */
   async add(entry) {
+    this.summaries.set(entry.clientId, summaryOf(entry));
     const stored = await core.enqueue({ owner: this.user, slug: this.slug, ...entry });
     await this.render();
     this.registerSync();
@@ -136,14 +160,13 @@ export class Outbox {
     item.dataset.kind = entry.kind;
     const text = document.createElement("span");
     text.className = "outbox-text";
-    const summary = entry.kind === "delete" ? (entry.fields.summary || `post ${entry.postId}`)
-      : (entry.fields.body || (entry.fields.photo_alt ? `Photo: ${entry.fields.photo_alt}` : ""));
+    const summary = entry.desk ? (this.summaries.get(entry.clientId) || "Your update")
+      : summaryOf(entry);
     text.textContent = `${KIND_LABELS[entry.kind]}${summary.slice(0, 120)}`;
     const state = document.createElement("span");
     state.className = "outbox-state";
-    const label = STATE_LABELS[entry.state];
-    state.textContent = entry.state === "sent" && entry.seq ? `${label} #${entry.seq}`
-      : entry.detail ? `${label}: ${entry.detail}` : label;
+    state.textContent = stateLabel(entry);
+    if (entry.desk) item.dataset.desk = entry.desk;
     item.append(text, state);
     if (entry.state === "failed") item.append(this.failedActions(entry));
     return item;

@@ -13,7 +13,9 @@
  *   signed in here, and deleted as soon as a page is rendered for anyone else (sign-out, expiry,
  *   another sign-in) or the user signs out (sign-out.js).
  * - Static files: cache first (their names carry a hash of their content).
- * - API reads are not cached: the feed's one offline copy is the page's IndexedDB record.
+ * - API reads are not cached: the feed's one offline copy is the page's IndexedDB record. The
+ *   desk (GET /api/liveblog/<slug>/desk, …/submissions/…) in particular never is, nor a desk
+ *   photo (a media URL marked `?desk=1`, desk-view.js): unpublished work stays off the device.
  * - Websockets are not fetches: a service worker never sees them.
  * - Background Sync sends the author's outbox (outbox-core.js) when the network is back: only
  *   the entries of the user whose console last checked who is signed in.
@@ -107,6 +109,8 @@ self.addEventListener("fetch", (event) => {
   if (request.method !== "GET" || request.mode === "navigate" || !PHOTOS.prefix) return;
   const url = new URL(request.url);
   if (url.origin !== self.location.origin || !url.pathname.startsWith(PHOTOS.prefix)) return;
+  // A submission's photo, seen on the desk: not public, so never kept (the network answers).
+  if (url.searchParams.has("desk")) return;
   event.respondWith(self.LiveblogPhotos.respond(request, PHOTOS, (work) => event.waitUntil(work)));
 });
 
