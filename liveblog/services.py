@@ -219,8 +219,11 @@ def clean_embed_origins(values: Any) -> list[str]:
 # --- Posts ------------------------------------------------------------------------------------
 
 
-def _created_answer(blog_id: int, client_id: uuid.UUID) -> Written | None:
-    """The first answer given for this client_id, rebuilt from its post.created event.
+def _created_answer(
+    blog_id: int, client_id: uuid.UUID, *, asker: Any = None, asker_role: str | None = None
+) -> Written | None:
+    """The first answer given for this client_id, rebuilt from its post.created event; or,
+    for a client_id still on the desk, the submission as it is now, if `asker` may see it.
 
     Two lookups, each on its own index ((blog, client_id), then the event's post): a join lets
     SQLite's planner scan the whole log of a blog."""
@@ -229,7 +232,7 @@ def _created_answer(blog_id: int, client_id: uuid.UUID) -> Written | None:
         .values_list("id", flat=True).first()
     )
     if post_id is None:
-        return _submitted_answer(blog_id, client_id)
+        return _submitted_answer(blog_id, client_id, asker, asker_role)
     row = (
         Event.objects.filter(post_id=post_id, kind=Event.Kind.POST_CREATED)
         .values_list("seq", "frame")
@@ -242,14 +245,21 @@ def _created_answer(blog_id: int, client_id: uuid.UUID) -> Written | None:
     return Written(seq=seq, data=json.loads(frame)["post"], created=False)
 
 
-def _submitted_answer(blog_id: int, client_id: uuid.UUID) -> Written | None:
-    """A client_id that is on the desk (not published): the submission as it is now."""
-    submission_id = (
+def _submitted_answer(
+    blog_id: int, client_id: uuid.UUID, asker: Any, asker_role: str | None
+) -> Written | None:
+    """A client_id that is on the desk (not published): the submission as it is now. Only to
+    its author or an editor: another contributor who sends the same client_id (a guess, or a
+    copied one) learns nothing of it, not even its note."""
+    row = (
         Submission.objects.filter(blog_id=blog_id, client_id=client_id)
-        .values_list("id", flat=True).first()
+        .values_list("id", "author_id").first()
     )
-    if submission_id is None:
+    if row is None:
         return None
+    submission_id, author_id = row
+    if asker is not None and author_id != asker.pk and asker_role not in PUBLISHING_ROLES:
+        raise Conflict("this client_id is taken; make a new one")
     return Written(seq=None, data=submission_json(_desk_read(submission_id)), desk=True)
 
 
@@ -298,8 +308,8 @@ def post_create(
     # Image work is slow and happens before the lock: refuse a stranger, and answer a retry,
     # before it (the transaction checks the author again, against the rows it locks).
     blog = _blog(blog_id)
-    _require_author(actor, blog)
-    if known := _created_answer(blog_id, client_id):
+    role = _require_author(actor, blog)
+    if known := _created_answer(blog_id, client_id, asker=actor, asker_role=role):
         return known
     stored = _photo_files_save(blog.slug, photos.process_photo(photo))
     try:
@@ -323,13 +333,14 @@ def _post_insert(
     publish time says it waits."""
     fields = dict(fields)
     publish_at = fields.pop("publish_at", None)
+    author, role = fields["author"], None
     try:
         with transaction.atomic():
             locked = _blog(blog_id, lock=True)
-            role = _require_author(fields["author"], locked)
+            role = _require_author(author, locked)
             if publish_at is not None and role == CONTRIBUTOR:
                 raise NotAllowed("contributors cannot schedule posts; an editor decides when")
-            if known := _created_answer(blog_id, client_id):
+            if known := _created_answer(blog_id, client_id, asker=author, asker_role=role):
                 return known
             photo = None
             if photo_variants:
@@ -344,7 +355,7 @@ def _post_insert(
             )
     except IntegrityError:
         # Only reachable if a writer bypassed the lock; the unique constraint held the line.
-        if known := _created_answer(blog_id, client_id):
+        if known := _created_answer(blog_id, client_id, asker=author, asker_role=role):
             return known
         raise
     return Written(seq=event.seq, data=data, created=True)

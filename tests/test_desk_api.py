@@ -733,3 +733,62 @@ def test_a_form_sent_to_a_json_endpoint_is_400_not_a_server_error(editor, owner,
     assert_error(signed_in(owner).post("/api/liveblog/", {"slug": "x", "title": "X"}), 400,
                  "bad_json")
     assert counts() == before
+
+
+# --- The desk stays with the people it belongs to ---------------------------------------------
+# A client_id another contributor copies or guesses reveals nothing of the submission behind
+# it, and no cache (a proxy's, or the browser's on a shared phone) keeps an answer that carries
+# the desk.
+
+PRIVATE = "private, no-store"
+
+
+def create_json(client, client_id, body):
+    return client.post(POSTS, data=json.dumps({"client_id": client_id, "body": body}),
+                       content_type="application/json")
+
+
+@pytest.mark.django_db
+def test_another_contributors_client_id_reveals_nothing(carl, other_contributor, editor):
+    client_id = str(uuid.uuid4())
+    assert create_json(carl, client_id, "Secret line-up").status_code == 202
+    submission = Submission.objects.get(client_id=client_id)
+    editor.post(submission_url(submission.pk, "return"), data=json.dumps({"note": "Source?"}),
+                content_type="application/json")
+
+    copied = create_json(signed_in(other_contributor), client_id, "anything")
+    assert copied.status_code == 409 and copied.json()["error"] == "conflict"
+    assert b"Secret" not in copied.content and b"Source?" not in copied.content
+    assert Submission.objects.count() == 1  # and nothing new was made
+
+    retried = create_json(carl, client_id, "Secret line-up")  # its author's retry still answers
+    assert retried.status_code == 202 and retried.json()["post"]["note"] == "Source?"
+    # An editor sees the whole desk anyway: the same retry answer.
+    assert create_json(editor, client_id, "x").json()["post"]["id"] == submission.pk
+
+
+@pytest.mark.django_db
+def test_answers_that_carry_the_desk_are_kept_by_no_cache(carl, editor, blog):
+    made = create_json(carl, str(uuid.uuid4()), "Half-time thoughts")
+    submission_id = made.json()["post"]["id"]
+    answers = {
+        "202 create": made,
+        "desk": carl.get(DESK),
+        "submission": carl.get(submission_url(submission_id)),
+        "revise": carl.patch(submission_url(submission_id), data=json.dumps({"body": "Better"}),
+                             content_type="application/json"),
+        "return": editor.post(submission_url(submission_id, "return"),
+                              data=json.dumps({"note": "Shorter"}),
+                              content_type="application/json"),
+        "schedule": editor.post(
+            submission_url(submission_id, "publish"),
+            data=json.dumps({"publish_at": (datetime.now(UTC) + timedelta(hours=1)).isoformat()}),
+            content_type="application/json",
+        ),
+        "members": signed_in(blog.owner).get(MEMBERS),
+    }
+    for name, response in answers.items():
+        assert response.status_code in (200, 202), (name, response.content)
+        assert response["Cache-Control"] == PRIVATE, name
+    # A public answer is not marked so: readers' API answers are public data.
+    assert PRIVATE not in editor.get(API).get("Cache-Control", "")

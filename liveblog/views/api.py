@@ -302,9 +302,18 @@ def post_detail(request: HttpRequest, slug: str, post_id: int) -> HttpResponse:
 def written_response(written: services.Written, *, status: int = 200) -> HttpResponse:
     """`{"seq", "post"}`; 202 when what was written went to the desk (a submission: waiting
     for an editor, or scheduled), whatever the status of a public write would be."""
-    return json_response(
-        {"seq": written.seq, "post": written.data}, status=202 if written.desk else status
-    )
+    if written.desk:
+        return desk_response({"seq": written.seq, "post": written.data}, status=202)
+    return json_response({"seq": written.seq, "post": written.data}, status=status)
+
+
+def desk_response(data: dict, status: int = 200) -> HttpResponse:
+    """An answer that carries the desk (unpublished text, notes, who writes for the blog):
+    kept by no cache, shared or the browser's own — the next user of a shared phone or a
+    proxy in front of the site must not find it."""
+    response = json_response(data, status=status)
+    response["Cache-Control"] = "private, no-store"
+    return response
 
 
 def _events_cost(request: HttpRequest) -> int:
@@ -355,7 +364,7 @@ def desk(request: HttpRequest, slug: str) -> HttpResponse:
     the head of that desk log (the desk websocket's snapshot, without `type`)."""
     blog, role = _signed_in_role(request, slug)
     snapshot = selectors.desk_snapshot(blog.pk, selectors.desk_audience(role, request.user.pk))
-    return json_response({"role": role, "epoch": snapshot.epoch, "head": snapshot.head,
+    return desk_response({"role": role, "epoch": snapshot.epoch, "head": snapshot.head,
                           "submissions": snapshot.submissions})
 
 
@@ -378,7 +387,7 @@ def submission_detail(request: HttpRequest, slug: str, submission_id: int) -> Ht
         submission = selectors.submission_get(blog.pk, submission_id)
         if not can_revise_submission(request.user, blog, submission):
             raise NotAllowed("only its author and the blog's editors see a submission")
-        return json_response({"seq": None, "post": protocol.submission_json(submission)})
+        return desk_response({"seq": None, "post": protocol.submission_json(submission)})
     blog_id = selectors.blog_id(slug)
     if request.method == "DELETE":
         written = services.submission_withdraw(
@@ -389,7 +398,7 @@ def submission_detail(request: HttpRequest, slug: str, submission_id: int) -> Ht
         written = services.submission_revise(
             actor=request.user, blog_id=blog_id, submission_id=submission_id, **_changes(data)
         )
-    return json_response({"seq": None, "post": written.data})
+    return desk_response({"seq": None, "post": written.data})
 
 
 @api_view("POST")
@@ -426,7 +435,7 @@ def submission_return(request: HttpRequest, slug: str, submission_id: int) -> Ht
     written = services.submission_return(
         actor=request.user, blog_id=blog_id, submission_id=submission_id, note=data["note"],
     )
-    return json_response({"seq": None, "post": written.data})
+    return desk_response({"seq": None, "post": written.data})
 
 
 # --- The desk: who writes for a blog ----------------------------------------------------------
@@ -444,7 +453,7 @@ def _managed_blog(request: HttpRequest, slug: str) -> Any:
 @api_view("GET")
 def members(request: HttpRequest, slug: str) -> HttpResponse:
     blog = _managed_blog(request, slug)
-    return json_response({"members": [
+    return desk_response({"members": [
         protocol.member_json(user, role) for user, role in selectors.blog_members(blog.pk)
     ]})
 
@@ -464,7 +473,7 @@ def member_detail(request: HttpRequest, slug: str, username: str) -> HttpRespons
         raise Invalid("role is required")
     role = protocol.as_text(data["role"], "role")
     user = selectors.user_by_username(username)
-    return json_response(
+    return desk_response(
         services.member_set(actor=request.user, blog_id=blog.pk, user=user, role=role)
     )
 
