@@ -584,7 +584,9 @@ def document() -> dict:
                     "Publish a post (an editor or the owner), or submit it to the desk (a "
                     "contributor; or with a future `publish_at`); multipart/form-data with a "
                     "photo",
-                    {"required": True, "content": {**post_json, **post_form}}, created,
+                    {"required": True, "content": {**post_json, **post_form}},
+                    # 409: the client_id is another contributor's submission.
+                    {**created, "409": _error("Conflict")},
                     params=[SLUG],
                 ),
             },
