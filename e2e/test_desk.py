@@ -350,6 +350,14 @@ def test_a_returned_submission_shows_the_note_live_and_comes_back_revised(
     expect(editor.locator("#desk li.submission")).to_have_count(1)
     expect(editor).to_have_title(f"(1) {title}")
     expect(editor.locator("#desk-announcer")).to_have_text("Carlos revised a returned submission")
+    # Who did what and when: the history under the item, opened with a tap.
+    revised.locator(".submission-history summary").click()
+    steps = revised.locator(".submission-history li")
+    expect(steps).to_have_count(3)
+    expect(steps.nth(0)).to_contain_text("Submitted by Carlos")
+    expect(steps.nth(1)).to_contain_text("Returned by")
+    expect(steps.nth(1)).to_contain_text("Who scored?")
+    expect(steps.nth(2)).to_contain_text("Revised by Carlos")
 
     # Scheduled for tomorrow: both phones show when; nothing is public.
     # Tomorrow at 09:30 on the phone's clock, and the same moment in UTC.

@@ -18,6 +18,11 @@ const BUTTON_LABELS = {
   publish: "Publish", edit: "Edit", return: "Return", schedule: "Schedule",
   revise: "Revise", withdraw: "Withdraw",
 };
+const HISTORY_LABELS = {
+  submitted: "Submitted", revised: "Revised", withdrawn: "Withdrawn", returned: "Returned",
+  edited: "Edited", scheduled: "Scheduled", published: "Published",
+};
+
 const STATE_LABELS = {
   submitted: "Waiting", returned: "Returned", scheduled: "Scheduled", published: "Published",
   withdrawn: "Withdrawn",
@@ -234,7 +239,24 @@ export class DeskView {
     note.hidden = !(submission.state === "returned" && submission.note);
     item.querySelector(".submission-note-text").textContent = submission.note || "";
     this.updateInfo(item, submission);
+    this.updateHistory(item, submission.history || []);
     this.updateActions(item, submission);
+  }
+
+  /** Who did what and when: the submission's history, kept collapsed under its item. */
+  updateHistory(item, history) {
+    const list = item.querySelector(".submission-history ol");
+    list.replaceChildren(...history.map((step) => {
+      const entry = this.doc.createElement("li");
+      const time = this.doc.createElement("time");
+      time.dateTime = step.at;
+      time.textContent = readableTime(step.at);
+      const who = step.by ? step.by.name || step.by.username : "the scheduler";
+      entry.append(`${HISTORY_LABELS[step.action] ?? step.action} by ${who}, `, time);
+      if (step.note) entry.append(`: “${step.note}”`);
+      return entry;
+    }));
+    item.querySelector(".submission-history").hidden = !history.length;
   }
 
   updatePhoto(item, photo) {
