@@ -97,10 +97,15 @@ def _event_append(
     frame = event_frame(seq=seq, kind=kind, at=now, payload=body)
     event = Event.objects.create(
         blog=locked, seq=seq, kind=kind, post=post, frame=frame,
-        actor=actor if actor is not None and actor.is_authenticated else None,
+        actor=_recorded(actor),
     )
     _publish_on_commit(locked.pk, locked.epoch, seq, frame)
     return event
+
+
+def _recorded(actor: Any) -> Any:
+    """Who a history row names: the signed-in actor, or None (the scheduler)."""
+    return actor if actor is not None and actor.is_authenticated else None
 
 
 def _publish_on_commit(blog_id: int, epoch: str, seq: int, frame: str) -> None:
@@ -655,7 +660,7 @@ def _desk_publish_on_commit(stream_id: int, epoch: str, seq: int, frame: str) ->
 def _action(submission: Submission, actor: Any, action: str, note: str = "") -> None:
     SubmissionAction.objects.create(
         submission=submission, action=action, note=note,
-        actor=actor if actor is not None and actor.is_authenticated else None,
+        actor=_recorded(actor),
     )
 
 
