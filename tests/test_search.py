@@ -78,3 +78,11 @@ def test_the_sitemap_lists_every_blog_with_its_last_change(client, blog, make_po
     [url] = root.findall(f"{SITEMAP}url")
     assert url.find(f"{SITEMAP}loc").text == "http://testserver/liveblog/final/"
     assert url.find(f"{SITEMAP}lastmod").text.startswith(str(blog.created_at.date()))
+
+
+@pytest.mark.django_db
+def test_link_previews_name_the_publisher(client, blog, settings):
+    assert meta(client.get("/liveblog/final/").content.decode(), "og:site_name") == "Liveblog"
+    settings.LIVEBLOG_PUBLISHER_NAME = "City Herald & Post"
+    page = client.get("/liveblog/final/").content.decode()
+    assert meta(page, "og:site_name") == "City Herald &amp; Post"  # escaped in the attribute

@@ -92,6 +92,8 @@ def _sharing(request: HttpRequest, blog: Blog, page: selectors.PostsPage) -> dic
         "canonical": request.build_absolute_uri(reverse("blog-reader", args=[blog.slug])),
         "image": request.build_absolute_uri(photo["src"]) if photo else None,
         "image_alt": photo["alt"] if photo else "",
+        # The same publisher the structured data names.
+        "site_name": settings.LIVEBLOG_PUBLISHER_NAME,
     }
 
 
