@@ -46,7 +46,6 @@ from .permissions import (
     PUBLISHING_ROLES,
     can_edit_post,
     can_manage_blog,
-    can_revise_submission,
     role_of,
 )
 from .protocol import blog_json, event_frame, member_json, post_json, submission_json
@@ -712,6 +711,23 @@ def _desk_answer(locked: Blog, submission: Submission) -> Written:
     return Written(seq=None, data=_desk_append(locked, submission.pk), desk=True)
 
 
+def _own_submission(
+    actor: Any, locked: Blog, submission_id: int, verb: str
+) -> tuple[str, Submission]:
+    """The actor's role and the submission, if it is theirs or they publish on the blog (the
+    role read once, under the lock)."""
+    role = _require_author(actor, locked)
+    submission = _locked_submission(locked, submission_id)
+    if submission.author_id != actor.pk and role not in PUBLISHING_ROLES:
+        raise NotAllowed(f"you may only {verb} your own submissions")
+    return role, submission
+
+
+def _desk_unchanged(submission: Submission) -> Written:
+    """The answer to a desk write that changed nothing: the submission as it is."""
+    return Written(seq=None, data=submission_json(_desk_read(submission.pk)), desk=True)
+
+
 def submission_revise(
     *, actor: Any, blog_id: int, submission_id: int, body: str | None = None,
     key_event: bool | None = None, pinned: bool | None = None,
@@ -721,10 +737,7 @@ def submission_revise(
     _require_signed_in(actor)
     with transaction.atomic():
         locked = _blog(blog_id, lock=True)
-        role = _require_author(actor, locked)
-        submission = _locked_submission(locked, submission_id)
-        if not can_revise_submission(actor, locked, submission):
-            raise NotAllowed("you may only revise your own submissions")
+        role, submission = _own_submission(actor, locked, submission_id, "revise")
         editing = role in PUBLISHING_ROLES
         allowed = _PUBLISHABLE if editing else _WAITING
         if submission.state not in allowed:
@@ -732,7 +745,7 @@ def submission_revise(
         changed = _submission_edit(submission, body=body, key_event=key_event, pinned=pinned)
         resubmitted = not editing and submission.state == Submission.State.RETURNED
         if not changed and not resubmitted:
-            return Written(seq=None, data=submission_json(_desk_read(submission.pk)), desk=True)
+            return _desk_unchanged(submission)
         if resubmitted:
             submission.state, submission.note = Submission.State.SUBMITTED, ""
         _action(submission, actor, SubmissionAction.Action.EDITED if editing
@@ -746,12 +759,9 @@ def submission_withdraw(*, actor: Any, blog_id: int, submission_id: int) -> Writ
     _require_signed_in(actor)
     with transaction.atomic():
         locked = _blog(blog_id, lock=True)
-        role = _require_author(actor, locked)
-        submission = _locked_submission(locked, submission_id)
-        if not can_revise_submission(actor, locked, submission):
-            raise NotAllowed("you may only withdraw your own submissions")
+        role, submission = _own_submission(actor, locked, submission_id, "withdraw")
         if submission.state == Submission.State.WITHDRAWN:
-            return Written(seq=None, data=submission_json(_desk_read(submission.pk)), desk=True)
+            return _desk_unchanged(submission)
         allowed = _PUBLISHABLE if role in PUBLISHING_ROLES else _WAITING
         if submission.state not in allowed:
             raise Conflict(f"this submission is {submission.state}; it cannot be withdrawn")
