@@ -1,0 +1,85 @@
+// A Server-Sent Events stream that looks to FeedConnection like a websocket, for networks that
+// refuse the websocket upgrade while plain HTTP works (feed-connection.js picks it).
+//
+// The server sends each websocket frame as the `data:` of one SSE message (default event type),
+// so `message` events carry the same JSON. What differs, and how it is hidden:
+//
+// - No client→server channel: `canSend` is false and `send()` throws. FeedConnection turns a
+//   resync into a reconnect with `since`/`epoch` instead; the server answers it with the replay.
+// - EventSource retries by itself after an error, with the first URL (a stale `since`) or a
+//   `Last-Event-ID`, on its own timer. Here an error ends the stream for good: the EventSource is
+//   closed, `error` then `close` (code 1006) are dispatched, and FeedConnection's own jittered
+//   backoff reconnects with its position — one retry policy for both transports.
+// - `close()` from the caller closes quietly (no `close` event): FeedConnection already let go
+//   of a socket it closes itself (the watchdog, a stop, a switch back to the websocket).
+//
+// `readyState` follows WebSocket's numbers: 0 connecting, 1 open (the server answered 200 with
+// an event stream), 3 closed.
+
+export const SSE_CLOSED_CODE = 1006; // what a websocket reports for a connection lost
+
+export class SseSocket {
+  /**
+   * @param {string} url
+   * @param {(url: string) => EventSource} [createEventSource]  injectable for tests
+   */
+  constructor(url, createEventSource = (address) => new EventSource(address)) {
+    this.url = url;
+    this.readyState = 0;
+    this.canSend = false;
+    this.listeners = new Map();
+    this.source = createEventSource(url);
+    this.source.addEventListener("open", () => this.opened());
+    this.source.addEventListener("message", (message) => this.received(message));
+    this.source.addEventListener("error", () => this.failed());
+  }
+
+  addEventListener(type, listener) {
+    if (!this.listeners.has(type)) this.listeners.set(type, []);
+    this.listeners.get(type).push(listener);
+  }
+
+  removeEventListener(type, listener) {
+    const listeners = this.listeners.get(type) ?? [];
+    const index = listeners.indexOf(listener);
+    if (index >= 0) listeners.splice(index, 1);
+  }
+
+  dispatch(type, fields = {}) {
+    const event = { type, target: this, ...fields };
+    for (const listener of [...(this.listeners.get(type) ?? [])]) listener(event);
+  }
+
+  opened() {
+    if (this.readyState !== 0) return;
+    this.readyState = 1;
+    this.dispatch("open");
+  }
+
+  received(message) {
+    if (this.readyState === 3) return; // a message queued before close() ran
+    if (this.readyState === 0) this.opened();
+    this.dispatch("message", { data: message.data });
+  }
+
+  /** The stream broke, ended, or was refused (a 4xx/5xx or another content type): give up on it. */
+  failed() {
+    if (this.readyState === 3) return;
+    this.shut();
+    this.dispatch("error");
+    this.dispatch("close", { code: SSE_CLOSED_CODE, wasClean: false });
+  }
+
+  shut() {
+    this.readyState = 3;
+    this.source.close(); // and no automatic retry: FeedConnection decides when
+  }
+
+  close() {
+    if (this.readyState !== 3) this.shut();
+  }
+
+  send() {
+    throw new DOMException("an event stream cannot send", "NotSupportedError");
+  }
+}
