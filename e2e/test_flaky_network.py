@@ -63,9 +63,11 @@ def reader(proxy, new_page) -> Page:
 
 
 def outage(proxy_or_server_port: int) -> str:
-    """Chromium logs each failed websocket attempt as a console error: expected in an outage."""
+    """Chromium logs each failed websocket attempt as a console error: expected in an outage.
+    So is each failed event stream: after two websocket failures the reader tries SSE too
+    (feed-connection.js); Chromium names the stream's URL in the location, not in the text."""
     return (rf"^WebSocket connection to 'ws://127\.0\.0\.1:{proxy_or_server_port}"
-            rf"/ws/liveblog/{SLUG}/[^']*' failed")
+            rf"/ws/liveblog/{SLUG}/[^']*' failed|^Failed to load resource: net::ERR_")
 
 
 def bodies(page: Page) -> list[str]:

@@ -460,7 +460,8 @@ test("start follows the network and the tab", () => {
 
 const SSE_URL = "http://client.test/sse/liveblog/match/";
 
-/** A reader client that fell back to SSE (two websockets refused before opening), live at `seq`. */
+/** A reader client that fell back to SSE (two websockets refused before opening), live at `seq`,
+ *  the websocket tried again at once refused too (a proxy that blocks it): 3 sockets, 1 stream. */
 function onSse(seq, options = {}) {
   const client = new Client({ snapshot: base(seq), fallback: {}, random: 1, ...options });
   client.connect();
@@ -473,6 +474,10 @@ function onSse(seq, options = {}) {
   client.stream(hello({ head: seq, heartbeat: options.heartbeat ?? 15 }), live(seq));
   assert.equal(client.now.status, "live");
   assert.deepEqual(client.now.transports, ["sse"]);
+  client.advance(0);
+  assert.equal(client.now.sockets.length, WS_FAILURES_BEFORE_SSE + 1, "no websocket tried at once");
+  client.fail();
+  assert.deepEqual(client.now.transports, ["sse"]);
   return client;
 }
 
@@ -484,7 +489,27 @@ test("after two websockets fail before opening, the feed goes over SSE", () => {
   assert.deepEqual(now.changes.map((c) => c.post.id), [106, 107]);
   assert.equal(now.transport, "sse");
   assert.deepEqual(now.open, [`${SSE_URL}?since=5&epoch=E1`], "more than the stream left open");
-  assert.deepEqual(now.sockets.map((s) => s.readyState), [3, 3]);
+  assert.deepEqual(now.sockets.map((s) => s.readyState), [3, 3, 3]);
+});
+
+test("a fallback that was only an outage goes back to the websocket at once", () => {
+  // Nothing answered for a while (a tunnel): the stream happened to be the attempt that worked.
+  const client = new Client({ snapshot: base(5), fallback: {}, random: 1 });
+  client.connect();
+  client.fail();
+  client.advance(500);
+  client.fail();
+  client.advance(1000);
+  client.stream(hello({ head: 6 }), created(6), live(6));
+  assert.deepEqual(client.now.transports, ["sse"]);
+  client.advance(0);
+  assert.equal(client.now.sockets.at(-1).url, "ws://client.test/ws/liveblog/match/?since=6&epoch=E1");
+  client.deliver(hello({ head: 6 }), live(6));
+  const now = client.now;
+  assert.deepEqual(now.transports, ["sse", "ws"]);
+  assert.deepEqual(now.open, ["ws://client.test/ws/liveblog/match/?since=6&epoch=E1"]);
+  assert.deepEqual(now.changes.map((c) => c.post.id), [106]);
+  assert.equal(now.status, "live");
 });
 
 test("a websocket that opened and dropped does not count towards SSE", () => {
@@ -525,15 +550,18 @@ test("while nothing answers, the stream and the websocket take turns; an open st
   client.advance(4000);
   assert.deepEqual([client.now.sockets.length, client.now.streams.length], [3, 2]);
   assert.deepEqual(client.now.transports, [], "a transport shown before anything opened");
-  // This one answers: SSE from now on, through drops of the stream.
+  // This one answers: SSE from now on (the websocket tried at once is refused), through drops
+  // of the stream.
   client.stream(hello({ head: 2 }), live(2));
+  client.advance(0);
+  client.fail();
   for (let n = 0; n < 3; n += 1) {
     client.failStream();
     client.advance(client.now.waits[0]);
     client.stream(hello({ head: 2 }), live(2));
   }
   const now = client.now;
-  assert.deepEqual([now.sockets.length, now.streams.length], [3, 5]);
+  assert.deepEqual([now.sockets.length, now.streams.length], [4, 5]);
   assert.deepEqual(now.transports, ["sse"]);
   assert.equal(now.open.length, 1);
 });
@@ -566,7 +594,7 @@ test("an SSE error closes the stream, and the backoff reconnects it with since",
   now = client.now;
   assert.deepEqual(now.changes.map((c) => c.post.id), [105, 106]);
   assert.equal(now.status, "live");
-  assert.equal(now.sockets.length, 2, "a websocket was tried instead");
+  assert.equal(now.sockets.length, 3, "a websocket was tried instead");
 });
 
 test("a resync over SSE is a new request from since, at once", () => {
@@ -591,7 +619,7 @@ test("a resync over SSE is a new request from since, at once", () => {
   assert.deepEqual(now.streams.map((s) => s.url).at(-1), `${SSE_URL}?since=5&epoch=E1`);
   assert.equal(now.streams.length, 3);
   assert.deepEqual(now.open, [`${SSE_URL}?since=5&epoch=E1`]);
-  assert.equal(now.sockets.length, 2, "a websocket was opened for the resync");
+  assert.equal(now.sockets.length, 3, "a websocket was opened for the resync");
   assert.deepEqual(now.waits, [CONNECT_TIMEOUT_MS, WS_RETRY_MS], "no backoff for a resync");
 });
 
@@ -612,11 +640,11 @@ test("from SSE the websocket is tried again later, and takes over only once live
   const client = onSse(5, { fallback: { wsRetryMs: retry } });
   client.advance(retry - 1);
   client.stream(ping(5)); // keep the stream alive
-  assert.equal(client.now.sockets.length, 2);
+  assert.equal(client.now.sockets.length, 3);
   client.advance(1);
   let now = client.now;
-  assert.equal(now.sockets.length, 3, "no websocket tried after wsRetryMs");
-  assert.equal(now.sockets[2].url, "ws://client.test/ws/liveblog/match/?since=5&epoch=E1");
+  assert.equal(now.sockets.length, 4, "no websocket tried after wsRetryMs");
+  assert.equal(now.sockets[3].url, "ws://client.test/ws/liveblog/match/?since=5&epoch=E1");
 
   // The websocket replays while the stream goes on: nothing switches before its `live`.
   client.stream(created(6));
@@ -644,7 +672,7 @@ test("from SSE the websocket is tried again later, and takes over only once live
   // A later drop reconnects over the websocket.
   client.fail();
   client.advance(client.now.waits[0]);
-  assert.equal(client.now.sockets.length, 4);
+  assert.equal(client.now.sockets.length, 5);
   assert.equal(client.now.streams.length, 1);
 });
 
@@ -653,7 +681,7 @@ test("a websocket retry that fails leaves SSE in place, and is tried again later
   const client = onSse(5, { fallback: { wsRetryMs: retry }, heartbeat: 15 });
   const keepAlive = () => client.stream(ping(5));
   client.advance(retry);
-  assert.equal(client.now.sockets.length, 3);
+  assert.equal(client.now.sockets.length, 4);
   client.fail(); // refused again
   let now = client.now;
   assert.equal(now.held, `${SSE_URL}?since=5&epoch=E1`);
@@ -663,13 +691,13 @@ test("a websocket retry that fails leaves SSE in place, and is tried again later
 
   keepAlive();
   client.advance(retry);
-  assert.equal(client.now.sockets.length, 4, "not tried again");
+  assert.equal(client.now.sockets.length, 5, "not tried again");
   // This one opens but never goes live: given up after the connect timeout.
   client.deliver(hello({ head: 5 }));
   keepAlive();
   client.advance(CONNECT_TIMEOUT_MS);
   now = client.now;
-  assert.equal(now.sockets[3].closeCalls, 1, "a websocket that never went live was kept");
+  assert.equal(now.sockets[4].closeCalls, 1, "a websocket that never went live was kept");
   assert.deepEqual(now.open, [`${SSE_URL}?since=5&epoch=E1`]);
   assert.deepEqual(now.transports, ["sse"]);
   keepAlive();
@@ -678,7 +706,7 @@ test("a websocket retry that fails leaves SSE in place, and is tried again later
 
   // The stream drops while a websocket is being tried: the websocket, live, is the connection.
   client.advance(retry);
-  assert.equal(client.now.sockets.length, 5);
+  assert.equal(client.now.sockets.length, 6);
   client.failStream();
   client.deliver(hello({ head: 7 }), created(7), live(7));
   now = client.now;
@@ -708,13 +736,13 @@ test("a reset the stream saw first is not undone by the websocket's replay", () 
 test("stop closes the stream and any websocket being tried", () => {
   const client = onSse(1, { fallback: { wsRetryMs: 1000 } });
   client.advance(1000);
-  assert.equal(client.now.sockets.length, 3);
+  assert.equal(client.now.sockets.length, 4);
   client.t.connection.stop();
   const now = client.now;
   assert.deepEqual(now.open, []);
   assert.equal(now.status, "closed");
   client.advance(WS_RETRY_MS);
-  assert.deepEqual([client.now.sockets.length, client.now.streams.length], [3, 1]);
+  assert.deepEqual([client.now.sockets.length, client.now.streams.length], [4, 1]);
 });
 
 test("the SSE adapter looks like a socket that cannot send", () => {

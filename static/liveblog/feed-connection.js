@@ -18,10 +18,10 @@
 // - Transports (the reader's, when given a `fallback`): the websocket first; after
 //   `fallback.failures` websocket attempts in a row that failed before opening (a proxy that
 //   refuses the upgrade), the next attempt is Server-Sent Events (sse-socket.js, the same frames).
-//   An SSE stream that opens proves HTTP answers: the connection stays on SSE, and every
-//   `fallback.wsRetryMs` tries a websocket in the background with its position; that one takes
-//   over only once it is live (and the stream is closed then), else it is dropped and tried again
-//   later. Over SSE a resync is a reconnect with `since`: there is no channel to the server.
+//   An SSE stream that opens proves HTTP answers: the connection stays on SSE, and tries a
+//   websocket in the background with its position, once at once (the upgrades may have failed
+//   only because nothing answered) then every `fallback.wsRetryMs`; that one takes over only
+//   once it is live (and the stream is closed then), else it is dropped and tried again later. Over SSE a resync is a reconnect with `since`: there is no channel to the server.
 //   The desk passes no fallback: websockets only.
 //
 // The WebSocket and event-stream constructors, timers and randomness are injectable, so the
@@ -223,10 +223,14 @@ export class FeedConnection {
 
   socketOpened(socket) {
     if (socket !== this.socket) return;
+    const fellBack = this.transport === SSE && this.choice.current !== SSE;
     this.opened = true;
     this.choice.opened(this.transport);
     this.showTransport(this.transport);
-    if (this.transport === SSE) this.scheduleProbe();
+    // Just fell back: the upgrades may have failed only because nothing answered (a tunnel, a
+    // server restart), so the websocket is tried once at once; a proxy that blocks it refuses
+    // that one too, and the next try is wsRetryMs later.
+    if (this.transport === SSE) this.scheduleProbe(fellBack ? 0 : this.fallback.wsRetryMs);
   }
 
   showTransport(transport) {
@@ -336,12 +340,12 @@ export class FeedConnection {
 
   // --- Back to the websocket, from SSE --------------------------------------------------------
 
-  scheduleProbe() {
+  scheduleProbe(delay = this.fallback.wsRetryMs) {
     if (this.probeTimer || this.probe || this.stopped) return;
     this.probeTimer = this.timers.setTimeout(() => {
       this.probeTimer = null;
       this.startProbe();
-    }, this.fallback.wsRetryMs);
+    }, delay);
   }
 
   /** A websocket beside the stream, from the current position. Its frames wait until its
