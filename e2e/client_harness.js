@@ -56,17 +56,11 @@ export class ManualClock {
   }
 }
 
-/**
- * A WebSocket double: records what the client sends; the test plays the server (`deliver`) and
- * the network (`fail`, `finishClose`). Like a browser's, `close()` only starts the closing
- * handshake: the `close` event comes when the test says so (`finishClose`), or never (a stalled
- * network).
- */
-export class FakeSocket {
+/** Listeners by event type; `dispatch` calls them with a plain event object. */
+class FakeTarget {
   constructor(url) {
     this.url = url;
     this.readyState = 0; // CONNECTING
-    this.sent = [];
     this.closeCalls = 0;
     this.listeners = new Map();
   }
@@ -85,6 +79,19 @@ export class FakeSocket {
   dispatch(type, fields = {}) {
     const event = { type, target: this, ...fields };
     for (const listener of [...(this.listeners.get(type) ?? [])]) listener(event);
+  }
+}
+
+/**
+ * A WebSocket double: records what the client sends; the test plays the server (`deliver`) and
+ * the network (`fail`, `finishClose`). Like a browser's, `close()` only starts the closing
+ * handshake: the `close` event comes when the test says so (`finishClose`), or never (a stalled
+ * network).
+ */
+export class FakeSocket extends FakeTarget {
+  constructor(url) {
+    super(url);
+    this.sent = [];
   }
 
   send(data) {
@@ -129,24 +136,7 @@ export class FakeSocket {
  * stream broke, and a browser's EventSource would now retry by itself; `refuse`: an answer that
  * is no event stream, after which it gives up). `close()` counts its calls.
  */
-export class FakeEventSource {
-  constructor(url) {
-    this.url = url;
-    this.readyState = 0; // CONNECTING
-    this.closeCalls = 0;
-    this.listeners = new Map();
-  }
-
-  addEventListener(type, listener) {
-    if (!this.listeners.has(type)) this.listeners.set(type, []);
-    this.listeners.get(type).push(listener);
-  }
-
-  dispatch(type, fields = {}) {
-    const event = { type, target: this, ...fields };
-    for (const listener of [...(this.listeners.get(type) ?? [])]) listener(event);
-  }
-
+export class FakeEventSource extends FakeTarget {
   open() {
     if (this.readyState !== 0) throw new Error(`open() on a stream in state ${this.readyState}`);
     this.readyState = 1;

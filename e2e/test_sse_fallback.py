@@ -34,6 +34,7 @@ from e2e.test_flaky_network import (
     bodies,
     expect_exactly_once,
     outage,
+    recorder,
     states,
 )
 from e2e.test_offline_pwa import offline_errors, wait_for_offline_copy
@@ -42,14 +43,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.daphne_env(LIVEBLOG_HEARTBEAT_SECONDS
 
 # While on SSE the page tries the websocket again this often (the default is minutes).
 WS_RETRY_MS = 1500
-TRANSPORT_RECORDER = """() => {
-  const connection = document.getElementById("connection");
-  window.__transports = [connection.dataset.transport];
-  new MutationObserver(() => {
-    const transport = connection.dataset.transport;
-    if (window.__transports.at(-1) !== transport) window.__transports.push(transport);
-  }).observe(connection, { attributes: true, attributeFilter: ["data-transport"] });
-}"""
+TRANSPORT_RECORDER = recorder("data-transport", "__transports")
 
 
 @pytest.fixture

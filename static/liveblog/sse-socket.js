@@ -18,56 +18,40 @@
 
 export const SSE_CLOSED_CODE = 1006; // what a websocket reports for a connection lost
 
-export class SseSocket {
+export class SseSocket extends EventTarget {
   /**
    * @param {string} url
    * @param {(url: string) => EventSource} [createEventSource]  injectable for tests
    */
   constructor(url, createEventSource = (address) => new EventSource(address)) {
+    super();
     this.url = url;
     this.readyState = 0;
     this.canSend = false;
-    this.listeners = new Map();
     this.source = createEventSource(url);
     this.source.addEventListener("open", () => this.opened());
     this.source.addEventListener("message", (message) => this.received(message));
     this.source.addEventListener("error", () => this.failed());
   }
 
-  addEventListener(type, listener) {
-    if (!this.listeners.has(type)) this.listeners.set(type, []);
-    this.listeners.get(type).push(listener);
-  }
-
-  removeEventListener(type, listener) {
-    const listeners = this.listeners.get(type) ?? [];
-    const index = listeners.indexOf(listener);
-    if (index >= 0) listeners.splice(index, 1);
-  }
-
-  dispatch(type, fields = {}) {
-    const event = { type, target: this, ...fields };
-    for (const listener of [...(this.listeners.get(type) ?? [])]) listener(event);
-  }
-
   opened() {
     if (this.readyState !== 0) return;
     this.readyState = 1;
-    this.dispatch("open");
+    this.dispatchEvent(new Event("open"));
   }
 
   received(message) {
     if (this.readyState === 3) return; // a message queued before close() ran
     if (this.readyState === 0) this.opened();
-    this.dispatch("message", { data: message.data });
+    this.dispatchEvent(new MessageEvent("message", { data: message.data }));
   }
 
   /** The stream broke, ended, or was refused (a 4xx/5xx or another content type): give up on it. */
   failed() {
     if (this.readyState === 3) return;
     this.shut();
-    this.dispatch("error");
-    this.dispatch("close", { code: SSE_CLOSED_CODE, wasClean: false });
+    this.dispatchEvent(new Event("error"));
+    this.dispatchEvent(new CloseEvent("close", { code: SSE_CLOSED_CODE, wasClean: false }));
   }
 
   shut() {
