@@ -19,22 +19,21 @@ a type check), so a fan-out costs no coroutine per reader. The backlog is Twiste
 as for the websocket fast path; `stream_wire_for` probes the attributes once per kind of
 connection and falls back when any is missing.
 
-`QueuedStreamWire`, anywhere else (another ASGI server, tests): messages go through ASGI `send`
-from a queue bounded in bytes, drained by a task of its own.
+`QueuedStreamWire`, anywhere else (another ASGI server, tests, daphne with the fast path off):
+the websocket's queued wire with body chunks for messages.
 """
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import logging
-from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from django.conf import settings
 
 from .feed import Frame
+from .wire import QueuedWire, SocketPressure
 
 logger = logging.getLogger(__name__)
 
@@ -71,15 +70,19 @@ def _encoded(frame: str | Frame) -> bytes:
 
 
 def daphne_request(send: Callable) -> Any | None:
-    """daphne's request behind an HTTP connection's ASGI send (`partial(server.handle_reply,
-    request)`), when it and its transport have what the direct path touches; else None."""
+    """daphne's request behind an HTTP connection's ASGI send (daphne hands the application
+    `partial(server.handle_reply, request)`), or None for any other server."""
     if not isinstance(send, functools.partial) or not send.args:
         return None
     if getattr(send.func, "__name__", None) != "handle_reply":
         return None
     request = send.args[0]
-    if not all(hasattr(request, name) for name in _REQUEST_API):
-        return None
+    return request if all(hasattr(request, name) for name in _REQUEST_API) else None
+
+
+def fast_path_works(request: Any) -> bool:
+    """Whether this request's transport has what the direct path reads. Checked for the first
+    request of each kind, then remembered; a miss is logged once."""
     transport = getattr(request.channel, "transport", None)
     kind = (type(request), type(transport))
     if kind not in _probed:
@@ -88,7 +91,7 @@ def daphne_request(send: Callable) -> Any | None:
             logger.warning("event stream fast path off: %s lacks %s; sending through ASGI",
                            kind[1].__name__, ", ".join(missing))
         _probed[kind] = not missing
-    return request if _probed[kind] else None
+    return _probed[kind]
 
 
 class DaphneStreamWire:
@@ -144,69 +147,39 @@ class DaphneStreamWire:
 # --- Anywhere else ------------------------------------------------------------------------------
 
 
-class QueuedStreamWire:
-    def __init__(self, send: Callable[[dict], Awaitable[None]], *, max_backlog_bytes: int,
-                 on_end: Callable[[], None]) -> None:
-        self._send = send
-        self._max_backlog_bytes = max_backlog_bytes
-        self._on_end = on_end
-        self._queue: deque[bytes | None] = deque()  # None: the end of the response
-        self._queued_bytes = 0
-        self._writer: asyncio.Task | None = None
-        self._ended = False
+class QueuedStreamWire(QueuedWire):
+    """The websocket's queued wire (wire.py), its messages a response's body chunks. Under
+    daphne, whose `send` never waits, it is bounded by Twisted's report of a full socket
+    (`SocketPressure`), as the websocket's is. ASGI cannot drop a connection: `abandon` ends
+    the response at once, without what is queued."""
 
-    def send(self, frame: str | Frame) -> bool:
-        if self._ended or self._queued_bytes > self._max_backlog_bytes:
-            return False
-        self._put(_encoded(frame))
-        return True
+    def __init__(self, send: Callable[[dict], Awaitable[None]], *, max_backlog_bytes: int,
+                 on_end: Callable[[], None], pressure: SocketPressure | None = None) -> None:
+        super().__init__(send, max_queued=settings.LIVEBLOG_REPLAY_WINDOW
+                         + settings.LIVEBLOG_MAX_QUEUED_FRAMES,
+                         max_backlog_bytes=max_backlog_bytes, pressure=pressure)
+        self._on_end = on_end
+
+    @staticmethod
+    def _message(frame: str | Frame) -> tuple[dict, int]:
+        data = _encoded(frame)
+        return {"type": "http.response.body", "body": data, "more_body": True}, len(data)
+
+    @staticmethod
+    def _close_message(code: int) -> dict:
+        return {"type": "http.response.body", "body": b"", "more_body": False}
+
+    @staticmethod
+    def _queue_end(message: dict) -> bool:
+        return not message["more_body"]
 
     def keep_alive(self) -> None:
-        if not self._ended and self._queued_bytes <= self._max_backlog_bytes:
-            self._put(KEEP_ALIVE)
+        if not self._closed and not self._too_far_behind():
+            self._put({"type": "http.response.body", "body": KEEP_ALIVE, "more_body": True},
+                      len(KEEP_ALIVE))
 
-    def backlog(self) -> int:
-        return self._queued_bytes
-
-    def close(self, code: int) -> None:
-        if not self._ended:
-            self._ended = True
-            self._put(None)
-
-    def abandon(self, code: int) -> None:
-        if not self._ended:
-            self._queue.clear()
-            self._queued_bytes = 0
-            self._ended = True
-            self._on_end()
-
-    shut = abandon
-
-    def pace_input(self) -> None:
-        """A stream's client sends nothing after its request."""
-
-    def _put(self, data: bytes | None) -> None:
-        self._queue.append(data)
-        self._queued_bytes += len(data or b"")
-        if self._writer is None or self._writer.done():
-            self._writer = asyncio.ensure_future(self._drain())
-
-    async def _drain(self) -> None:
-        while self._queue:
-            data = self._queue.popleft()
-            self._queued_bytes -= len(data or b"")
-            try:
-                await self._send({"type": "http.response.body", "body": data or b"",
-                                  "more_body": data is not None})
-            except Exception:  # noqa: BLE001 - a connection that went away
-                logger.debug("dropping messages for a closed stream", exc_info=True)
-                self._queue.clear()
-                self._queued_bytes = 0
-                data = None
-            if data is None:
-                self._ended = True
-                self._on_end()
-                return
+    def _ended(self) -> None:
+        self._on_end()
 
 
 def stream_wire_for(send: Callable[[dict], Awaitable[None]], *,
@@ -215,6 +188,8 @@ def stream_wire_for(send: Callable[[dict], Awaitable[None]], *,
     `on_end()` is called once the response is over (ended, or the connection dropped)."""
     max_backlog = settings.LIVEBLOG_MAX_BACKLOG_BYTES
     request = daphne_request(send)
-    if request is not None and settings.LIVEBLOG_DIRECT_WIRE:
+    if request is not None and settings.LIVEBLOG_DIRECT_WIRE and fast_path_works(request):
         return DaphneStreamWire(request, max_backlog_bytes=max_backlog, on_end=on_end)
-    return QueuedStreamWire(send, max_backlog_bytes=max_backlog, on_end=on_end)
+    pressure = SocketPressure.watch(request.channel) if request is not None else None
+    return QueuedStreamWire(send, max_backlog_bytes=max_backlog, on_end=on_end,
+                            pressure=pressure)
