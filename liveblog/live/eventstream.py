@@ -13,11 +13,13 @@ comes back with its position).
 
 Two implementations, as for websockets:
 
-`DaphneStreamWire`, under daphne: a message is written into the HTTP response synchronously,
-through daphne's own protocol method (`WebRequest.handle_reply`, which its ASGI `send` calls after
-a type check), so a fan-out costs no coroutine per reader. The backlog is Twisted's write buffer,
-as for the websocket fast path; `stream_wire_for` probes the attributes once per kind of
-connection and falls back when any is missing.
+`DaphneStreamWire`, under daphne: a message is written into the HTTP response synchronously, so a
+fan-out costs no coroutine per reader: a live or replayed event as its HTTP/1.1 chunk, made once
+per process and written straight to the socket when nothing waits before it (as the websocket
+fast path does, wire.py `send_now`); anything else through daphne's own protocol method
+(`WebRequest.handle_reply`, which its ASGI `send` calls after a type check). The backlog is
+Twisted's write buffer; `stream_wire_for` probes the attributes once per kind of connection and
+falls back when any is missing.
 
 `QueuedStreamWire`, anywhere else (another ASGI server, tests, daphne with the fast path off):
 the websocket's queued wire with body chunks for messages.
@@ -31,9 +33,10 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from django.conf import settings
+from twisted.internet import tcp
 
 from .feed import Frame
-from .wire import QueuedWire, SocketPressure
+from .wire import QueuedWire, SocketPressure, send_now
 
 logger = logging.getLogger(__name__)
 
@@ -41,8 +44,9 @@ logger = logging.getLogger(__name__)
 KEEP_ALIVE = b": keep-alive\n\n"
 
 # What the daphne path uses: daphne's request (a twisted.web Request) and its TCP transport.
-_REQUEST_API = ("handle_reply", "finished", "channel")
-_TRANSPORT_INTERNALS = ("dataBuffer", "offset", "_tempDataLen", "abortConnection")
+_REQUEST_API = ("handle_reply", "finished", "channel", "chunked", "startedWriting")
+_TRANSPORT_INTERNALS = ("dataBuffer", "offset", "_tempDataLen", "connected", "disconnecting",
+                        "abortConnection")
 _probed: dict[tuple[type, type], bool] = {}
 
 
@@ -60,6 +64,12 @@ def preamble(*, retry_ms: int, comment: str) -> bytes:
     """The stream's first bytes: how long a plain EventSource waits before it reconnects, and a
     comment (so that headers and a first chunk go through a buffering proxy at once)."""
     return f"retry: {retry_ms}\n: {comment}\n\n".encode()
+
+
+def chunked_frame_message(frame: Frame) -> bytes:
+    """The message as one chunk of HTTP/1.1's chunked coding, as Twisted would write it."""
+    data = frame_message(frame)
+    return b"%x\r\n%s\r\n" % (len(data), data)
 
 
 def _encoded(frame: str | Frame) -> bytes:
@@ -98,17 +108,27 @@ class DaphneStreamWire:
     def __init__(self, request: Any, *, max_backlog_bytes: int,
                  on_end: Callable[[], None]) -> None:
         self._request = request
-        self._transport = request.channel.transport
+        transport = self._transport = request.channel.transport
+        # A plain TCP connection can take bytes at once (not a TLS one: its bytes are not ours).
+        self._sock = transport.getHandle() if isinstance(transport, tcp.Connection) else None
         self._max_backlog_bytes = max_backlog_bytes
         self._on_end = on_end
         self._ended = False
 
     def send(self, frame: str | Frame) -> bool:
-        if self._ended or self._request.finished or self._request.channel is None:
+        request = self._request
+        if self._ended or request.finished or request.channel is None:
             return False
         if self.backlog() > self._max_backlog_bytes:
             return False
-        self._write(_encoded(frame))
+        if isinstance(frame, Frame) and request.chunked and request.startedWriting:
+            # An event's chunk is the same bytes for every HTTP/1.1 reader: made once, and
+            # written past twisted.web (which would only frame it again).
+            data = send_now(self._sock, self._transport, frame.streamed(chunked_frame_message))
+            if data:
+                self._transport.write(data)
+        else:
+            self._write(_encoded(frame))
         return True
 
     def keep_alive(self) -> None:

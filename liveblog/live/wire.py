@@ -210,24 +210,30 @@ class DirectWire:
         return self._protocol.factory.prepareMessage(text.encode())
 
     def _send_now(self, data: bytes) -> None:
-        """Hand the bytes to the socket now when nothing waits before them, as asyncio's own
-        transports do. Twisted would register the socket for writing and write on the next
-        turn of the loop: four epoll calls per reader per event, half of a fan-out's cost.
-        Whatever the socket does not take goes to Twisted's buffer, in order."""
-        protocol, transport = self._protocol, self._protocol.transport
-        if (self._sock is not None and not protocol.send_queue and transport.connected
-                and not transport.disconnecting and not transport._tempDataLen
-                and len(transport.dataBuffer) == transport.offset):
-            try:
-                sent = self._sock.send(data)
-            except (BlockingIOError, InterruptedError):
-                sent = 0
-            except OSError:
-                sent = 0  # a dead connection: Twisted finds out on its own write and closes
-            if sent == len(data):
-                return
-            data = data[sent:]
-        protocol.sendData(data)
+        """Hand the bytes to the socket now when nothing waits before them (see `send_now`);
+        Autobahn's own queue counts as waiting."""
+        protocol = self._protocol
+        if not protocol.send_queue:
+            data = send_now(self._sock, protocol.transport, data)
+        if data:
+            protocol.sendData(data)
+
+
+def send_now(sock: Any, transport: Any, data: bytes) -> bytes:
+    """Write to the socket at once when nothing waits in Twisted's buffer before `data`, as
+    asyncio's own transports do, and return what it did not take (the caller hands that to
+    Twisted, in order). Twisted would register the socket for writing and write on the next turn
+    of the loop: four epoll calls per reader per event, half of a fan-out's cost."""
+    if (sock is not None and transport.connected and not transport.disconnecting
+            and not transport._tempDataLen and len(transport.dataBuffer) == transport.offset):
+        try:
+            sent = sock.send(data)
+        except (BlockingIOError, InterruptedError):
+            sent = 0
+        except OSError:
+            sent = 0  # a dead connection: Twisted finds out on its own write and closes
+        return data[sent:]
+    return data
 
 
 # --- The queued path ----------------------------------------------------------------------------
