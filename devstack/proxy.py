@@ -144,6 +144,12 @@ class FlakyProxy:
     def open_links(self) -> int:
         return self._call(lambda: len(self.links))
 
+    def open_requests(self, prefix: str = "") -> list[str]:
+        """The request line last sent on each open connection, those starting with `prefix`
+        (e.g. the event streams still open: "GET /sse/")."""
+        return self._call(lambda: sorted(link.last_request for link in self.links
+                                         if link.last_request.startswith(prefix)))
+
     # --- In the proxy's loop ------------------------------------------------------------------
 
     def _cut(self) -> int:

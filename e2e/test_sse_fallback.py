@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 import pytest
 from playwright.sync_api import Page, expect
 
+from devstack.common import wait_until
 from devstack.proxy import FlakyProxy
 from e2e.test_flaky_network import (
     READER,
@@ -43,6 +44,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.daphne_env(LIVEBLOG_HEARTBEAT_SECONDS
 
 # While on SSE the page tries the websocket again this often (the default is minutes).
 WS_RETRY_MS = 1500
+STREAM = f"GET /sse/liveblog/{SLUG}/"  # the request line of the reader's event stream
 TRANSPORT_RECORDER = recorder("data-transport", "__transports")
 
 
@@ -113,11 +115,15 @@ def test_a_reader_behind_a_websocket_blocking_proxy_reads_over_sse_through_every
         assert transports(page) == ["sse"], "a websocket took over through a blocking proxy"
         assert states(page).count("reconnecting") >= 3, states(page)
         assert_no_reload(page)
+        wait_until(lambda: len(proxy.open_requests(STREAM)) == 1, timeout=5,
+                   message="one event stream open (the ones given up on closed)")
 
         # The proxy lets websockets through again: the background retry takes over once live.
         proxy.refuse_websockets(False)
         expect(connection).to_have_attribute("data-transport", "ws")
         assert page.evaluate("window.liveblog.connection.socket instanceof WebSocket")
+        wait_until(lambda: proxy.open_requests(STREAM) == [], timeout=5,
+                   message="the event stream closed once the websocket took over")
         api.post(SLUG, "Over the websocket again")
         expect_exactly_once(page, ["Over the websocket again"])
         everything.append("Over the websocket again")

@@ -169,6 +169,8 @@ def test_the_other_modes_work_beside_it(proxy, upstream):
     with connect(proxy) as client:
         client.sendall(get("/stream"))
         assert b": first" in read_until(client, b": first")
+        assert proxy.open_requests("GET /str") == ["GET /stream HTTP/1.1"]
+        assert proxy.open_requests("GET /sse/") == []
         assert proxy.cut() == 1
         assert read_to_end(client) == b""
 
