@@ -36,6 +36,8 @@ from e2e.test_flaky_network import (
     expect_exactly_once,
     outage,
     recorder,
+    recoveries,
+    recovery_log,  # noqa: F401  (autouse: writes the timings below to var/e2e-recovery.json)
     states,
 )
 from e2e.test_offline_pwa import offline_errors, wait_for_offline_copy
@@ -62,6 +64,10 @@ def transports(page: Page) -> list[str]:
     return page.evaluate("window.__transports")
 
 
+def record(what: str, since: float) -> None:
+    recoveries[f"sse: {what} (s)"] = round(time.monotonic() - since, 2)
+
+
 def test_a_reader_behind_a_websocket_blocking_proxy_reads_over_sse_through_everything(
     proxy, server, api, open_browser, page_in, browser_errors
 ):
@@ -71,10 +77,12 @@ def test_a_reader_behind_a_websocket_blocking_proxy_reads_over_sse_through_every
         context = open_browser()
         context.add_init_script(f"window.liveblogTransport = {{ wsRetryMs: {WS_RETRY_MS} }};")
         page = page_in(context)
+        started = time.monotonic()
         page.goto(proxy.url + READER)
         connection = page.locator("#connection")
         expect(connection).to_have_attribute("data-transport", "sse")
         expect(connection).to_have_attribute("data-state", "live")
+        record("navigation to live over SSE through a websocket-blocking proxy", started)
         assert proxy.websockets_refused >= 2
         page.evaluate(STATE_RECORDER)
         page.evaluate(TRANSPORT_RECORDER)
@@ -89,25 +97,31 @@ def test_a_reader_behind_a_websocket_blocking_proxy_reads_over_sse_through_every
         cut = [f"In the tunnel {number}" for number in range(1, 4)]
         for body in cut:
             api.post(SLUG, body)
+        restored = time.monotonic()
         proxy.refuse(False)
         expect_exactly_once(page, cut)
+        record("cut: 3 posts shown after the network returned", restored)
         expect(connection).to_have_attribute("data-state", "live")
 
         # A stall: the stream stays open and silent; 2.5 missed heartbeats declare it dead.
         assert proxy.blackhole() >= 1
+        stalled_at = time.monotonic()
         stalled = ["Stalled one", "Stalled two"]
         for body in stalled:
             api.post(SLUG, body)
         expect_exactly_once(page, stalled)
+        record("stall: 2 posts shown after the stream went silent", stalled_at)
 
         # The server killed and started again behind the proxy.
         server.kill()
         expect(connection).to_have_attribute("data-state", re.compile("^(reconnecting|offline)$"))
         server.start()
+        restarted_at = time.monotonic()
         restarted = ["Back after the restart", "And another"]
         for body in restarted:
             api.post(SLUG, body)
         expect_exactly_once(page, restarted)
+        record("restart: 2 posts shown after the server came back", restarted_at)
         expect(connection).to_have_attribute("data-state", "live")
 
         everything = ["Kick-off", "First over the stream", *cut, *stalled, *restarted]
@@ -119,8 +133,11 @@ def test_a_reader_behind_a_websocket_blocking_proxy_reads_over_sse_through_every
                    message="one event stream open (the ones given up on closed)")
 
         # The proxy lets websockets through again: the background retry takes over once live.
+        allowed = time.monotonic()
         proxy.refuse_websockets(False)
         expect(connection).to_have_attribute("data-transport", "ws")
+        record(f"back on the websocket after upgrades pass again (retry every {WS_RETRY_MS} ms)",
+               allowed)
         assert page.evaluate("window.liveblog.connection.socket instanceof WebSocket")
         wait_until(lambda: proxy.open_requests(STREAM) == [], timeout=5,
                    message="the event stream closed once the websocket took over")
