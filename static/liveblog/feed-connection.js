@@ -21,8 +21,9 @@
 //   An SSE stream that opens proves HTTP answers: the connection stays on SSE, and tries a
 //   websocket in the background with its position, once at once (the upgrades may have failed
 //   only because nothing answered) then every `fallback.wsRetryMs`; that one takes over only
-//   once it is live (and the stream is closed then), else it is dropped and tried again later. Over SSE a resync is a reconnect with `since`: there is no channel to the server.
-//   The desk passes no fallback: websockets only.
+//   once it is live (and the stream is closed then), else it is dropped and tried again later.
+//   Over SSE a resync is a reconnect with `since`: there is no channel to the server. The desk
+//   passes no fallback: websockets only.
 //
 // The WebSocket and event-stream constructors, timers and randomness are injectable, so the
 // logic can be tested with fake sockets.
