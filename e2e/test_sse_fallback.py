@@ -64,6 +64,13 @@ def transports(page: Page) -> list[str]:
     return page.evaluate("window.__transports")
 
 
+def post_all(api, texts: list[str]) -> list[str]:
+    """Publish each text as a post, in order; returns the texts."""
+    for text in texts:
+        api.post(SLUG, text)
+    return texts
+
+
 def record(what: str, since: float) -> None:
     recoveries[f"sse: {what} (s)"] = round(time.monotonic() - since, 2)
 
@@ -87,16 +94,14 @@ def test_a_reader_behind_a_websocket_blocking_proxy_reads_over_sse_through_every
         page.evaluate(STATE_RECORDER)
         page.evaluate(TRANSPORT_RECORDER)
         page.evaluate("window.__sameDocument = true")
-        api.post(SLUG, "First over the stream")
+        post_all(api, ["First over the stream"])
         expect_exactly_once(page, ["First over the stream"])
 
         # A cut: the stream is reset and new connections refused for a while.
         proxy.refuse(True)
         assert proxy.cut() >= 1
         expect(connection).to_have_attribute("data-state", re.compile("^(reconnecting|offline)$"))
-        cut = [f"In the tunnel {number}" for number in range(1, 4)]
-        for body in cut:
-            api.post(SLUG, body)
+        cut = post_all(api, [f"In the tunnel {number}" for number in range(1, 4)])
         restored = time.monotonic()
         proxy.refuse(False)
         expect_exactly_once(page, cut)
@@ -106,9 +111,7 @@ def test_a_reader_behind_a_websocket_blocking_proxy_reads_over_sse_through_every
         # A stall: the stream stays open and silent; 2.5 missed heartbeats declare it dead.
         assert proxy.blackhole() >= 1
         stalled_at = time.monotonic()
-        stalled = ["Stalled one", "Stalled two"]
-        for body in stalled:
-            api.post(SLUG, body)
+        stalled = post_all(api, ["Stalled one", "Stalled two"])
         expect_exactly_once(page, stalled)
         record("stall: 2 posts shown after the stream went silent", stalled_at)
 
@@ -117,9 +120,7 @@ def test_a_reader_behind_a_websocket_blocking_proxy_reads_over_sse_through_every
         expect(connection).to_have_attribute("data-state", re.compile("^(reconnecting|offline)$"))
         server.start()
         restarted_at = time.monotonic()
-        restarted = ["Back after the restart", "And another"]
-        for body in restarted:
-            api.post(SLUG, body)
+        restarted = post_all(api, ["Back after the restart", "And another"])
         expect_exactly_once(page, restarted)
         record("restart: 2 posts shown after the server came back", restarted_at)
         expect(connection).to_have_attribute("data-state", "live")
