@@ -142,7 +142,7 @@ def test_clients_are_counted_by_address_and_ipv6_by_64():
     assert endpoints.client_network(None) == "unknown"
 
 
-# --- At send time: the address actually connected ---------------------------------------------------
+# --- At send time: the address actually connected -------------------------------------------
 
 
 @pytest.fixture
@@ -366,7 +366,7 @@ def test_nothing_is_pushed_when_the_write_rolls_back(blog, author, enqueued,
     assert enqueued == []
 
 
-# --- The sender ------------------------------------------------------------------------------------
+# --- The sender --------------------------------------------------------------------------------
 
 
 class Recorder:
