@@ -59,8 +59,8 @@ def push(config: Config, progress: Callable[[str], None]) -> list[dict[str, Any]
                  "keys": BrowserKeys().subscription("")["keys"]} for n in range(count)]
         path = site.directory / "subscriptions.json"
         path.write_text(json.dumps(rows))
-        stored = int(site.manage("shell", "-c", SUBSCRIBE.format(slug=site.slug,
-                                                                 path=str(path))).strip())
+        output = site.manage("shell", "-c", SUBSCRIBE.format(slug=site.slug, path=str(path)))
+        stored = int(output.split()[-1])
         if stored != count:
             raise BenchError(f"{stored} subscriptions stored, not {count}")
         progress(f"push: {count} subscriptions, {config.push_runs} key events")
