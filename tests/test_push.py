@@ -521,3 +521,37 @@ def test_the_receiver_can_hang():
         receiver.answers["/hang"] = HANG
         with pytest.raises(requests.ReadTimeout):
             requests.post(receiver.url("/hang"), data=b"x", timeout=(1, 0.3))
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_key_event_posted_over_the_websocket_pushes_too(blog, author, enqueued):
+    """The author's websocket path publishes through the same service: pushed on commit."""
+    from tests.support.comms import Reader
+
+    writer = await Reader.open("final", user=author)
+    await writer.until(lambda frame: frame["type"] == "live")
+    await writer.send({"type": "post", "client_id": str(uuid.uuid4()), "body": "Own goal",
+                       "key_event": True})
+    [*_, ack] = await writer.until(lambda frame: frame["type"] == "ack")
+    assert ack["post"]["key_event"] is True
+    assert enqueued == [(blog.pk, ack["post"]["id"], ack["seq"])]
+    await writer.close()
+
+
+@pytest.mark.django_db
+def test_the_admin_lists_searches_and_deletes_subscriptions(blog, owner):
+    owner.is_superuser = True
+    owner.save()
+    subscribe(blog, "https://push.example.net/findme")
+    subscribe(blog, "https://push.example.net/other")
+    admin = Client()
+    admin.force_login(owner)
+    page = admin.get("/admin/liveblog/pushsubscription/?q=findme")
+    assert page.status_code == 200 and b"push.example.net" in page.content
+    assert page.context["cl"].result_count == 1
+    target = PushSubscription.objects.get(endpoint__endswith="findme")
+    gone = admin.post(f"/admin/liveblog/pushsubscription/{target.pk}/delete/", {"post": "yes"})
+    assert gone.status_code == 302
+    assert list(PushSubscription.objects.values_list("endpoint", flat=True)) == [
+        "https://push.example.net/other"]
+    assert admin.get("/admin/liveblog/pushsubscription/add/").status_code == 403
