@@ -555,3 +555,50 @@ def test_the_admin_lists_searches_and_deletes_subscriptions(blog, owner):
     assert list(PushSubscription.objects.values_list("endpoint", flat=True)) == [
         "https://push.example.net/other"]
     assert admin.get("/admin/liveblog/pushsubscription/add/").status_code == 403
+
+
+# --- The VAPID key ----------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def fresh_vapid():
+    vapid.forget()
+    yield
+    vapid.forget()
+
+
+def test_the_vapid_key_is_generated_once_into_var_with_mode_0600(settings, tmp_path,
+                                                                  fresh_vapid):
+    settings.LIVEBLOG_VAPID_PRIVATE_KEY = ""
+    settings.LIVEBLOG_VAPID_KEY_FILE = tmp_path / "var" / "vapid_private_key.pem"
+    key = vapid.public_key()
+    path = settings.LIVEBLOG_VAPID_KEY_FILE
+    assert path.read_bytes().startswith(b"-----BEGIN PRIVATE KEY-----")
+    assert path.stat().st_mode & 0o777 == 0o600
+    assert list(path.parent.iterdir()) == [path]  # no temporary file left behind
+    vapid.forget()
+    assert vapid.public_key() == key  # read again, not made again
+
+
+def test_the_vapid_key_from_the_environment_is_the_raw_base64url_key(settings, fresh_vapid):
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    from devstack.push import b64url
+
+    private = ec.generate_private_key(ec.SECP256R1())
+    settings.LIVEBLOG_VAPID_PRIVATE_KEY = b64url(private.private_numbers().private_value
+                                                 .to_bytes(32, "big"))
+    assert vapid.public_key() == BrowserKeys(private=private).p256dh
+
+
+@pytest.mark.parametrize("value", ["not-a-key", "-----BEGIN PRIVATE KEY-----", "AAAA"])
+def test_a_malformed_vapid_key_in_the_environment_stops_the_server(value):
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "LIVEBLOG_VAPID_PRIVATE_KEY": value, "SECRET_KEY": "x" * 50}
+    result = subprocess.run([sys.executable, "-c", "import project.settings"], env=env,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode != 0
+    assert "LIVEBLOG_VAPID_PRIVATE_KEY must be the base64url raw 32-byte" in result.stderr
