@@ -466,16 +466,18 @@ def test_a_burst_of_key_events_coalesces_to_the_newest(blog, author):
     other = services.blog_create(actor=blog.owner, slug="semi", title="Semi-final")
     keys = subscribe(blog, "https://push.example.net/a")
     other_keys = subscribe(other, "https://push.example.net/b")
-    gate = threading.Event()
+    gate, entered = threading.Event(), threading.Event()
     recorder = Recorder()
 
     def slow(url: str, **kwargs) -> int:
+        entered.set()
         gate.wait(10)
         return recorder(url, **kwargs)
 
     pusher = sender.Sender(workers=2, post=slow)
     first = create(blog, blog.owner, "Warm-up", key_event=True)
-    pusher.enqueue(sender.Job(blog.pk, first.data["id"], first.seq))  # busy with this one
+    pusher.enqueue(sender.Job(blog.pk, first.data["id"], first.seq))
+    assert entered.wait(10)  # the sender is busy sending this one
     burst = [create(blog, blog.owner, f"Goal {n}", key_event=True) for n in range(3)]
     semi = create(other, blog.owner, "Semi goal", key_event=True)
     for written in burst:
@@ -557,7 +559,7 @@ def test_the_admin_lists_searches_and_deletes_subscriptions(blog, owner):
     assert admin.get("/admin/liveblog/pushsubscription/add/").status_code == 403
 
 
-# --- The VAPID key ----------------------------------------------------------------------------------
+# --- The VAPID key ---------------------------------------------------------------------------
 
 
 @pytest.fixture
@@ -602,3 +604,33 @@ def test_a_malformed_vapid_key_in_the_environment_stops_the_server(value):
                             capture_output=True, text=True, timeout=60)
     assert result.returncode != 0
     assert "LIVEBLOG_VAPID_PRIVATE_KEY must be the base64url raw 32-byte" in result.stderr
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_running_batch_stops_handing_out_an_older_key_event(blog):
+    """A newer key event of the blog arrives while the older one's batch is being sent: the
+    subscriptions not reached yet get only the newer one."""
+    all_keys = [subscribe(blog, f"https://push.example.net/{n}") for n in range(6)]
+    gate, entered = threading.Event(), threading.Event()
+    recorder = Recorder()
+
+    def slow(url: str, **kwargs) -> int:
+        entered.set()
+        gate.wait(10)
+        return recorder(url, **kwargs)
+
+    pusher = sender.Sender(workers=1, post=slow)
+    older = create(blog, blog.owner, "Goal", key_event=True)
+    pusher.enqueue(sender.Job(blog.pk, older.data["id"], older.seq))
+    assert entered.wait(10)
+    newer = create(blog, blog.owner, "Goal disallowed", key_event=True)
+    pusher.enqueue(sender.Job(blog.pk, newer.data["id"], newer.seq))
+    gate.set()
+    assert pusher.idle(10)
+    by_post: dict[int, int] = {}
+    for url, body, *_ in recorder.sent:
+        post = all_keys[int(url.rsplit("/", 1)[1])].decrypt(body)["post"]
+        by_post[post] = by_post.get(post, 0) + 1
+    assert by_post[newer.data["id"]] == 6
+    assert 1 <= by_post[older.data["id"]] < 6
+    assert pusher.reports[-2].superseded and not pusher.reports[-1].superseded
