@@ -386,6 +386,19 @@ class Recorder:
         return answer
 
 
+class Gated(Recorder):
+    """A Recorder whose sends wait at a gate: `entered` is set once the first send waits."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gate, self.entered = threading.Event(), threading.Event()
+
+    def __call__(self, url: str, **kwargs) -> int:
+        self.entered.set()
+        self.gate.wait(10)
+        return super().__call__(url, **kwargs)
+
+
 def subscribe(blog, endpoint: str) -> BrowserKeys:
     keys = BrowserKeys()
     data = keys.subscription(endpoint)["keys"]
@@ -466,24 +479,17 @@ def test_a_burst_of_key_events_coalesces_to_the_newest(blog, author):
     other = services.blog_create(actor=blog.owner, slug="semi", title="Semi-final")
     keys = subscribe(blog, "https://push.example.net/a")
     other_keys = subscribe(other, "https://push.example.net/b")
-    gate, entered = threading.Event(), threading.Event()
-    recorder = Recorder()
-
-    def slow(url: str, **kwargs) -> int:
-        entered.set()
-        gate.wait(10)
-        return recorder(url, **kwargs)
-
-    pusher = sender.Sender(workers=2, post=slow)
+    recorder = Gated()
+    pusher = sender.Sender(workers=2, post=recorder)
     first = create(blog, blog.owner, "Warm-up", key_event=True)
     pusher.enqueue(sender.Job(blog.pk, first.data["id"], first.seq))
-    assert entered.wait(10)  # the sender is busy sending this one
+    assert recorder.entered.wait(10)  # the sender is busy sending this one
     burst = [create(blog, blog.owner, f"Goal {n}", key_event=True) for n in range(3)]
     semi = create(other, blog.owner, "Semi goal", key_event=True)
     for written in burst:
         pusher.enqueue(sender.Job(blog.pk, written.data["id"], written.seq))
     pusher.enqueue(sender.Job(other.pk, semi.data["id"], semi.seq))
-    gate.set()
+    recorder.gate.set()
     assert pusher.idle(10)
     got = [(url, (keys if url.endswith("/a") else other_keys).decrypt(body)["post"])
            for url, body, *_ in recorder.sent]
@@ -611,21 +617,14 @@ def test_a_running_batch_stops_handing_out_an_older_key_event(blog):
     """A newer key event of the blog arrives while the older one's batch is being sent: the
     subscriptions not reached yet get only the newer one."""
     all_keys = [subscribe(blog, f"https://push.example.net/{n}") for n in range(6)]
-    gate, entered = threading.Event(), threading.Event()
-    recorder = Recorder()
-
-    def slow(url: str, **kwargs) -> int:
-        entered.set()
-        gate.wait(10)
-        return recorder(url, **kwargs)
-
-    pusher = sender.Sender(workers=1, post=slow)
+    recorder = Gated()
+    pusher = sender.Sender(workers=1, post=recorder)
     older = create(blog, blog.owner, "Goal", key_event=True)
     pusher.enqueue(sender.Job(blog.pk, older.data["id"], older.seq))
-    assert entered.wait(10)
+    assert recorder.entered.wait(10)
     newer = create(blog, blog.owner, "Goal disallowed", key_event=True)
     pusher.enqueue(sender.Job(blog.pk, newer.data["id"], newer.seq))
-    gate.set()
+    recorder.gate.set()
     assert pusher.idle(10)
     by_post: dict[int, int] = {}
     for url, body, *_ in recorder.sent:
