@@ -28,12 +28,12 @@ from .report import (
     server_code,
     write_json,
 )
-from .scenarios import Config, fanout, replay
+from .scenarios import Config, fanout, fanout_sse, replay
 from .stack import LAYERS, stack
 from .storm import storm
 
 RESULTS = Path(__file__).resolve().parent / "results"
-SCENARIOS = ("fanout", "burst", "storm", "idle", "replay", "abuse", "stack")
+SCENARIOS = ("fanout", "fanout-sse", "burst", "storm", "idle", "replay", "abuse", "stack")
 DEFAULT_SCENARIOS = ("fanout", "burst", "storm", "idle", "replay", "abuse")  # stack: on request
 SERVERS = ("liveblog", "reference")
 
@@ -57,11 +57,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--readers", type=_int_list, default=_int_list(os.environ.get("N") or
                                                                        "1000,2000"),
                         help="fan-out reader counts, comma-separated (default: $N or 1000,2000)")
+    parser.add_argument("--sse-readers", type=_int_list,
+                        default=_int_list(os.environ.get("N") or "1000"),
+                        help="fanout-sse reader counts, comma-separated (default: $N or 1000)")
     parser.add_argument("--posts", type=int, default=20, help="posts per fan-out row (20)")
     parser.add_argument("--interval", type=float, default=1.0, help="seconds between posts (1)")
     parser.add_argument("--procs", type=int, default=2, help="load generator processes (2)")
     parser.add_argument("--scenarios", type=_choices(SCENARIOS), default=list(DEFAULT_SCENARIOS),
-                        help="comma-separated: fanout,burst,storm,idle,replay,abuse,stack "
+                        help="comma-separated: fanout,fanout-sse,burst,storm,idle,replay,abuse,"
+                             "stack "
                              "(default all but stack)")
     parser.add_argument("--servers", type=_choices(SERVERS), default=list(SERVERS),
                         help="comma-separated: liveblog,reference (default both)")
@@ -134,7 +138,7 @@ def config_from(args: argparse.Namespace, work: Path) -> Config:
         stack_readers=args.stack_readers, stack_layers=args.stack_layers,
         stack_runs=args.stack_runs, stack_idle=args.stack_idle,
         abuse_readers=args.abuse_readers, abuse_resyncs=args.abuse_resyncs,
-        abuse_junk=args.abuse_junk,
+        abuse_junk=args.abuse_junk, sse_readers=args.sse_readers,
     )
 
 
@@ -156,6 +160,7 @@ def _scenarios(config: Config, chosen: list[str], rows: list[dict[str, Any]],
 
     table: dict[str, Callable[[], list[dict]]] = {
         "fanout": lambda: fanout(config, _progress),
+        "fanout-sse": lambda: fanout_sse(config, _progress),
         "burst": lambda: burst(config, _progress, _liveblog_frame_bytes(rows)),
         "storm": lambda: storm(config, _progress),
         "idle": lambda: idle(config, _progress),
