@@ -34,7 +34,8 @@ from .storm import storm
 
 RESULTS = Path(__file__).resolve().parent / "results"
 SCENARIOS = ("fanout", "fanout-sse", "burst", "storm", "idle", "replay", "abuse", "stack")
-DEFAULT_SCENARIOS = ("fanout", "burst", "storm", "idle", "replay", "abuse")  # stack: on request
+# stack: on request
+DEFAULT_SCENARIOS = ("fanout", "fanout-sse", "burst", "storm", "idle", "replay", "abuse")
 SERVERS = ("liveblog", "reference")
 
 
@@ -58,8 +59,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                                                                        "1000,2000"),
                         help="fan-out reader counts, comma-separated (default: $N or 1000,2000)")
     parser.add_argument("--sse-readers", type=_int_list,
-                        default=_int_list(os.environ.get("N") or "1000"),
-                        help="fanout-sse reader counts, comma-separated (default: $N or 1000)")
+                        help="fanout-sse reader counts, comma-separated (default: the first "
+                             "fan-out count, 1000)")
     parser.add_argument("--posts", type=int, default=20, help="posts per fan-out row (20)")
     parser.add_argument("--interval", type=float, default=1.0, help="seconds between posts (1)")
     parser.add_argument("--procs", type=int, default=2, help="load generator processes (2)")
@@ -138,7 +139,7 @@ def config_from(args: argparse.Namespace, work: Path) -> Config:
         stack_readers=args.stack_readers, stack_layers=args.stack_layers,
         stack_runs=args.stack_runs, stack_idle=args.stack_idle,
         abuse_readers=args.abuse_readers, abuse_resyncs=args.abuse_resyncs,
-        abuse_junk=args.abuse_junk, sse_readers=args.sse_readers,
+        abuse_junk=args.abuse_junk, sse_readers=args.sse_readers or args.readers[:1],
     )
 
 
