@@ -10,6 +10,9 @@ caller wait, so the hub never waits on a reader. Three calls:
 - `abandon(code)`: give up on a reader too far behind: drop what it has not taken, and close.
 - `shut(code)`: close on a client that abuses the server: as `abandon`, and read nothing more
   from it (what it goes on writing stays in the kernel until the close times out).
+- `keep_alive()`: a heartbeat passed with nothing sent (a catch-up under way): a transport that
+  needs traffic to stay open through proxies sends some. A websocket needs nothing: daphne's own
+  protocol pings keep it open.
 - `pace_input()`: called for each incoming frame the consumer takes. daphne reads whatever a
   client writes into an unbounded queue, one socket read at a time (thousands of small frames),
   far faster than the consumer takes them: a client that is that far ahead is not read from
@@ -60,6 +63,8 @@ class Wire(Protocol):
     def shut(self, code: int) -> None: ...
 
     def pace_input(self) -> None: ...
+
+    def keep_alive(self) -> None: ...
 
 
 # --- Finding daphne's connection, and probing it ------------------------------------------------
@@ -178,6 +183,9 @@ class DirectWire:
         close_frame(self._protocol, code)
         self._shut = True
         self._pause_reading()
+
+    def keep_alive(self) -> None:
+        """daphne pings websockets itself."""
 
     def pace_input(self) -> None:
         waiting = self._protocol.application_queue.qsize()
@@ -327,6 +335,9 @@ class QueuedWire:
 
     def pace_input(self) -> None:
         """ASGI has no way to stop reading (and other servers bound their own queues)."""
+
+    def keep_alive(self) -> None:
+        """Websocket servers ping on their own."""
 
     def idle(self) -> Awaitable[None]:
         """Done once everything queued so far went out (tests)."""
