@@ -13,28 +13,30 @@ comes back with its position).
 
 Two implementations, as for websockets:
 
-`DaphneStreamWire`, under daphne: a message is written into the HTTP response synchronously,
-through daphne's own protocol method (`WebRequest.handle_reply`, which its ASGI `send` calls after
-a type check), so a fan-out costs no coroutine per reader. The backlog is Twisted's write buffer,
-as for the websocket fast path; `stream_wire_for` probes the attributes once per kind of
-connection and falls back when any is missing.
+`DaphneStreamWire`, under daphne: a message is written into the HTTP response synchronously, so a
+fan-out costs no coroutine per reader: a live or replayed event as its HTTP/1.1 chunk, made once
+per process and written straight to the socket when nothing waits before it (as the websocket
+fast path does, wire.py `send_now`); anything else through daphne's own protocol method
+(`WebRequest.handle_reply`, which its ASGI `send` calls after a type check). The backlog is
+Twisted's write buffer; `stream_wire_for` probes the attributes once per kind of connection and
+falls back when any is missing.
 
-`QueuedStreamWire`, anywhere else (another ASGI server, tests): messages go through ASGI `send`
-from a queue bounded in bytes, drained by a task of its own.
+`QueuedStreamWire`, anywhere else (another ASGI server, tests, daphne with the fast path off):
+the websocket's queued wire with body chunks for messages.
 """
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import logging
-from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from django.conf import settings
+from twisted.internet import tcp
 
 from .feed import Frame
+from .wire import QueuedWire, SocketPressure, send_now
 
 logger = logging.getLogger(__name__)
 
@@ -42,8 +44,9 @@ logger = logging.getLogger(__name__)
 KEEP_ALIVE = b": keep-alive\n\n"
 
 # What the daphne path uses: daphne's request (a twisted.web Request) and its TCP transport.
-_REQUEST_API = ("handle_reply", "finished", "channel")
-_TRANSPORT_INTERNALS = ("dataBuffer", "offset", "_tempDataLen", "abortConnection")
+_REQUEST_API = ("handle_reply", "finished", "channel", "chunked", "startedWriting")
+_TRANSPORT_INTERNALS = ("dataBuffer", "offset", "_tempDataLen", "connected", "disconnecting",
+                        "abortConnection")
 _probed: dict[tuple[type, type], bool] = {}
 
 
@@ -63,6 +66,12 @@ def preamble(*, retry_ms: int, comment: str) -> bytes:
     return f"retry: {retry_ms}\n: {comment}\n\n".encode()
 
 
+def chunked_frame_message(frame: Frame) -> bytes:
+    """The message as one chunk of HTTP/1.1's chunked coding, as Twisted would write it."""
+    data = frame_message(frame)
+    return b"%x\r\n%s\r\n" % (len(data), data)
+
+
 def _encoded(frame: str | Frame) -> bytes:
     return frame.streamed(frame_message) if isinstance(frame, Frame) else message(frame)
 
@@ -71,15 +80,19 @@ def _encoded(frame: str | Frame) -> bytes:
 
 
 def daphne_request(send: Callable) -> Any | None:
-    """daphne's request behind an HTTP connection's ASGI send (`partial(server.handle_reply,
-    request)`), when it and its transport have what the direct path touches; else None."""
+    """daphne's request behind an HTTP connection's ASGI send (daphne hands the application
+    `partial(server.handle_reply, request)`), or None for any other server."""
     if not isinstance(send, functools.partial) or not send.args:
         return None
     if getattr(send.func, "__name__", None) != "handle_reply":
         return None
     request = send.args[0]
-    if not all(hasattr(request, name) for name in _REQUEST_API):
-        return None
+    return request if all(hasattr(request, name) for name in _REQUEST_API) else None
+
+
+def fast_path_works(request: Any) -> bool:
+    """Whether this request's transport has what the direct path reads. Checked for the first
+    request of each kind, then remembered; a miss is logged once."""
     transport = getattr(request.channel, "transport", None)
     kind = (type(request), type(transport))
     if kind not in _probed:
@@ -88,24 +101,34 @@ def daphne_request(send: Callable) -> Any | None:
             logger.warning("event stream fast path off: %s lacks %s; sending through ASGI",
                            kind[1].__name__, ", ".join(missing))
         _probed[kind] = not missing
-    return request if _probed[kind] else None
+    return _probed[kind]
 
 
 class DaphneStreamWire:
     def __init__(self, request: Any, *, max_backlog_bytes: int,
                  on_end: Callable[[], None]) -> None:
         self._request = request
-        self._transport = request.channel.transport
+        transport = self._transport = request.channel.transport
+        # A plain TCP connection can take bytes at once (not a TLS one: its bytes are not ours).
+        self._sock = transport.getHandle() if isinstance(transport, tcp.Connection) else None
         self._max_backlog_bytes = max_backlog_bytes
         self._on_end = on_end
         self._ended = False
 
     def send(self, frame: str | Frame) -> bool:
-        if self._ended or self._request.finished or self._request.channel is None:
+        request = self._request
+        if self._ended or request.finished or request.channel is None:
             return False
         if self.backlog() > self._max_backlog_bytes:
             return False
-        self._write(_encoded(frame))
+        if isinstance(frame, Frame) and request.chunked and request.startedWriting:
+            # An event's chunk is the same bytes for every HTTP/1.1 reader: made once, and
+            # written past twisted.web (which would only frame it again).
+            data = send_now(self._sock, self._transport, frame.streamed(chunked_frame_message))
+            if data:
+                self._transport.write(data)
+        else:
+            self._write(_encoded(frame))
         return True
 
     def keep_alive(self) -> None:
@@ -144,69 +167,39 @@ class DaphneStreamWire:
 # --- Anywhere else ------------------------------------------------------------------------------
 
 
-class QueuedStreamWire:
-    def __init__(self, send: Callable[[dict], Awaitable[None]], *, max_backlog_bytes: int,
-                 on_end: Callable[[], None]) -> None:
-        self._send = send
-        self._max_backlog_bytes = max_backlog_bytes
-        self._on_end = on_end
-        self._queue: deque[bytes | None] = deque()  # None: the end of the response
-        self._queued_bytes = 0
-        self._writer: asyncio.Task | None = None
-        self._ended = False
+class QueuedStreamWire(QueuedWire):
+    """The websocket's queued wire (wire.py), its messages a response's body chunks. Under
+    daphne, whose `send` never waits, it is bounded by Twisted's report of a full socket
+    (`SocketPressure`), as the websocket's is. ASGI cannot drop a connection: `abandon` ends
+    the response at once, without what is queued."""
 
-    def send(self, frame: str | Frame) -> bool:
-        if self._ended or self._queued_bytes > self._max_backlog_bytes:
-            return False
-        self._put(_encoded(frame))
-        return True
+    def __init__(self, send: Callable[[dict], Awaitable[None]], *, max_backlog_bytes: int,
+                 on_end: Callable[[], None], pressure: SocketPressure | None = None) -> None:
+        super().__init__(send, max_queued=settings.LIVEBLOG_REPLAY_WINDOW
+                         + settings.LIVEBLOG_MAX_QUEUED_FRAMES,
+                         max_backlog_bytes=max_backlog_bytes, pressure=pressure)
+        self._on_end = on_end
+
+    @staticmethod
+    def _message(frame: str | Frame) -> tuple[dict, int]:
+        data = _encoded(frame)
+        return {"type": "http.response.body", "body": data, "more_body": True}, len(data)
+
+    @staticmethod
+    def _close_message(code: int) -> dict:
+        return {"type": "http.response.body", "body": b"", "more_body": False}
+
+    @staticmethod
+    def _queue_end(message: dict) -> bool:
+        return not message["more_body"]
 
     def keep_alive(self) -> None:
-        if not self._ended and self._queued_bytes <= self._max_backlog_bytes:
-            self._put(KEEP_ALIVE)
+        if not self._closed and not self._too_far_behind():
+            self._put({"type": "http.response.body", "body": KEEP_ALIVE, "more_body": True},
+                      len(KEEP_ALIVE))
 
-    def backlog(self) -> int:
-        return self._queued_bytes
-
-    def close(self, code: int) -> None:
-        if not self._ended:
-            self._ended = True
-            self._put(None)
-
-    def abandon(self, code: int) -> None:
-        if not self._ended:
-            self._queue.clear()
-            self._queued_bytes = 0
-            self._ended = True
-            self._on_end()
-
-    shut = abandon
-
-    def pace_input(self) -> None:
-        """A stream's client sends nothing after its request."""
-
-    def _put(self, data: bytes | None) -> None:
-        self._queue.append(data)
-        self._queued_bytes += len(data or b"")
-        if self._writer is None or self._writer.done():
-            self._writer = asyncio.ensure_future(self._drain())
-
-    async def _drain(self) -> None:
-        while self._queue:
-            data = self._queue.popleft()
-            self._queued_bytes -= len(data or b"")
-            try:
-                await self._send({"type": "http.response.body", "body": data or b"",
-                                  "more_body": data is not None})
-            except Exception:  # noqa: BLE001 - a connection that went away
-                logger.debug("dropping messages for a closed stream", exc_info=True)
-                self._queue.clear()
-                self._queued_bytes = 0
-                data = None
-            if data is None:
-                self._ended = True
-                self._on_end()
-                return
+    def _ended(self) -> None:
+        self._on_end()
 
 
 def stream_wire_for(send: Callable[[dict], Awaitable[None]], *,
@@ -215,6 +208,8 @@ def stream_wire_for(send: Callable[[dict], Awaitable[None]], *,
     `on_end()` is called once the response is over (ended, or the connection dropped)."""
     max_backlog = settings.LIVEBLOG_MAX_BACKLOG_BYTES
     request = daphne_request(send)
-    if request is not None and settings.LIVEBLOG_DIRECT_WIRE:
+    if request is not None and settings.LIVEBLOG_DIRECT_WIRE and fast_path_works(request):
         return DaphneStreamWire(request, max_backlog_bytes=max_backlog, on_end=on_end)
-    return QueuedStreamWire(send, max_backlog_bytes=max_backlog, on_end=on_end)
+    pressure = SocketPressure.watch(request.channel) if request is not None else None
+    return QueuedStreamWire(send, max_backlog_bytes=max_backlog, on_end=on_end,
+                            pressure=pressure)

@@ -29,7 +29,7 @@ class Frame:
         self.text = text
         self.epoch = epoch
         self._framed: Any = None
-        self._streamed: Any = None
+        self._streamed: dict[Callable, Any] | None = None
 
     def framed(self, make: Callable[[str], Any]) -> Any:
         """`make(text)` for a websocket, computed by the first caller and shared by the rest."""
@@ -38,10 +38,14 @@ class Frame:
         return self._framed
 
     def streamed(self, make: Callable[[Frame], Any]) -> Any:
-        """`make(self)` for an event stream, computed by the first caller and shared."""
+        """`make(self)` for an event stream (one result per `make`: with or without HTTP's
+        chunked coding), computed by the first caller and shared by the rest."""
         if self._streamed is None:
-            self._streamed = make(self)
-        return self._streamed
+            self._streamed = {}
+        made = self._streamed.get(make)
+        if made is None:
+            made = self._streamed[make] = make(self)
+        return made
 
 
 class Feed:

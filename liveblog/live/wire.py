@@ -210,24 +210,30 @@ class DirectWire:
         return self._protocol.factory.prepareMessage(text.encode())
 
     def _send_now(self, data: bytes) -> None:
-        """Hand the bytes to the socket now when nothing waits before them, as asyncio's own
-        transports do. Twisted would register the socket for writing and write on the next
-        turn of the loop: four epoll calls per reader per event, half of a fan-out's cost.
-        Whatever the socket does not take goes to Twisted's buffer, in order."""
-        protocol, transport = self._protocol, self._protocol.transport
-        if (self._sock is not None and not protocol.send_queue and transport.connected
-                and not transport.disconnecting and not transport._tempDataLen
-                and len(transport.dataBuffer) == transport.offset):
-            try:
-                sent = self._sock.send(data)
-            except (BlockingIOError, InterruptedError):
-                sent = 0
-            except OSError:
-                sent = 0  # a dead connection: Twisted finds out on its own write and closes
-            if sent == len(data):
-                return
-            data = data[sent:]
-        protocol.sendData(data)
+        """Hand the bytes to the socket now when nothing waits before them (see `send_now`);
+        Autobahn's own queue counts as waiting."""
+        protocol = self._protocol
+        if not protocol.send_queue:
+            data = send_now(self._sock, protocol.transport, data)
+        if data:
+            protocol.sendData(data)
+
+
+def send_now(sock: Any, transport: Any, data: bytes) -> bytes:
+    """Write to the socket at once when nothing waits in Twisted's buffer before `data`, as
+    asyncio's own transports do, and return what it did not take (the caller hands that to
+    Twisted, in order). Twisted would register the socket for writing and write on the next turn
+    of the loop: four epoll calls per reader per event, half of a fan-out's cost."""
+    if (sock is not None and transport.connected and not transport.disconnecting
+            and not transport._tempDataLen and len(transport.dataBuffer) == transport.offset):
+        try:
+            sent = sock.send(data)
+        except (BlockingIOError, InterruptedError):
+            sent = 0
+        except OSError:
+            sent = 0  # a dead connection: Twisted finds out on its own write and closes
+        return data[sent:]
+    return data
 
 
 # --- The queued path ----------------------------------------------------------------------------
@@ -284,7 +290,9 @@ class SocketPressure:
 
 
 class QueuedWire:
-    """Sends frames through ASGI `send`, in order, from a bounded queue."""
+    """Sends frames through ASGI `send`, in order, from a bounded queue. What a message is made
+    of is `_message` and `_close_message` (a websocket's here; an event stream's in
+    eventstream.py)."""
 
     def __init__(self, send: Callable[[dict], Awaitable[None]], *, max_queued: int,
                  max_backlog_bytes: int, pressure: SocketPressure | None = None,
@@ -297,17 +305,24 @@ class QueuedWire:
         self._pressure = pressure
         # Bytes handed over since the socket was last seen full (see SocketPressure).
         self._sent_while_full = 0
-        self._queue: deque[dict] = deque()
+        self._queue: deque[tuple[dict, int]] = deque()  # (ASGI message, bytes it carries)
         self._queued_bytes = 0
         self._writer: asyncio.Task | None = None
         self._closed = False
 
+    @staticmethod
+    def _message(frame: str | Frame) -> tuple[dict, int]:
+        text = frame if isinstance(frame, str) else frame.text
+        return {"type": "websocket.send", "text": text}, len(text)
+
+    @staticmethod
+    def _close_message(code: int) -> dict:
+        return {"type": "websocket.close", "code": code}
+
     def send(self, frame: str | Frame) -> bool:
         if self._closed or self._too_far_behind():
             return False
-        text = frame if isinstance(frame, str) else frame.text
-        self._queued_bytes += len(text)
-        self._put({"type": "websocket.send", "text": text})
+        self._put(*self._message(frame))
         return True
 
     def backlog(self) -> int:
@@ -319,7 +334,7 @@ class QueuedWire:
     def close(self, code: int) -> None:
         if self._closed:
             return
-        self._put({"type": "websocket.close", "code": code})
+        self._put(self._close_message(code), 0)
         self._closed = True
         if self._pressure is not None:
             self._pressure.release()
@@ -347,21 +362,20 @@ class QueuedWire:
         return (len(self._queue) >= self._max_queued
                 or self.backlog() > self._max_backlog_bytes)
 
-    def _put(self, message: dict) -> None:
-        self._queue.append(message)
+    def _put(self, message: dict, size: int) -> None:
+        self._queue.append((message, size))
+        self._queued_bytes += size
         if self._writer is None or self._writer.done():
             self._writer = asyncio.ensure_future(self._drain())
 
     async def _drain(self) -> None:
         while self._queue:
-            message = self._queue.popleft()
-            text = message.get("text")
-            if text is not None:
-                self._queued_bytes -= len(text)
-                if self._pressure is not None and self._pressure.paused:
-                    self._sent_while_full += len(text)
+            message, size = self._queue.popleft()
+            self._queued_bytes -= size
+            if self._pressure is not None and self._pressure.paused:
+                self._sent_while_full += size
             try:
-                if self._closer is not None and message["type"] == "websocket.close":
+                if self._closer is not None and self._queue_end(message):
                     self._closer(message["code"])
                 else:
                     await self._send(message)
@@ -370,6 +384,18 @@ class QueuedWire:
                 self._queue.clear()
                 self._queued_bytes = 0
                 self._closed = True
+                self._ended()
+                return
+            if self._queue_end(message):
+                self._ended()
+
+    @staticmethod
+    def _queue_end(message: dict) -> bool:
+        """Whether this message ends the connection."""
+        return message["type"] == "websocket.close"
+
+    def _ended(self) -> None:
+        """The last message went (or the connection did)."""
 
 
 # --- Pacing ------------------------------------------------------------------------------------
