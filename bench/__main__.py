@@ -29,14 +29,15 @@ from .report import (
     server_code,
     write_json,
 )
-from .scenarios import Config, fanout, replay
+from .scenarios import Config, fanout, fanout_sse, replay
 from .stack import LAYERS, stack
 from .storm import storm
 
 RESULTS = Path(__file__).resolve().parent / "results"
-SCENARIOS = ("fanout", "burst", "storm", "idle", "replay", "abuse", "push", "stack")
+SCENARIOS = ("fanout", "fanout-sse", "burst", "storm", "idle", "replay", "abuse", "push",
+             "stack")
 # stack: on request
-DEFAULT_SCENARIOS = ("fanout", "burst", "storm", "idle", "replay", "abuse", "push")
+DEFAULT_SCENARIOS = ("fanout", "fanout-sse", "burst", "storm", "idle", "replay", "abuse", "push")
 SERVERS = ("liveblog", "reference")
 
 
@@ -59,12 +60,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--readers", type=_int_list, default=_int_list(os.environ.get("N") or
                                                                        "1000,2000"),
                         help="fan-out reader counts, comma-separated (default: $N or 1000,2000)")
+    parser.add_argument("--sse-readers", type=_int_list,
+                        help="fanout-sse reader counts, comma-separated (default: the first "
+                             "fan-out count, 1000)")
     parser.add_argument("--posts", type=int, default=20, help="posts per fan-out row (20)")
     parser.add_argument("--interval", type=float, default=1.0, help="seconds between posts (1)")
     parser.add_argument("--procs", type=int, default=2, help="load generator processes (2)")
     parser.add_argument("--scenarios", type=_choices(SCENARIOS), default=list(DEFAULT_SCENARIOS),
-                        help="comma-separated: fanout,burst,storm,idle,replay,abuse,push,"
-                             "stack (default all but stack)")
+                        help="comma-separated: fanout,fanout-sse,burst,storm,idle,replay,abuse,"
+                             "push,stack (default all but stack)")
     parser.add_argument("--servers", type=_choices(SERVERS), default=list(SERVERS),
                         help="comma-separated: liveblog,reference (default both)")
     parser.add_argument("--burst-readers", type=int, default=1000,
@@ -141,7 +145,7 @@ def config_from(args: argparse.Namespace, work: Path) -> Config:
         stack_runs=args.stack_runs, stack_idle=args.stack_idle,
         abuse_readers=args.abuse_readers, abuse_resyncs=args.abuse_resyncs,
         abuse_junk=args.abuse_junk, push_subscriptions=args.push_subscriptions,
-        push_runs=args.push_runs,
+        push_runs=args.push_runs, sse_readers=args.sse_readers or args.readers[:1],
     )
 
 
@@ -163,6 +167,7 @@ def _scenarios(config: Config, chosen: list[str], rows: list[dict[str, Any]],
 
     table: dict[str, Callable[[], list[dict]]] = {
         "fanout": lambda: fanout(config, _progress),
+        "fanout-sse": lambda: fanout_sse(config, _progress),
         "burst": lambda: burst(config, _progress, _liveblog_frame_bytes(rows)),
         "storm": lambda: storm(config, _progress),
         "idle": lambda: idle(config, _progress),

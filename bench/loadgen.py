@@ -1,7 +1,13 @@
-"""Load generator: N websocket readers of one feed, in processes of their own.
+"""Load generator: N readers of one feed, in processes of their own, over websockets or
+Server-Sent Events (bench.streams).
 
     python -m bench.loadgen --url ws://127.0.0.1:8000/ws/liveblog/demo/ \\
         --origin http://127.0.0.1:8000 --readers 1000 --procs 2 --out result.json
+    python -m bench.loadgen --transport sse --url http://127.0.0.1:8000/sse/liveblog/demo/ \\
+        --readers 1000 --procs 2 --out result.json
+
+Both transports carry the same frames (an SSE message's data is the websocket frame's JSON), and
+everything below is the same for both.
 
 Each reader connects and reads until `live` (hello → snapshot or replay → live). When every
 reader is live (or has given up after its retries) one line goes to stdout:
@@ -45,9 +51,9 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import websockets
-from websockets.asyncio.client import ClientConnection, connect
 
-OPEN_TIMEOUT = 20.0
+from .streams import TRANSPORTS, Refused, Stream, StreamEnded, open_stream
+
 # Readers per source address on loopback: Liveblog caps sockets per client address
 # (LIVEBLOG_MAX_SOCKETS_PER_ADDRESS, 128), so readers come from 127.1.0.1, 127.1.0.2, … as
 # many clients behind a few office NATs would, never from the address a flood uses (127.0.0.1).
@@ -69,7 +75,7 @@ def raise_nofile_limit() -> int:
 
 @dataclass
 class Reader:
-    """One websocket reader and what it saw."""
+    """One reader and what it saw."""
 
     index: int
     live_seconds: float | None = None  # connect started → `live` received (last attempt)
@@ -95,6 +101,7 @@ class Options:
     live_timeout: float
     storm_concurrency: int = 0  # 0: every reader at once
     first_reader: int = 0  # this process's first reader among all processes' readers
+    transport: str = "ws"  # "ws" or "sse" (bench.streams)
 
 
 class Worker:
@@ -103,7 +110,7 @@ class Worker:
     def __init__(self, options: Options) -> None:
         self.options = options
         self.readers = [Reader(index) for index in range(options.readers)]
-        self.sockets: list[ClientConnection] = []
+        self.sockets: list[Stream] = []
         self.tasks: list[asyncio.Task] = []
         self.frame_bytes: Counter[int] = Counter()
         self.closing = False
@@ -144,8 +151,8 @@ class Worker:
         """Drop every socket at once, reconnect every reader to `url`; the storm's numbers."""
         for task in self.tasks:
             task.cancel()
-        for ws in self.sockets:
-            ws.transport.abort()
+        for stream in self.sockets:
+            stream.abort()
         await asyncio.gather(*self.tasks, return_exceptions=True)
         self.sockets.clear()
         started = time.monotonic()
@@ -177,23 +184,21 @@ class Worker:
     async def _read(self, reader: Reader, url: str, gate: asyncio.Semaphore,
                     settled: asyncio.Event) -> None:
         async with gate:
-            ws = await self._open(reader, url)
+            stream = await self._open(reader, url)
         settled.set()
-        if ws is None:
+        if stream is None:
             return
         try:
-            async for raw in ws:
+            while True:
+                raw = await stream.recv()
                 now = time.monotonic()
                 frame = json.loads(raw)
                 if frame.get("type") == "event":
                     self._arrived(reader, frame["seq"], now)
                     self.frame_bytes[len(raw.encode())] += 1
-        except websockets.ConnectionClosed as closed:
+        except StreamEnded as ended:
             if not self.closing:
-                reader.closed_early = f"{type(closed).__name__}: {closed}"
-        else:
-            if not self.closing:
-                reader.closed_early = f"closed by the server: {ws.close_code} {ws.close_reason}"
+                reader.closed_early = str(ended)
 
     @staticmethod
     def _arrived(reader: Reader, seq: int, now: float) -> None:
@@ -205,41 +210,43 @@ class Worker:
         reader.arrivals[seq] = now
         reader.last_seq = max(reader.last_seq, seq)
 
-    async def _open(self, reader: Reader, url: str) -> ClientConnection | None:
+    async def _open(self, reader: Reader, url: str) -> Stream | None:
         """Connect and read up to `live`, with retries; None if every attempt failed."""
         source = source_address(self.options.url, self.options.first_reader + reader.index)
         for attempt in range(self.options.attempts):
             started = time.monotonic()
             if self.first_connect is None:
                 self.first_connect = started
-            ws = None
+            stream = None
             try:
-                ws = await connect(
-                    url, origin=self.options.origin, open_timeout=OPEN_TIMEOUT,
-                    ping_interval=None, max_size=None, max_queue=None, compression=None,
-                    proxy=None, **({"local_addr": (source, 0)} if source else {}),
-                )
+                stream = await open_stream(self.options.transport, url,
+                                           origin=self.options.origin, source=source)
                 async with asyncio.timeout(self.options.live_timeout):
-                    seqs = await self._catch_up(ws)
-            except (OSError, TimeoutError, websockets.WebSocketException, CatchUpError) as error:
+                    seqs = await self._catch_up(stream)
+            except (OSError, TimeoutError, websockets.WebSocketException, Refused,
+                    CatchUpError) as error:
                 reader.error = f"{type(error).__name__}: {error}"[:200]
                 reader.failed_attempts += 1
-                if ws is not None:
-                    ws.transport.abort()
+                if stream is not None:
+                    stream.abort()
                 await asyncio.sleep(0.5 * (attempt + 1))
                 continue
             now = time.monotonic()
             reader.live_seconds, reader.live_at, reader.error = now - started, now, None
             reader.catch_up_events, reader.catch_up_seqs = len(seqs), _run_of(seqs)
             self.last_live = max(self.last_live or now, now)
-            self.sockets.append(ws)
-            return ws
+            self.sockets.append(stream)
+            return stream
         return None
 
-    async def _catch_up(self, ws: ClientConnection) -> list[int]:
+    async def _catch_up(self, stream: Stream) -> list[int]:
         """Frames up to `live`; returns the seqs of the `event` frames that came before it."""
         seqs = []
-        async for raw in ws:
+        while True:
+            try:
+                raw = await stream.recv()
+            except StreamEnded as ended:
+                raise CatchUpError(f"ended before live: {ended}") from None
             frame = json.loads(raw)
             kind = frame.get("type")
             if kind == "live":
@@ -249,7 +256,6 @@ class Worker:
                 self.frame_bytes[len(raw.encode())] += 1
             elif kind == "error":
                 raise CatchUpError(f"error frame {frame}")
-        raise CatchUpError(f"closed before live: {ws.close_code} {ws.close_reason}")
 
     async def _wait_for(self, expected: int, timeout: float) -> None:
         deadline = time.monotonic() + timeout
@@ -261,13 +267,13 @@ class Worker:
 
     async def _close_all(self) -> None:
         self.closing = True
-        closes = [ws.close() for ws in self.sockets]
+        closes = [stream.close() for stream in self.sockets]
         try:
             async with asyncio.timeout(10):
                 await asyncio.gather(*closes, return_exceptions=True)
         except TimeoutError:
-            for ws in self.sockets:
-                ws.transport.abort()
+            for stream in self.sockets:
+                stream.abort()
 
     def result(self) -> dict[str, Any]:
         live = [reader for reader in self.readers if reader.live_seconds is not None]
@@ -370,6 +376,7 @@ def _spawn_workers(args: argparse.Namespace, directory: Path) -> list[subprocess
             "--procs", "1", "--concurrency", str(args.concurrency),
             "--attempts", str(args.attempts), "--live-timeout", str(args.live_timeout),
             "--storm-concurrency", str(args.storm_concurrency), "--first-reader", str(first),
+            "--transport", args.transport,
             "--out", str(directory / f"worker-{index}.json"),
         ]
         if args.origin:
@@ -427,7 +434,12 @@ def _relay(args: argparse.Namespace) -> dict[str, Any]:
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench.loadgen", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--url", required=True, help="websocket URL of the feed")
+    parser.add_argument("--url", required=True,
+                        help="the feed's URL: ws://…/ws/liveblog/<slug>/ for websockets, "
+                             "http://…/sse/liveblog/<slug>/ for SSE")
+    parser.add_argument("--transport", choices=TRANSPORTS, default="ws",
+                        help="ws: websocket readers (default); sse: Server-Sent Events readers "
+                             "(raw HTTP/1.1, text/event-stream)")
     parser.add_argument("--origin", help="Origin header (Liveblog requires its own origin: "
                         "scheme, host and port, e.g. http://127.0.0.1:8000)")
     parser.add_argument("--readers", type=int, required=True)
@@ -457,7 +469,7 @@ def main(argv: list[str] | None = None) -> None:
                           concurrency=args.concurrency, attempts=args.attempts,
                           live_timeout=args.live_timeout,
                           storm_concurrency=args.storm_concurrency,
-                          first_reader=args.first_reader)
+                          first_reader=args.first_reader, transport=args.transport)
         result = asyncio.run(Worker(options).run())
     else:
         result = _relay(args)

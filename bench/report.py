@@ -168,9 +168,9 @@ def _push_result(row: dict[str, Any]) -> str:
             f"{row['create_ms_median']:.0f} ms (medians of {runs} key events)")
 
 
-RESULTS = {"fan-out": _fanout_result, "burst": _burst_result, "storm": _storm_result,
-           "idle": _idle_result, "replay": _replay_result, "stack": _stack_result,
-           "abuse": _abuse_result, "push": _push_result}
+RESULTS = {"fan-out": _fanout_result, "fan-out sse": _fanout_result, "burst": _burst_result,
+           "storm": _storm_result, "idle": _idle_result, "replay": _replay_result,
+           "stack": _stack_result, "abuse": _abuse_result, "push": _push_result}
 
 
 def _queries(row: dict[str, Any]) -> str:
@@ -335,7 +335,8 @@ def _connect_note(row: dict[str, Any]) -> list[str]:
     connect = row.get("connect")
     if not connect:
         return []
-    return [f"{connect['live']}/{row['readers']} live in {connect['wall_s']:.1f} s "
+    wall = "-" if connect["wall_s"] is None else f"{connect['wall_s']:.1f}"
+    return [f"{connect['live']}/{row['readers']} live in {wall} s "
             f"(connect→live p50 {_ms(connect['live_ms']['p50'])} ms, "
             f"max {_ms(connect['live_ms']['max'])} ms)"]
 
@@ -395,7 +396,7 @@ def _query_notes(row: dict[str, Any]) -> list[str]:
     per = queries.get("per")
     count = queries["queries"]
     text = f"{count:g} database queries" + (f" per {per}" if per else "")
-    if row["scenario"] in ("fan-out", "burst") and row.get("posts"):
+    if row["scenario"] in ("fan-out", "fan-out sse", "burst") and row.get("posts"):
         text += f" ({count / row['posts']:.1f} per post)"
     if row["scenario"] in ("idle", "storm") and row.get("live"):
         text += f" ({count / row['live']:.2f} per reader)"

@@ -4,6 +4,7 @@ their own.
 
 fan-out: N readers of one blog, one post per `interval` seconds; latency from just before the
     HTTP create call (reference: the control frame) to each reader's receipt of the event frame.
+fan-out sse: the same on Liveblog with Server-Sent Events readers (GET /sse/liveblog/<slug>/).
 replay: one reader connects with since=0 to a blog holding `replay_events` events; time from
     the start of the connect to `live`.
 """
@@ -14,6 +15,7 @@ import json
 import subprocess
 import sys
 import time
+import urllib.parse
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -72,6 +74,7 @@ class Config:
     abuse_junk: int = 10_000
     push_subscriptions: int = 1000
     push_runs: int = 3
+    sse_readers: list[int] = field(default_factory=lambda: [1000])
 
 
 @dataclass
@@ -120,7 +123,7 @@ def query_delta(before: dict[str, Any], after: dict[str, Any], *, top: int = 6) 
 
 def fanout_row(server: str, readers: int, sent: list[Sent], result: dict[str, Any],
                config: Config, log: Path | list[Path], *, scenario: str = "fan-out",
-               queries: dict[str, Any] | None = None) -> dict[str, Any]:
+               queries: dict[str, Any] | None = None, transport: str = "ws") -> dict[str, Any]:
     """The row: latencies from the arrivals, losses, connects, and the server's log (its
     warnings and errors, and the full garbage collections that overlapped a delivery); with
     several server processes (the stack scenario), their logs together."""
@@ -139,8 +142,10 @@ def fanout_row(server: str, readers: int, sent: list[Sent], result: dict[str, An
     expected = readers * len(sent)
     known = {str(post.seq) for post in sent}
     live_ms = [seconds * 1000 for seconds in result["live_seconds"]]
+    first, last = result["first_connect"], result["last_live"]
     return {
-        "scenario": scenario, "server": server, "readers": readers, "posts": len(sent),
+        "scenario": scenario, "server": server, "transport": transport, "readers": readers,
+        "posts": len(sent),
         "interval_s": config.interval, "procs": config.procs,
         "latency_ms": summary(latencies), "expected": expected, "queries": queries,
         "lost": expected - len(latencies),
@@ -149,7 +154,7 @@ def fanout_row(server: str, readers: int, sent: list[Sent], result: dict[str, An
         "failed_attempts": result["failed_attempts"], "errors": result["errors"],
         "closed_early": result["closed_early"],
         "connect": {"live": result["live"],
-                    "wall_s": round((result["last_live"] or 0) - (result["first_connect"] or 0), 2),
+                    "wall_s": round(last - first, 2) if first and last else None,
                     "live_ms": summary(live_ms)},
         "post_call_ms": summary([post.call_ms for post in sent]),
         "frame_bytes": typical_frame_bytes(result),
@@ -169,11 +174,13 @@ def typical_frame_bytes(result: dict[str, Any]) -> int | None:
 
 def run_readers(url: str, origin: str | None, readers: int, config: Config, name: str,
                 post_all: Callable[[], list[Sent]], probe: QueryProbe | None = None,
+                transport: str = "ws",
                 ) -> tuple[list[Sent], dict[str, Any], dict[str, Any] | None]:
-    """Readers up, posts out, results in; with a probe, the queries the server ran from the
-    first post until every reader had every frame and closed."""
+    """Readers up (over `transport`: ws or sse), posts out, results in; with a probe, the
+    queries the server ran from the first post until every reader had every frame and closed."""
     out = config.work / f"{name}.json"
-    with loadgen(url, origin=origin, readers=readers, procs=config.procs, out=out) as load:
+    with loadgen(url, origin=origin, readers=readers, procs=config.procs, out=out,
+                 extra=("--transport", transport)) as load:
         ready = load.wait_ready(CONNECT_TIMEOUT)
         if ready["live"] < readers:
             print(f"    only {ready['live']} of {readers} readers went live", file=sys.stderr)
@@ -192,20 +199,33 @@ def liveblog_author(server: QuietDaphne, site: Site) -> ApiClient:
     return api
 
 
-def fanout_liveblog(site: Site, readers: int, config: Config) -> dict[str, Any]:
+def sse_url(http_base: str, slug: str, **query: object) -> str:
+    """`http://host:port/sse/liveblog/<slug>/?since=…&epoch=…` (query items left out when
+    None): the SSE twin of devstack.daphne.feed_url."""
+    params = {key: value for key, value in query.items() if value is not None}
+    query_string = f"?{urllib.parse.urlencode(params)}" if params else ""
+    return f"{http_base}/sse/liveblog/{slug}/{query_string}"
+
+
+def fanout_liveblog(site: Site, readers: int, config: Config,
+                    transport: str = "ws") -> dict[str, Any]:
+    """One fan-out row on a fresh daphne, its readers on websockets or (sse) Server-Sent
+    Events. SSE readers send no Origin: a browser's same-origin EventSource sends none."""
     with liveblog_server(site) as server:
         api = liveblog_author(server, site)
 
         def publish(number: int) -> int:
             return api.post(site.slug, seed.body(number))["seq"]
 
-        url = feed_url(server.ws_url, site.slug)
+        url, origin = ((sse_url(server.url, site.slug), None) if transport == "sse"
+                       else (feed_url(server.ws_url, site.slug), server.url))
         sent, result, queries = run_readers(
-            url, server.url, readers, config, f"fanout-liveblog-{readers}",
-            lambda: paced(config.posts, config.interval, publish), server.queries,
+            url, origin, readers, config, f"fanout-{transport}-liveblog-{readers}",
+            lambda: paced(config.posts, config.interval, publish), server.queries, transport,
         )
     return fanout_row("liveblog", readers, sent, result, config, server.log_path,
-                      queries=queries)
+                      queries=queries, transport=transport,
+                      scenario="fan-out sse" if transport == "sse" else "fan-out")
 
 
 def fanout_reference(readers: int, frame_bytes: int, config: Config) -> dict[str, Any]:
@@ -235,6 +255,19 @@ def fanout(config: Config, progress: Callable[[str], None]) -> list[dict[str, An
         if "reference" in config.servers:
             progress(f"fan-out: reference, {readers} readers, {frame_bytes}-byte frames")
             rows.append(fanout_reference(readers, frame_bytes, config))
+    return rows
+
+
+def fanout_sse(config: Config, progress: Callable[[str], None]) -> list[dict[str, Any]]:
+    """fan-out on Liveblog with SSE readers, one row per `sse_readers` count (no reference:
+    the websocket reference row is the ceiling to compare with)."""
+    if "liveblog" not in config.servers:
+        return []
+    site = Site.create(fresh_dir(config.work / "fanout-sse"))
+    rows = []
+    for readers in config.sse_readers:
+        progress(f"fan-out sse: liveblog, {readers} SSE readers, {config.posts} posts")
+        rows.append(fanout_liveblog(site, readers, config, "sse"))
     return rows
 
 
