@@ -1,5 +1,5 @@
 """Event-stream (SSE) clients for tests: one over the in-process ASGI stack, one over a real socket
-(HTTP/1.1, chunked, as a browser reads it). Both parse messages as the SSE spec does: lines,
+(HTTP/1.1, chunked, as a browser reads it; the bench's chunked decoder, bench/streams.py). Both parse messages as the SSE spec does: lines,
 `data:` joined, `id:` kept, `:` comments counted, a blank line ends a message."""
 
 from __future__ import annotations
@@ -9,6 +9,8 @@ import json
 from dataclasses import dataclass, field
 
 from channels.testing import ApplicationCommunicator
+
+from bench.streams import ChunkedDecoder
 
 from project.asgi import application
 
@@ -158,8 +160,7 @@ class SocketStream(_Messages):
         self.sock = sock
         self.status: int | None = None
         self.headers: dict[str, str] = {}
-        self._raw = b""
-        self._chunk_left: int | None = None
+        self._chunks: ChunkedDecoder | None = None
 
     async def open(self, timeout: float = 10) -> SocketStream:
         if self.sock is not None:
@@ -177,6 +178,8 @@ class SocketStream(_Messages):
             if line:
                 name, _, value = line.partition(":")
                 self.headers[name.strip().lower()] = value.strip()
+        if self.headers.get("transfer-encoding") == "chunked":
+            self._chunks = ChunkedDecoder()
         return self
 
     async def _read_more(self, timeout: float) -> None:
@@ -191,25 +194,12 @@ class SocketStream(_Messages):
         self._take(self._dechunk(data))
 
     def _dechunk(self, data: bytes) -> bytes:
-        """The body from HTTP/1.1 chunked transfer coding."""
-        if self.headers.get("transfer-encoding") != "chunked":
+        """The body, from HTTP/1.1 chunked transfer coding when the answer uses it."""
+        if self._chunks is None:
             return data
-        self._raw += data
-        out = b""
-        while True:
-            if self._chunk_left is None:
-                if b"\r\n" not in self._raw:
-                    return out
-                size, self._raw = self._raw.split(b"\r\n", 1)
-                self._chunk_left = int(size, 16)
-                if self._chunk_left == 0:
-                    self.closed = True
-                    return out
-            if len(self._raw) < self._chunk_left + 2:
-                return out
-            out += self._raw[:self._chunk_left]
-            self._raw = self._raw[self._chunk_left + 2:]
-            self._chunk_left = None
+        body = self._chunks.feed(data)
+        self.closed = self.closed or self._chunks.done
+        return body
 
     async def close(self) -> None:
         self.writer.close()
