@@ -1,6 +1,7 @@
 """Event-stream (SSE) clients for tests: one over the in-process ASGI stack, one over a real socket
-(HTTP/1.1, chunked, as a browser reads it; the bench's chunked decoder, bench/streams.py). Both parse messages as the SSE spec does: lines,
-`data:` joined, `id:` kept, `:` comments counted, a blank line ends a message."""
+(HTTP/1.1, chunked, as a browser reads it; the bench's chunked decoder, bench/streams.py). Both
+parse messages as the SSE spec does: lines, `data:` joined, `id:` kept with its message (the
+bench's parser keeps only the last), `:` comments counted, a blank line ends a message."""
 
 from __future__ import annotations
 
@@ -11,7 +12,6 @@ from dataclasses import dataclass, field
 from channels.testing import ApplicationCommunicator
 
 from bench.streams import ChunkedDecoder
-
 from project.asgi import application
 
 
