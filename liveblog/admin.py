@@ -14,7 +14,16 @@ from django.utils.html import format_html, format_html_join
 
 from . import protocol, services
 from .errors import LiveblogError
-from .models import Blog, Event, Membership, Photo, Post, Submission, SubmissionAction
+from .models import (
+    Blog,
+    Event,
+    Membership,
+    Photo,
+    Post,
+    PushSubscription,
+    Submission,
+    SubmissionAction,
+)
 from .permissions import can_post
 
 
@@ -399,4 +408,28 @@ class SubmissionAdmin(admin.ModelAdmin):
         return False
 
     def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+
+@admin.register(PushSubscription)
+class PushSubscriptionAdmin(admin.ModelAdmin):
+    """Readers' push subscriptions: listed, searched and deleted (a reader makes and changes
+    them from the browser; the sender drops those a push service says are gone)."""
+
+    list_display = ["blog", "endpoint_host", "client_network", "created_at", "last_sent_at",
+                    "last_error"]
+    list_filter = ["blog"]
+    search_fields = ["endpoint", "client_network", "blog__slug"]
+    list_select_related = ["blog"]
+    readonly_fields = ["blog", "endpoint", "p256dh", "auth", "client_network", "created_at",
+                       "last_sent_at", "last_error", "last_error_at"]
+
+    @admin.display(description="push service")
+    def endpoint_host(self, subscription: PushSubscription) -> str:
+        return subscription.endpoint.split("/")[2] if "//" in subscription.endpoint else ""
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
         return False

@@ -44,6 +44,20 @@ class TooLarge(LiveblogError):
     status = 413
 
 
+class NotJson(LiveblogError):
+    """A write that must be JSON came as something else (a form a page elsewhere could post)."""
+
+    code = "unsupported_media_type"
+    status = 415
+
+
+class TooMany(LiveblogError):
+    """Over a bound that is not a rate (too many push subscriptions from one address)."""
+
+    code = "too_many"
+    status = 429
+
+
 class Unavailable(LiveblogError):
     """A dependency (the database) cannot be reached: try again shortly."""
 

@@ -116,6 +116,9 @@ class Post(models.Model):
     photo = models.OneToOneField(
         Photo, null=True, blank=True, on_delete=models.SET_NULL, related_name="post"
     )
+    # When its Web Push went out (queued on commit): a key event is pushed once, however often
+    # its flag is turned off and on again. None: never pushed.
+    pushed_at = models.DateTimeField(null=True, blank=True, editable=False)
 
     class Meta:
         ordering = ["-id"]
@@ -281,3 +284,36 @@ class DeskEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.stream_id}#{self.seq}"
+
+
+class PushSubscription(models.Model):
+    """A browser's Web Push subscription to one blog's key events (liveblog/push/). The
+    endpoint is a URL the reader's browser handed us: it was checked when stored
+    (https, public addresses) and is checked again at every send."""
+
+    ENDPOINT_MAX_CHARS = 1024
+
+    blog = models.ForeignKey(Blog, on_delete=models.CASCADE, related_name="push_subscriptions")
+    endpoint = models.URLField(max_length=ENDPOINT_MAX_CHARS)
+    # The browser's ECDH public key (65 bytes) and auth secret (16), base64url as it sent them.
+    p256dh = models.CharField(max_length=100)
+    auth = models.CharField(max_length=40)
+    # The client address it came from, as counted against LIVEBLOG_PUSH_MAX_PER_ADDRESS (IPv6
+    # as its /64): bounds one client's share of a blog's subscriptions.
+    client_network = models.CharField(max_length=64, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_sent_at = models.DateTimeField(null=True, blank=True, editable=False)
+    last_error = models.CharField(max_length=200, blank=True, editable=False)
+    last_error_at = models.DateTimeField(null=True, blank=True, editable=False)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(fields=["blog", "endpoint"], name="push_unique_endpoint"),
+        ]
+        indexes = [
+            models.Index(fields=["blog", "client_network"], name="push_address_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return self.endpoint[:80]

@@ -13,7 +13,7 @@ from django.conf import settings
 
 from . import selectors
 from .embedding import URL_MAX_CHARS
-from .models import Blog, Event, Membership, Submission, SubmissionAction
+from .models import Blog, Event, Membership, PushSubscription, Submission, SubmissionAction
 from .protocol import ISO_TIME_MAX_CHARS
 from .services import EMBED_ORIGINS_MAX, NOTE_MAX_CHARS, PHOTO_ALT_MAX_CHARS
 
@@ -22,6 +22,7 @@ ERROR_CODES = [
     "invalid", "bad_json", "bad_form", "too_long", "not_authenticated", "forbidden",
     "csrf_failed", "wrong_user", "not_found", "method_not_allowed", "conflict", "too_large",
     "rate_limited", "unavailable", "server_error", "not_implemented",
+    "unsupported_media_type", "endpoint_refused", "too_many_subscriptions", "subscriptions_full",
 ]
 # The most digits a query integer may have (protocol.int_param).
 QUERY_INT_MAX = 10**18 - 1
@@ -620,6 +621,7 @@ def document() -> dict:
                 ),
             },
             **desk_paths,
+            **_push_paths(),
         },
         "components": {
             "schemas": _schemas(),
@@ -707,5 +709,78 @@ def _desk_paths(submission_written: dict, conflict: dict) -> dict:
                 "stay", None, {"204": {"description": "Removed (or was not a member)."}},
                 params=[SLUG, USERNAME],
             ),
+        },
+    }
+
+
+def _push_paths() -> dict:
+    """Web Push (README, "Notifications: the server"): the VAPID key and readers'
+    subscriptions. Anyone may subscribe; see `_reader_write_checks` for what protects it."""
+    endpoint = {"type": "string", "minLength": 1,
+                "maxLength": PushSubscription.ENDPOINT_MAX_CHARS,
+                "description": "The push service URL: https, resolving only to public "
+                               "addresses (else 400 `endpoint_refused`)."}
+    subscription = {
+        "type": "object", "additionalProperties": False, "required": ["endpoint", "keys"],
+        "description": "A browser's `PushSubscription.toJSON()`.",
+        "properties": {
+            "endpoint": endpoint,
+            "expirationTime": _nullable({"type": "number"}),
+            "keys": {
+                "type": "object", "additionalProperties": False,
+                "required": ["p256dh", "auth"],
+                "properties": {
+                    "p256dh": {"type": "string", "description": "base64url of the 65-byte "
+                               "uncompressed P-256 point.", "maxLength": 130},
+                    "auth": {"type": "string", "description": "base64url of the 16-byte "
+                             "auth secret.", "maxLength": 32},
+                },
+            },
+        },
+    }
+    subscribed = {"type": "object", "additionalProperties": False, "required": ["subscribed"],
+                  "properties": {"subscribed": {"type": "boolean"}}}
+
+    def reader_write(operation_id: str, summary: str, body: dict, ok: dict) -> dict:
+        return {
+            "operationId": operation_id, "summary": summary, "security": ANYONE,
+            "description": "No session or CSRF token: the body must be `application/json` "
+                           "and an `Origin`, when sent, must be this site's.",
+            "parameters": [SLUG],
+            "requestBody": {"required": True, "content": _json(body)},
+            "responses": {
+                **ok, "400": _error("BadRequest"),
+                "403": _error("Forbidden"), "404": _error("NotFound"),
+                "409": _answer("The blog has as many subscriptions as it takes "
+                               "(`subscriptions_full`).", _ref("Error")),
+                "413": _error("TooLarge"),
+                "415": _answer("The body is not `application/json` "
+                               "(`unsupported_media_type`).", _ref("Error")),
+                **_common(),
+            },
+        }
+
+    subscribe = reader_write(
+        "subscribePush", "Subscribe a browser to the blog's key events", subscription,
+        {"201": _answer("Subscribed.", subscribed),
+         "200": _answer("It was already subscribed (its keys are updated).", subscribed)})
+    subscribe["responses"]["429"] = _answer(
+        "Over the throttle (`rate_limited`, with Retry-After), or too many subscriptions from "
+        "this address (`too_many_subscriptions`).", _ref("Error"))
+    return {
+        "/api/push/key": {"get": _read(
+            "getPushKey", "The VAPID public key to subscribe with",
+            _answer("The key: base64url of the uncompressed P-256 point.", {
+                "type": "object", "additionalProperties": False, "required": ["key"],
+                "properties": {"key": {"type": "string", "pattern": "^[A-Za-z0-9_-]{87}$"}},
+            }), params=[], blog=False,
+        )},
+        "/api/liveblog/{slug}/push": {
+            "post": subscribe,
+            "delete": reader_write(
+                "unsubscribePush", "Unsubscribe a browser (by its endpoint)", {
+                    "type": "object", "additionalProperties": False, "required": ["endpoint"],
+                    "properties": {"endpoint": endpoint},
+                }, {"200": _answer("Not subscribed (any more).", subscribed)}),
         },
     }

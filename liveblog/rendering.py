@@ -105,3 +105,8 @@ def plain_text(html: str) -> str:
     """A post's HTML as text (titles, summaries, descriptions): tags dropped, entities decoded,
     whitespace collapsed. Whoever puts it in HTML escapes it once."""
     return " ".join(unescape(strip_tags(html)).split())
+
+
+def cut_text(text: str, limit: int) -> str:
+    """`text`, or its first `limit - 1` characters and an ellipsis."""
+    return text if len(text) <= limit else f"{text[:limit - 1]}…"

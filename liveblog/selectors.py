@@ -4,6 +4,7 @@ Selectors take ids and return what they read: plain values (a frozen `BlogState`
 with the head and epoch it is current at). They never change their arguments.
 """
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -20,6 +21,7 @@ from .models import (
     Event,
     Membership,
     Post,
+    PushSubscription,
     Submission,
     SubmissionAction,
 )
@@ -360,3 +362,32 @@ def user_by_username(username: str) -> object:
     if found is None:
         raise NotFound(f"no user {username!r}")
     return found
+
+
+# --- Web Push ---------------------------------------------------------------------------------
+
+PUSH_READ_CHUNK = 2000
+
+
+def push_post(blog_id: int, post_id: int) -> Post | None:
+    """A key event about to be pushed, with its blog and photo; None once it is deleted or no
+    longer a key event (nothing is pushed for it then)."""
+    return (
+        Post.objects.select_related("blog", "photo")
+        .filter(blog_id=blog_id, pk=post_id, deleted_at__isnull=True, key_event=True)
+        .first()
+    )
+
+
+def push_subscriptions(blog_id: int) -> Iterator[tuple[int, str, str, str]]:
+    """(id, endpoint, p256dh, auth) of every subscription to the blog, read in chunks."""
+    return (
+        PushSubscription.objects.filter(blog_id=blog_id).order_by("id")
+        .values_list("id", "endpoint", "p256dh", "auth").iterator(chunk_size=PUSH_READ_CHUNK)
+    )
+
+
+def push_subscription_counts(blog_id: int, client_network: str) -> tuple[int, int]:
+    """How many subscriptions the blog has, and how many came from this client network."""
+    subscriptions = PushSubscription.objects.filter(blog_id=blog_id)
+    return subscriptions.count(), subscriptions.filter(client_network=client_network).count()

@@ -27,7 +27,7 @@ from django.db import IntegrityError, InterfaceError, OperationalError, transact
 from django.utils import timezone
 
 from . import photos
-from .errors import Conflict, Invalid, NotAllowed, NotAuthenticated, NotFound
+from .errors import Conflict, Invalid, NotAllowed, NotAuthenticated, NotFound, TooMany
 from .live import broadcast
 from .models import (
     Blog,
@@ -37,6 +37,7 @@ from .models import (
     Membership,
     Photo,
     Post,
+    PushSubscription,
     Submission,
     SubmissionAction,
     new_epoch,
@@ -49,8 +50,10 @@ from .permissions import (
     role_of,
 )
 from .protocol import blog_json, event_frame, member_json, post_json, submission_json
+from .push import endpoints as push_endpoints
+from .push import sender as push_sender
 from .rendering import render_markdown
-from .selectors import submissions_for_json
+from .selectors import push_subscription_counts, submissions_for_json
 
 logger = logging.getLogger(__name__)
 
@@ -114,6 +117,24 @@ def _publish_on_commit(blog_id: int, epoch: str, seq: int, frame: str) -> None:
         broadcast.event_publish(blog_id=blog_id, epoch=epoch, seq=seq, frame=frame)
 
     transaction.on_commit(publish_event, robust=True)
+
+
+def _push_on_commit(post: Post, seq: int) -> None:
+    """A public key event is pushed to its blog's subscribers once the transaction commits,
+    and only once per post: `pushed_at` is set here, under the blog lock, in the same
+    transaction (turning the flag off and on again pushes nothing more)."""
+    if not post.key_event or post.pushed_at is not None:
+        return
+    if not Post.objects.filter(pk=post.pk, pushed_at__isnull=True).update(
+            pushed_at=timezone.now()):
+        return
+    blog_id, post_id = post.blog_id, post.pk
+
+    # A plain function, not functools.partial (see _publish_on_commit).
+    def push_key_event() -> None:
+        push_sender.enqueue(blog_id=blog_id, post_id=post_id, seq=seq)
+
+    transaction.on_commit(push_key_event, robust=True)
 
 
 # --- Checks -----------------------------------------------------------------------------------
@@ -357,6 +378,7 @@ def _post_insert(
                 locked, Event.Kind.POST_CREATED, {"post": data}, post=post,
                 actor=fields["author"],
             )
+            _push_on_commit(post, event.seq)
     except IntegrityError:
         # Only reachable if a writer bypassed the lock; the unique constraint held the line.
         if known := _created_answer(blog_id, client_id, asker=author, asker_role=role):
@@ -468,6 +490,8 @@ def post_update(
         event = _event_append(
             locked, Event.Kind.POST_UPDATED, {"post": data}, post=post, actor=actor
         )
+        if "key_event" in changed:
+            _push_on_commit(post, event.seq)
     return Written(seq=event.seq, data=data)
 
 
@@ -842,6 +866,7 @@ def _submission_publish_now(locked: Blog, submission: Submission, actor: Any) ->
     post = Post.objects.select_related("author", "photo").get(pk=post.pk)
     data = post_json(post)
     event = _event_append(locked, Event.Kind.POST_CREATED, {"post": data}, post=post, actor=actor)
+    _push_on_commit(post, event.seq)
     submission.state, submission.post, submission.published_seq, submission.note = (
         Submission.State.PUBLISHED, post, event.seq, ""
     )
@@ -934,3 +959,68 @@ def _desk_access_changed_on_commit(blog_id: int, user_id: int) -> None:
         broadcast.desk_access_changed(blog_id=blog_id, user_id=user_id)
 
     transaction.on_commit(publish_access_changed, robust=True)
+
+
+# --- Web Push subscriptions -------------------------------------------------------------------
+
+
+def push_subscribe(*, blog_id: int, subscription: Any, address: str | None) -> bool:
+    """Store a browser's push subscription to a blog's key events (anyone may: readers are
+    not signed in). True if it is new; a known endpoint gets its keys updated. The endpoint
+    must be https and resolve only to public addresses (push/endpoints.py), and the blog and
+    the client's address each hold a bounded number (checked without the blog's lock, which
+    would hold up its authors: concurrent subscribes may pass a bound by a few)."""
+    cleaned = push_endpoints.clean_subscription(subscription)
+    push_endpoints.vetted_addresses(*push_endpoints.endpoint_host(cleaned.endpoint))
+    network = push_endpoints.client_network(address)
+    keys = {"p256dh": cleaned.p256dh, "auth": cleaned.auth}
+    with transaction.atomic():
+        _blog(blog_id)
+        if PushSubscription.objects.filter(blog_id=blog_id, endpoint=cleaned.endpoint).update(
+                **keys):
+            return False
+        total, mine = push_subscription_counts(blog_id, network)
+        if mine >= settings.LIVEBLOG_PUSH_MAX_PER_ADDRESS:
+            raise TooMany("too many push subscriptions from this address",
+                          code="too_many_subscriptions")
+        if total >= settings.LIVEBLOG_PUSH_MAX_PER_BLOG:
+            raise Conflict("this blog has as many push subscriptions as it takes",
+                           code="subscriptions_full")
+        try:
+            with transaction.atomic():
+                PushSubscription.objects.create(
+                    blog_id=blog_id, endpoint=cleaned.endpoint, client_network=network, **keys
+                )
+        except IntegrityError:  # the same endpoint, subscribed a moment ago
+            return False
+    return True
+
+
+def push_unsubscribe(*, blog_id: int, endpoint: Any) -> bool:
+    """Forget a subscription (its endpoint is the browser's secret). True if there was one."""
+    if not isinstance(endpoint, str) or len(endpoint) > PushSubscription.ENDPOINT_MAX_CHARS:
+        raise Invalid("endpoint must be the subscription's endpoint URL")
+    _blog(blog_id)
+    return PushSubscription.objects.filter(blog_id=blog_id, endpoint=endpoint).delete()[0] > 0
+
+
+PUSH_WRITE_CHUNK = 500  # ids per statement: under SQLite's bound on parameters
+
+
+def push_deliveries_record(*, sent: list[int], gone: list[int], failed: dict[int, str]) -> None:
+    """After a batch: drop what push services said is gone (404/410), note when each
+    subscription was last sent to, or why it failed."""
+    now = timezone.now()
+    subscriptions = PushSubscription.objects
+    for start in range(0, len(gone), PUSH_WRITE_CHUNK):
+        subscriptions.filter(pk__in=gone[start:start + PUSH_WRITE_CHUNK]).delete()
+    for start in range(0, len(sent), PUSH_WRITE_CHUNK):
+        subscriptions.filter(pk__in=sent[start:start + PUSH_WRITE_CHUNK]).update(
+            last_sent_at=now, last_error="")
+    by_error: dict[str, list[int]] = {}
+    for subscription_id, error in failed.items():
+        by_error.setdefault(error[:200], []).append(subscription_id)
+    for error, ids in by_error.items():
+        for start in range(0, len(ids), PUSH_WRITE_CHUNK):
+            subscriptions.filter(pk__in=ids[start:start + PUSH_WRITE_CHUNK]).update(
+                last_error=error, last_error_at=now)

@@ -52,6 +52,20 @@ Environment:
                       (default on: every process running project.asgi publishes what fell due;
                       `manage.py liveblog_publish_due --loop` or cron does it instead).
     LIVEBLOG_SCHEDULER_SECONDS   how often each process looks for posts that fell due (0.5).
+    LIVEBLOG_VAPID_PRIVATE_KEY   the VAPID private key for Web Push: the base64url raw 32-byte
+                      P-256 key (as `npx web-push generate-vapid-keys` prints it); when unset,
+                      one is generated once into var/vapid_private_key.pem.
+    LIVEBLOG_VAPID_SUBJECT   the VAPID `sub` claim push services may contact (a mailto: or https:
+                      URL; default mailto:webmaster@ the first named ALLOWED_HOSTS entry).
+    LIVEBLOG_PUSH_INSECURE_ENDPOINTS   "1" accepts http and loopback push endpoints (tests and
+                      local development only; off by default).
+    LIVEBLOG_PUSH_MAX_PER_BLOG, LIVEBLOG_PUSH_MAX_PER_ADDRESS   push subscriptions per blog
+                      (100000) and per client address (an IPv6 /64) per blog (20).
+    LIVEBLOG_PUSH_SENDER    "0" sends no pushes from this process (default on).
+    LIVEBLOG_PUSH_WORKERS, LIVEBLOG_PUSH_TTL_SECONDS, LIVEBLOG_PUSH_CONNECT_SECONDS,
+    LIVEBLOG_PUSH_READ_SECONDS   the push sender's concurrency (32), TTL (6 h) and timeouts (3 s,
+                      5 s).
+    LIVEBLOG_THROTTLE_PUSH  push (un)subscribe requests per client address ("20/60").
 """
 
 import os
@@ -269,6 +283,57 @@ LIVEBLOG_SCHEDULER_SECONDS = env_number("LIVEBLOG_SCHEDULER_SECONDS", 0.5)
 if LIVEBLOG_SCHEDULER_SECONDS <= 0:
     raise ImproperlyConfigured("LIVEBLOG_SCHEDULER_SECONDS must be more than 0")
 
+# --- Web Push (liveblog/push/) ---------------------------------------------------------------
+# The VAPID key signs every push request: from the environment (base64url of the raw 32-byte
+# private key), else generated once into var/ like the secret key (liveblog/push/vapid.py).
+LIVEBLOG_VAPID_PRIVATE_KEY = os.environ.get("LIVEBLOG_VAPID_PRIVATE_KEY", "").strip()
+LIVEBLOG_VAPID_KEY_FILE = VAR_DIR / "vapid_private_key.pem"
+
+
+def _vapid_subject() -> str:
+    """A contact push services can write to: mailto:webmaster@ the site's first named host."""
+    if subject := os.environ.get("LIVEBLOG_VAPID_SUBJECT", "").strip():
+        if not subject.startswith(("mailto:", "https://")):
+            raise ImproperlyConfigured("LIVEBLOG_VAPID_SUBJECT must be a mailto: or https: URL")
+        return subject
+    named = [host for host in ALLOWED_HOSTS  # a name, not an address or a wildcard
+             if "." in host and not host.startswith((".", "[")) and "*" not in host
+             and not host.replace(".", "").isdigit()]
+    return f"mailto:webmaster@{named[0] if named else 'localhost'}"
+
+
+LIVEBLOG_VAPID_SUBJECT = _vapid_subject()
+if LIVEBLOG_VAPID_PRIVATE_KEY:
+    import base64
+    import binascii
+
+    try:
+        _raw = base64.urlsafe_b64decode(LIVEBLOG_VAPID_PRIVATE_KEY + "=" * (-len(
+            LIVEBLOG_VAPID_PRIVATE_KEY) % 4))
+    except (binascii.Error, ValueError):
+        _raw = b""
+    if len(_raw) != 32:
+        raise ImproperlyConfigured(
+            "LIVEBLOG_VAPID_PRIVATE_KEY must be the base64url raw 32-byte P-256 private key"
+        )
+# Tests and local development only: http endpoints, and loopback ones (a local push service).
+# Never in production: the server would POST wherever a reader's browser told it to.
+LIVEBLOG_PUSH_INSECURE_ENDPOINTS = env_bool("LIVEBLOG_PUSH_INSECURE_ENDPOINTS")
+# Each subscription costs one request per key event, so a blog's total is bounded (100000
+# sends at 32 at a time take about a minute), and so is one address's share of it, so that one
+# client cannot fill a blog's quota. Per address per blog, IPv6 counted per /64 (one household
+# or phone has a whole /64): 20 covers a family or an office, not a script.
+LIVEBLOG_PUSH_MAX_PER_BLOG = int(os.environ.get("LIVEBLOG_PUSH_MAX_PER_BLOG", "100000"))
+LIVEBLOG_PUSH_MAX_PER_ADDRESS = int(os.environ.get("LIVEBLOG_PUSH_MAX_PER_ADDRESS", "20"))
+# The sender (liveblog/push/sender.py): off in the pytest process (tests/plain_http.py).
+LIVEBLOG_PUSH_SENDER = env_bool("LIVEBLOG_PUSH_SENDER", True)
+LIVEBLOG_PUSH_WORKERS = int(os.environ.get("LIVEBLOG_PUSH_WORKERS", "32"))
+# A key event is news for hours, not days: one the phone could not get within 6 h is dropped.
+LIVEBLOG_PUSH_TTL_SECONDS = int(os.environ.get("LIVEBLOG_PUSH_TTL_SECONDS", str(6 * 3600)))
+# Push services answer in well under a second; one that does not is skipped, never waited for.
+LIVEBLOG_PUSH_CONNECT_SECONDS = env_number("LIVEBLOG_PUSH_CONNECT_SECONDS", 3)
+LIVEBLOG_PUSH_READ_SECONDS = env_number("LIVEBLOG_PUSH_READ_SECONDS", 5)
+
 # --- Auth -----------------------------------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -375,6 +440,9 @@ LIVEBLOG_THROTTLE_WRITES = os.environ.get("LIVEBLOG_THROTTLE_WRITES", "60/60")
 LIVEBLOG_THROTTLE_ANON_READS = os.environ.get("LIVEBLOG_THROTTLE_ANON_READS", "600/60")
 # Reads per signed-in user (the author console, newsroom tools): one person, generous.
 LIVEBLOG_THROTTLE_USER_READS = os.environ.get("LIVEBLOG_THROTTLE_USER_READS", "1200/60")
+# Push (un)subscriptions per address: a reader taps the bell once or twice per blog; each
+# subscribe resolves the endpoint's host, so a flood is refused early.
+LIVEBLOG_THROTTLE_PUSH = os.environ.get("LIVEBLOG_THROTTLE_PUSH", "20/60")
 LIVEBLOG_THROTTLE_CACHE = "default"
 if REDIS_URL:
     CACHES = {

@@ -20,3 +20,6 @@ def pytest_configure(config: pytest.Config) -> None:
     from django.conf import settings
 
     settings.LIVEBLOG_SCHEDULER = False
+    # Nor pushes: tests that want them install a sender with a recording transport
+    # (tests/test_push.py); the servers tests start send theirs.
+    settings.LIVEBLOG_PUSH_SENDER = False

@@ -103,3 +103,9 @@ async def _group_send(group: str, message: dict) -> None:
         )
     except Exception as error:  # noqa: BLE001 - any layer failure is survivable by design
         logger.warning("broadcast %s to %s failed: %r", message["type"], group, error)
+
+
+def serving() -> bool:
+    """True in a process that serves (the ASGI application runs on its loop)."""
+    loop = _server_loop
+    return loop is not None and loop.is_running()

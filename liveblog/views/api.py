@@ -24,8 +24,16 @@ from django.views.decorators.csrf import csrf_exempt
 from project.proxies import client_address
 
 from .. import embedding, openapi, protocol, selectors, services, throttle
-from ..errors import Invalid, LiveblogError, NotAllowed, NotAuthenticated, TooLarge
+from ..errors import (
+    Invalid,
+    LiveblogError,
+    NotAllowed,
+    NotAuthenticated,
+    NotJson,
+    TooLarge,
+)
 from ..permissions import can_manage_blog, can_revise_submission, role_of
+from ..push import vapid
 
 SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
 # A write may be this much larger than the largest photo: room for the other form fields and
@@ -61,9 +69,11 @@ def _enforce_csrf(request: HttpRequest) -> None:
         raise NotAllowed(f"CSRF check failed: {reason}", code="csrf_failed")
 
 
-def api_view(*methods: str, cost: Callable[[HttpRequest], int] | None = None) -> Callable:
+def api_view(*methods: str, cost: Callable[[HttpRequest], int] | None = None,
+             readers_write: bool = False) -> Callable:
     """Allowed methods, throttles, CSRF for signed-in writes, and app errors as JSON.
-    `cost` weighs a request in its throttle (default 1)."""
+    `cost` weighs a request in its throttle (default 1). `readers_write`: its writes are
+    anyone's (push subscriptions), checked by `_reader_write_checks` instead."""
     allowed = set(methods) | {"HEAD"} if "GET" in methods else set(methods)
 
     def decorate(view: Callable) -> Callable:
@@ -76,10 +86,15 @@ def api_view(*methods: str, cost: Callable[[HttpRequest], int] | None = None) ->
                 )
                 response["Allow"] = ", ".join(sorted(allowed))
                 return response
-            if wait := _throttle(request, cost(request) if cost else 1):
+            reader_write = readers_write and request.method not in SAFE_METHODS
+            charged = cost(request) if cost else 1
+            if wait := (_throttle_reader_write(request) if reader_write
+                        else _throttle(request, charged)):
                 return _rate_limited(wait)
             try:
-                if request.method not in SAFE_METHODS:
+                if reader_write:
+                    _reader_write_checks(request)
+                elif request.method not in SAFE_METHODS:
                     if not request.user.is_authenticated:
                         raise NotAuthenticated("sign in to write")
                     _refuse_oversized(request)
@@ -94,6 +109,34 @@ def api_view(*methods: str, cost: Callable[[HttpRequest], int] | None = None) ->
         return wrapper
 
     return decorate
+
+
+# A push subscription is a few hundred bytes; nothing a reader writes comes near this.
+READER_WRITE_MAX_BYTES = 4096
+
+
+def _reader_write_checks(request: HttpRequest) -> None:
+    """A write anyone may make (push subscriptions): it uses no session, so there is no CSRF
+    token to check. Instead it must be JSON (a page elsewhere can post a form, but can send
+    JSON only after a CORS preflight this site never grants) and, when the browser names its
+    origin, from this site (or CSRF_TRUSTED_ORIGINS)."""
+    try:
+        length = int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        length = 0
+    if length > READER_WRITE_MAX_BYTES:
+        raise TooLarge(f"request body is larger than {READER_WRITE_MAX_BYTES} bytes")
+    if request.content_type != "application/json":
+        raise NotJson("send the body as application/json")
+    if "HTTP_ORIGIN" in request.META and not _CsrfCheck(
+            lambda _request: None)._origin_verified(request):
+        raise NotAllowed("this request comes from another site", code="csrf_failed")
+
+
+def _throttle_reader_write(request: HttpRequest) -> int:
+    """Readers' writes per client address, whoever is signed in."""
+    return throttle.charge("push", client_address(request) or "unknown",
+                           throttle.Rate.parse(settings.LIVEBLOG_THROTTLE_PUSH))
 
 
 def _refuse_other_user(request: HttpRequest) -> None:
@@ -476,6 +519,34 @@ def member_detail(request: HttpRequest, slug: str, username: str) -> HttpRespons
     return desk_response(
         services.member_set(actor=request.user, blog_id=blog.pk, user=user, role=role)
     )
+
+
+# --- Web Push ---------------------------------------------------------------------------------
+
+PUSH_KEY_MAX_AGE_SECONDS = 300
+
+
+@api_view("GET")
+def push_key(request: HttpRequest) -> HttpResponse:
+    """The VAPID public key browsers subscribe with."""
+    response = json_response({"key": vapid.public_key()})
+    response["Cache-Control"] = f"public, max-age={PUSH_KEY_MAX_AGE_SECONDS}"
+    return response
+
+
+@api_view("POST", "DELETE", readers_write=True)
+def push_subscription(request: HttpRequest, slug: str) -> HttpResponse:
+    """Subscribe a browser to the blog's key events (its `PushSubscription.toJSON()`), or
+    unsubscribe it (`{"endpoint"}`). Anyone may: readers are not signed in."""
+    blog_id = selectors.blog_id(slug)
+    if request.method == "DELETE":
+        data = json_body(request, fields={"endpoint"})
+        services.push_unsubscribe(blog_id=blog_id, endpoint=data.get("endpoint"))
+        return desk_response({"subscribed": False})
+    data = json_body(request, fields={"endpoint", "keys", "expirationTime"})
+    created = services.push_subscribe(blog_id=blog_id, subscription=data,
+                                      address=client_address(request))
+    return desk_response({"subscribed": True}, status=201 if created else 200)
 
 
 # --- The OpenAPI document -----------------------------------------------------------------------
