@@ -110,17 +110,18 @@ async function showPush(data) {
 }
 
 self.addEventListener("notificationclick", (event) => {
-  event.notification.close();
   event.waitUntil(notificationClicked(event.notification));
 });
 
 /**
- * Open the post a notification is about: a window already showing that blog is focused and
- * taken to the post (the page catches up first, post-anchor.js), else a new window opens at it.
- * A global function, so that e2e/test_push_client.py can call it: headless Chromium cannot click
- * a notification, and only a real click may focus or open a window (the test stubs openWindow).
+ * Close the notification and open the post it is about: a window already showing that blog is
+ * focused and taken to the post (the page catches up first, post-anchor.js), else a new window
+ * opens at it. A global function, so that e2e/test_push_client.py can call it: headless Chromium
+ * cannot click a notification, and only a real click may focus or open a window (the test
+ * records openWindow's calls instead).
  */
 async function notificationClicked(notification) {
+  notification.close();
   const path = self.LiveblogPush.localUrl(notification.data?.url, self.location.origin) ?? "/";
   const target = new URL(path, self.location.origin);
   const windows = await self.clients.matchAll({ type: "window" });
