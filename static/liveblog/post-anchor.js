@@ -22,12 +22,16 @@ export function anchoredPost(hash) {
 }
 
 export class PostAnchors {
-  /** @param {{state: object, view: object, events?: EventTarget}} feed what startFeed() returns
-   *  (`events`: "drawn" and "status", live-feed.js) */
-  constructor({ state, view, events = null }) {
+  /**
+   * @param {{state: object, view: object, events?: EventTarget}} feed what startFeed() returns
+   *   (`events`: "drawn" and "status", live-feed.js)
+   * @param {{graceMs?: number}} [options]
+   */
+  constructor({ state, view, events = null }, { graceMs = ARRIVAL_GRACE_MS } = {}) {
     this.state = state;
     this.view = view;
     this.events = events;
+    this.graceMs = graceMs;
     this.search = 0; // a newer hash makes an older search stop
     this.shown = null;
     this.stopWaiting = () => {};
@@ -59,7 +63,7 @@ export class PostAnchors {
   }
 
   /** Wait for post `id` to be drawn by the catch-up or the live feed; resolves to its element,
-   *  or null once the connection has been live for ARRIVAL_GRACE_MS without it. */
+   *  or null once the connection has been live for `graceMs` without it. */
   arrival(id) {
     if (!this.events) return Promise.resolve(null);
     return new Promise((resolve) => {
@@ -77,7 +81,7 @@ export class PostAnchors {
       };
       const status = () => {
         clearTimeout(timer);
-        timer = this.view.connectionState === "live" ? setTimeout(() => finish(null), ARRIVAL_GRACE_MS) : null;
+        timer = this.view.connectionState === "live" ? setTimeout(() => finish(null), this.graceMs) : null;
       };
       this.stopWaiting = () => finish(null);
       this.events.addEventListener("drawn", drawn);
