@@ -36,6 +36,8 @@ READER = f"/liveblog/{SLUG}/"
 ENDPOINT_PATH = "/push/reader-1"
 LABEL_OFF = "Notify me of key events"
 LABEL_ON = "Notifications on — turn off"
+IPHONE = ("Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 "
+          "(KHTML, like Gecko) Version/17.4 Mobile/15E148 Safari/604.1")
 
 # The page's PushManager, standing in for a push service this machine cannot reach (see above).
 # The subscription outlives a reload (localStorage) as a browser's does; requestPermission calls
@@ -187,6 +189,11 @@ def test_a_tap_subscribes_a_push_shows_the_key_event_and_its_tap_opens_the_post(
     api.post(SLUG, "Kick-off")
     cdp = context.new_cdp_session(page)
     registrations = registration_ids(cdp)
+    # A cookie of the site (as a signed-in reader's session is one): the push calls omit them all.
+    context.add_cookies([{"name": "reader", "value": "someone", "url": server.url}])
+    requests = []
+    page.on("request", lambda request: requests.append(request)
+            if request.url.startswith(f"{server.url}/api/") else None)
     page.goto(READER)
     poll(page, "() => navigator.serviceWorker.controller !== null",
          message="the service worker to take control")
@@ -203,6 +210,10 @@ def test_a_tap_subscribes_a_push_shows_the_key_event_and_its_tap_opens_the_post(
     expect(toggle).to_have_attribute("aria-pressed", "true")
     assert page.evaluate("localStorage.getItem('test:asked')") == "1"
     assert subscriptions(server) == [receiver.url(ENDPOINT_PATH)]
+    calls = [(request.method, request.url.removeprefix(server.url)) for request in requests]
+    assert calls == [("GET", "/api/push/key"), ("POST", f"/api/liveblog/{SLUG}/push")]
+    assert not [request for request in requests if "cookie" in request.all_headers()]
+    assert "reader=someone" in page.evaluate("document.cookie")  # the page itself has it
     server_key = api.request("GET", "/api/push/key")[1]["key"]
     subscribed_key = json.loads(page.evaluate("localStorage.getItem('test:push-subscription')"))
     assert bytes(subscribed_key) == unb64url(server_key)
@@ -260,6 +271,13 @@ def test_a_tap_subscribes_a_push_shows_the_key_event_and_its_tap_opens_the_post(
     expect(page).to_have_url(f"{server.url}{READER}#post-{second}")
     expect(page.locator(f"#post-{second}")).to_be_focused()
     expect(page.locator(f"#post-{second}")).to_be_in_viewport()
+    # Tapped again with the page already at that post, scrolled away: it is shown again.
+    page.locator(f"#post-{post_id}").focus()
+    page.evaluate("window.scrollTo(0, document.body.scrollHeight)")
+    deliver(cdp, worker, server, registrations, json.dumps(payload))
+    assert worker.evaluate(CLICK, {"tag": f"liveblog-{SLUG}", "stubOpenWindow": True}) == []
+    expect(page.locator(f"#post-{second}")).to_be_focused()
+    expect(page.locator(f"#post-{second}")).to_be_in_viewport()
 
     # Off, with the same button: the server forgets it, the browser's subscription goes too.
     toggle.click()
@@ -271,8 +289,7 @@ def test_a_tap_subscribes_a_push_shows_the_key_event_and_its_tap_opens_the_post(
 
 @pytest.mark.parametrize(("setup", "reason"), [
     ("delete window.PushManager;", "This browser cannot show notifications from this site"),
-    ("""Object.defineProperty(navigator, "userAgent", {get: () => "Mozilla/5.0 (iPhone; CPU iPhone
-       OS 17_4 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Mobile/15E148"});""",
+    (f"Object.defineProperty(navigator, 'userAgent', {{get: () => {json.dumps(IPHONE)}}});",
      "Add this site to your Home Screen to get notifications"),
 ], ids=["no-push-manager", "ios-safari"])
 def test_where_push_cannot_work_the_button_says_why(new_page, setup, reason):
