@@ -18,6 +18,7 @@ from .abuse import abuse
 from .burst import burst
 from .idle import idle
 from .loadgen import raise_nofile_limit
+from .push import push
 from .report import (
     failed_row,
     format_abuse_table,
@@ -33,8 +34,9 @@ from .stack import LAYERS, stack
 from .storm import storm
 
 RESULTS = Path(__file__).resolve().parent / "results"
-SCENARIOS = ("fanout", "burst", "storm", "idle", "replay", "abuse", "stack")
-DEFAULT_SCENARIOS = ("fanout", "burst", "storm", "idle", "replay", "abuse")  # stack: on request
+SCENARIOS = ("fanout", "burst", "storm", "idle", "replay", "abuse", "push", "stack")
+# stack: on request
+DEFAULT_SCENARIOS = ("fanout", "burst", "storm", "idle", "replay", "abuse", "push")
 SERVERS = ("liveblog", "reference")
 
 
@@ -61,8 +63,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--interval", type=float, default=1.0, help="seconds between posts (1)")
     parser.add_argument("--procs", type=int, default=2, help="load generator processes (2)")
     parser.add_argument("--scenarios", type=_choices(SCENARIOS), default=list(DEFAULT_SCENARIOS),
-                        help="comma-separated: fanout,burst,storm,idle,replay,abuse,stack "
-                             "(default all but stack)")
+                        help="comma-separated: fanout,burst,storm,idle,replay,abuse,push,"
+                             "stack (default all but stack)")
     parser.add_argument("--servers", type=_choices(SERVERS), default=list(SERVERS),
                         help="comma-separated: liveblog,reference (default both)")
     parser.add_argument("--burst-readers", type=int, default=1000,
@@ -102,6 +104,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="abuse: resyncs (since=0) the never-reading client sends (10000)")
     parser.add_argument("--abuse-junk", type=int, default=10_000,
                         help="abuse: junk frames it sends, interleaved with the resyncs (10000)")
+    parser.add_argument("--push-subscriptions", type=int, default=1000,
+                        help="push: subscriptions a key event is pushed to (1000)")
+    parser.add_argument("--push-runs", type=int, default=3,
+                        help="push: measured key events (3)")
     parser.add_argument("--frame-bytes", type=int, default=800,
                         help="reference payload size when no Liveblog row measured one (800)")
     parser.add_argument("--drain-timeout", type=float, default=15.0,
@@ -134,7 +140,8 @@ def config_from(args: argparse.Namespace, work: Path) -> Config:
         stack_readers=args.stack_readers, stack_layers=args.stack_layers,
         stack_runs=args.stack_runs, stack_idle=args.stack_idle,
         abuse_readers=args.abuse_readers, abuse_resyncs=args.abuse_resyncs,
-        abuse_junk=args.abuse_junk,
+        abuse_junk=args.abuse_junk, push_subscriptions=args.push_subscriptions,
+        push_runs=args.push_runs,
     )
 
 
@@ -162,6 +169,7 @@ def _scenarios(config: Config, chosen: list[str], rows: list[dict[str, Any]],
         "replay": replay_rows,
         "stack": lambda: stack(config, _progress),
         "abuse": lambda: abuse(config, _progress),
+        "push": lambda: push(config, _progress),
     }
     return ((name, table[name]) for name in SCENARIOS if name in chosen)
 

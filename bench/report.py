@@ -161,9 +161,16 @@ def _abuse_result(row: dict[str, Any]) -> str:
             f"vs quiet); {_flood_text(row['flood'])}")
 
 
+def _push_result(row: dict[str, Any]) -> str:
+    runs = len(row["runs"])
+    return (f"{row['lost']} / {row['expected']} lost; last subscription's push "
+            f"{row['last_ms_median']:.0f} ms after the commit, author's create "
+            f"{row['create_ms_median']:.0f} ms (medians of {runs} key events)")
+
+
 RESULTS = {"fan-out": _fanout_result, "burst": _burst_result, "storm": _storm_result,
            "idle": _idle_result, "replay": _replay_result, "stack": _stack_result,
-           "abuse": _abuse_result}
+           "abuse": _abuse_result, "push": _push_result}
 
 
 def _queries(row: dict[str, Any]) -> str:

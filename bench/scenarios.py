@@ -70,6 +70,8 @@ class Config:
     abuse_readers: int = 200
     abuse_resyncs: int = 10_000
     abuse_junk: int = 10_000
+    push_subscriptions: int = 1000
+    push_runs: int = 3
 
 
 @dataclass

@@ -54,7 +54,7 @@ class NotJson(LiveblogError):
 class TooMany(LiveblogError):
     """Over a bound that is not a rate (too many push subscriptions from one address)."""
 
-    code = "too_many"
+    code = "too_many_subscriptions"
     status = 429
 
 

@@ -981,8 +981,7 @@ def push_subscribe(*, blog_id: int, subscription: Any, address: str | None) -> b
             return False
         total, mine = push_subscription_counts(blog_id, network)
         if mine >= settings.LIVEBLOG_PUSH_MAX_PER_ADDRESS:
-            raise TooMany("too many push subscriptions from this address",
-                          code="too_many_subscriptions")
+            raise TooMany("too many push subscriptions from this address")
         if total >= settings.LIVEBLOG_PUSH_MAX_PER_BLOG:
             raise Conflict("this blog has as many push subscriptions as it takes",
                            code="subscriptions_full")

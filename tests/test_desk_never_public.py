@@ -422,3 +422,45 @@ def test_the_service_worker_never_caches_the_desk(client, tmp_path):
     assert console["puts"] == [{"cache": "liveblog-user-7",
                                 "url": f"http://testserver{READER}write/"}]
     assert static["answered"] and static["puts"] == []
+
+
+# --- Web Push -------------------------------------------------------------------------------------
+
+
+@pytest.mark.django_db(transaction=True)
+def test_web_push_sends_only_published_key_events(owner, media_root, settings):  # noqa: F811
+    """A subscriber gets a push for each key event when it becomes public, and for nothing
+    on the desk: not a contributor's key-event submission (waiting, or returned), not an
+    editor's key event scheduled for tomorrow. Publishing one of them sends its push then.
+    Every push is decrypted with the subscription's keys and searched for every marker."""
+    from devstack.push import BrowserKeys
+    from liveblog.models import PushSubscription
+    from liveblog.push import sender
+    from liveblog.services import submission_publish
+    from tests.test_push import Recorder
+
+    settings.LIVEBLOG_PUSH_SENDER = True
+    recorder = Recorder()
+    sender.install(sender.Sender(workers=2, post=recorder))
+    try:
+        desk = make_scenario(owner)
+        keys = BrowserKeys()
+        PushSubscription.objects.create(blog=desk.blog, endpoint="https://push.example.net/1",
+                                        **keys.subscription("")["keys"])
+        pushed: list[tuple[str, dict]] = []
+        for step in desk.steps():
+            step.run()
+            pushed += [(step.name, keys.decrypt(body)) for _, body, *_ in recorder.sent]
+            recorder.sent.clear()
+        published = next(item for item in desk.published if item.label == "Published")
+        assert [(name, message["post"], message["text"]) for name, message in pushed] == [
+            ("an editor edits the submission and publishes it", published.post_id,
+             published.text)]
+        assert_hidden(json.dumps([message for _, message in pushed]), desk, "the pushes")
+
+        waiting = submission_publish(actor=desk.editor, blog_id=desk.blog.pk,
+                                     submission_id=desk.submissions["Waiting"])
+        [(_, body, *_)] = recorder.sent
+        assert keys.decrypt(body)["post"] == waiting.data["id"]
+    finally:
+        sender.install(None)

@@ -142,7 +142,7 @@ def test_clients_are_counted_by_address_and_ipv6_by_64():
     assert endpoints.client_network(None) == "unknown"
 
 
-# --- At send time: the address actually connected ---------------------------------------------------
+# --- At send time: the address actually connected -------------------------------------------
 
 
 @pytest.fixture
@@ -366,7 +366,7 @@ def test_nothing_is_pushed_when_the_write_rolls_back(blog, author, enqueued,
     assert enqueued == []
 
 
-# --- The sender ------------------------------------------------------------------------------------
+# --- The sender --------------------------------------------------------------------------------
 
 
 class Recorder:
@@ -384,6 +384,19 @@ class Recorder:
         if isinstance(answer, Exception):
             raise answer
         return answer
+
+
+class Gated(Recorder):
+    """A Recorder whose sends wait at a gate: `entered` is set once the first send waits."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gate, self.entered = threading.Event(), threading.Event()
+
+    def __call__(self, url: str, **kwargs) -> int:
+        self.entered.set()
+        self.gate.wait(10)
+        return super().__call__(url, **kwargs)
 
 
 def subscribe(blog, endpoint: str) -> BrowserKeys:
@@ -466,22 +479,17 @@ def test_a_burst_of_key_events_coalesces_to_the_newest(blog, author):
     other = services.blog_create(actor=blog.owner, slug="semi", title="Semi-final")
     keys = subscribe(blog, "https://push.example.net/a")
     other_keys = subscribe(other, "https://push.example.net/b")
-    gate = threading.Event()
-    recorder = Recorder()
-
-    def slow(url: str, **kwargs) -> int:
-        gate.wait(10)
-        return recorder(url, **kwargs)
-
-    pusher = sender.Sender(workers=2, post=slow)
+    recorder = Gated()
+    pusher = sender.Sender(workers=2, post=recorder)
     first = create(blog, blog.owner, "Warm-up", key_event=True)
-    pusher.enqueue(sender.Job(blog.pk, first.data["id"], first.seq))  # busy with this one
+    pusher.enqueue(sender.Job(blog.pk, first.data["id"], first.seq))
+    assert recorder.entered.wait(10)  # the sender is busy sending this one
     burst = [create(blog, blog.owner, f"Goal {n}", key_event=True) for n in range(3)]
     semi = create(other, blog.owner, "Semi goal", key_event=True)
     for written in burst:
         pusher.enqueue(sender.Job(blog.pk, written.data["id"], written.seq))
     pusher.enqueue(sender.Job(other.pk, semi.data["id"], semi.seq))
-    gate.set()
+    recorder.gate.set()
     assert pusher.idle(10)
     got = [(url, (keys if url.endswith("/a") else other_keys).decrypt(body)["post"])
            for url, body, *_ in recorder.sent]
@@ -521,3 +529,107 @@ def test_the_receiver_can_hang():
         receiver.answers["/hang"] = HANG
         with pytest.raises(requests.ReadTimeout):
             requests.post(receiver.url("/hang"), data=b"x", timeout=(1, 0.3))
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_key_event_posted_over_the_websocket_pushes_too(blog, author, enqueued):
+    """The author's websocket path publishes through the same service: pushed on commit."""
+    from tests.support.comms import Reader
+
+    writer = await Reader.open("final", user=author)
+    await writer.until(lambda frame: frame["type"] == "live")
+    await writer.send({"type": "post", "client_id": str(uuid.uuid4()), "body": "Own goal",
+                       "key_event": True})
+    [*_, ack] = await writer.until(lambda frame: frame["type"] == "ack")
+    assert ack["post"]["key_event"] is True
+    assert enqueued == [(blog.pk, ack["post"]["id"], ack["seq"])]
+    await writer.close()
+
+
+@pytest.mark.django_db
+def test_the_admin_lists_searches_and_deletes_subscriptions(blog, owner):
+    owner.is_superuser = True
+    owner.save()
+    subscribe(blog, "https://push.example.net/findme")
+    subscribe(blog, "https://push.example.net/other")
+    admin = Client()
+    admin.force_login(owner)
+    page = admin.get("/admin/liveblog/pushsubscription/?q=findme")
+    assert page.status_code == 200 and b"push.example.net" in page.content
+    assert page.context["cl"].result_count == 1
+    target = PushSubscription.objects.get(endpoint__endswith="findme")
+    gone = admin.post(f"/admin/liveblog/pushsubscription/{target.pk}/delete/", {"post": "yes"})
+    assert gone.status_code == 302
+    assert list(PushSubscription.objects.values_list("endpoint", flat=True)) == [
+        "https://push.example.net/other"]
+    assert admin.get("/admin/liveblog/pushsubscription/add/").status_code == 403
+
+
+# --- The VAPID key ---------------------------------------------------------------------------
+
+
+@pytest.fixture
+def fresh_vapid():
+    vapid.forget()
+    yield
+    vapid.forget()
+
+
+def test_the_vapid_key_is_generated_once_into_var_with_mode_0600(settings, tmp_path,
+                                                                  fresh_vapid):
+    settings.LIVEBLOG_VAPID_PRIVATE_KEY = ""
+    settings.LIVEBLOG_VAPID_KEY_FILE = tmp_path / "var" / "vapid_private_key.pem"
+    key = vapid.public_key()
+    path = settings.LIVEBLOG_VAPID_KEY_FILE
+    assert path.read_bytes().startswith(b"-----BEGIN PRIVATE KEY-----")
+    assert path.stat().st_mode & 0o777 == 0o600
+    assert list(path.parent.iterdir()) == [path]  # no temporary file left behind
+    vapid.forget()
+    assert vapid.public_key() == key  # read again, not made again
+
+
+def test_the_vapid_key_from_the_environment_is_the_raw_base64url_key(settings, fresh_vapid):
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    from devstack.push import b64url
+
+    private = ec.generate_private_key(ec.SECP256R1())
+    settings.LIVEBLOG_VAPID_PRIVATE_KEY = b64url(private.private_numbers().private_value
+                                                 .to_bytes(32, "big"))
+    assert vapid.public_key() == BrowserKeys(private=private).p256dh
+
+
+@pytest.mark.parametrize("value", ["not-a-key", "-----BEGIN PRIVATE KEY-----", "AAAA"])
+def test_a_malformed_vapid_key_in_the_environment_stops_the_server(value):
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "LIVEBLOG_VAPID_PRIVATE_KEY": value, "SECRET_KEY": "x" * 50}
+    result = subprocess.run([sys.executable, "-c", "import project.settings"], env=env,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode != 0
+    assert "LIVEBLOG_VAPID_PRIVATE_KEY must be the base64url raw 32-byte" in result.stderr
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_running_batch_stops_handing_out_an_older_key_event(blog):
+    """A newer key event of the blog arrives while the older one's batch is being sent: the
+    subscriptions not reached yet get only the newer one."""
+    all_keys = [subscribe(blog, f"https://push.example.net/{n}") for n in range(6)]
+    recorder = Gated()
+    pusher = sender.Sender(workers=1, post=recorder)
+    older = create(blog, blog.owner, "Goal", key_event=True)
+    pusher.enqueue(sender.Job(blog.pk, older.data["id"], older.seq))
+    assert recorder.entered.wait(10)
+    newer = create(blog, blog.owner, "Goal disallowed", key_event=True)
+    pusher.enqueue(sender.Job(blog.pk, newer.data["id"], newer.seq))
+    recorder.gate.set()
+    assert pusher.idle(10)
+    by_post: dict[int, int] = {}
+    for url, body, *_ in recorder.sent:
+        post = all_keys[int(url.rsplit("/", 1)[1])].decrypt(body)["post"]
+        by_post[post] = by_post.get(post, 0) + 1
+    assert by_post[newer.data["id"]] == 6
+    assert 1 <= by_post[older.data["id"]] < 6
+    assert pusher.reports[-2].superseded and not pusher.reports[-1].superseded
