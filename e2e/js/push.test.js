@@ -200,8 +200,7 @@ test("a record the browser no longer backs reads as off, and is forgotten", asyn
   assert.deepEqual(await core.blogs.all(), []);
 });
 
-test("a subscription made with an old server key is replaced; recorded blogs move to the new one", async () => {
-  await core.blogs.put("final", "https://push.example/old");
+test("a tap with a subscription made with another key: it is replaced before the POST", async () => {
   const browser = fakeBrowser({
     permission: "granted", subscribed: { endpoint: "https://push.example/old", key: OTHER_KEY },
   });
@@ -211,11 +210,30 @@ test("a subscription made with an old server key is replaced; recorded blogs mov
   assert.deepEqual(browser.calls.map(([name]) => name), ["requestPermission", "unsubscribe", "subscribe"]);
   assert.deepEqual(browser.requests.slice(1).map(({ url, method, body }) => [url, method, body.endpoint]), [
     ["/api/liveblog/match/push", "POST", "https://push.example/1"],
-    ["/api/liveblog/final/push", "POST", "https://push.example/1"],
-    ["/api/liveblog/final/push", "DELETE", "https://push.example/old"],
   ]);
-  const recorded = (await core.blogs.all()).map(({ slug, endpoint }) => `${slug} ${endpoint}`);
-  assert.deepEqual(recorded, ["final https://push.example/1", "match https://push.example/1"]);
+  assert.deepEqual(await core.blogs.all(), [{ slug: "match", endpoint: "https://push.example/1" }]);
+});
+
+test("the server's key changed: the page load subscribes again, without a prompt, and moves the blogs", async () => {
+  await core.blogs.put("match", "https://push.example/old");
+  const browser = fakeBrowser({
+    permission: "granted", subscribed: { endpoint: "https://push.example/old", key: OTHER_KEY },
+  });
+  const toggle = await toggleFor("match", browser).start();
+  assert.equal(toggle.button.getAttribute("aria-pressed"), "true");
+  assert.deepEqual(browser.calls.map(([name]) => name), ["unsubscribe", "subscribe"]);
+  const moved = async () => (await core.blogs.all())[0].endpoint === "https://push.example/1";
+  for (let tries = 0; tries < 100 && !(await moved()); tries += 1) {
+    await new Promise((resolve) => setTimeout(resolve, 10)); // the move runs in the background
+  }
+  assert.deepEqual(browser.requests.slice(1).map(({ url, method, body }) => [url, method, body.endpoint]), [
+    ["/api/liveblog/match/push", "POST", "https://push.example/1"],
+    ["/api/liveblog/match/push", "DELETE", "https://push.example/old"],
+  ]);
+  // The same key: nothing is made again.
+  browser.calls.length = 0;
+  await toggleFor("match", browser).start();
+  assert.deepEqual(browser.calls, []);
 });
 
 test("a push shows the blog's title, the post's text and photo, one tag per blog", () => {

@@ -110,13 +110,22 @@ export class PushToggle {
   /** This blog is recorded on this device and the browser still holds a subscription. */
   async isOn() {
     if (this.env.window.Notification.permission !== "granted") return false;
-    const subscription = await this.subscription();
+    const registration = await this.env.navigator.serviceWorker.getRegistration();
+    let subscription = registration ? await registration.pushManager.getSubscription() : null;
     if (!subscription) {
       // The browser dropped it (site data cleared, permission reset): the record is stale.
       await this.blogs.clear();
       return false;
     }
     const recorded = await this.blogs.all();
+    if (recorded.length === 0) return false;
+    // The server's key changed (its pushes to this subscription can no longer arrive): the
+    // permission stands, so subscribe again without asking. Offline, keep what there is.
+    const key = await this.serverKey().catch(() => null);
+    if (key && !sameBytes(subscription.options?.applicationServerKey, key)) {
+      await subscription.unsubscribe();
+      subscription = await registration.pushManager.subscribe({ userVisibleOnly: true, applicationServerKey: key });
+    }
     // A renewed subscription the server has not been told about: tell it, in the background.
     if (recorded.some(({ endpoint }) => endpoint !== subscription.endpoint)) {
       core.moveBlogs(this.env.fetch, subscription, this.blogs).catch(() => {});
