@@ -287,17 +287,18 @@ def test_a_tap_subscribes_a_push_shows_the_key_event_and_its_tap_opens_the_post(
     assert page.evaluate("localStorage.getItem('test:push-subscription')") is None
 
 
-@pytest.mark.parametrize(("setup", "reason"), [
-    ("delete window.PushManager;", "This browser cannot show notifications from this site"),
-    (f"Object.defineProperty(navigator, 'userAgent', {{get: () => {json.dumps(IPHONE)}}});",
-     "Add this site to your Home Screen to get notifications"),
-], ids=["no-push-manager", "ios-safari"])
-def test_where_push_cannot_work_the_button_says_why(new_page, setup, reason):
-    page = new_page("reader")
-    page.add_init_script(setup)
-    page.goto(READER)
-    toggle = page.locator("#push-toggle")
-    expect(toggle).to_be_disabled()
-    expect(toggle).to_have_text(LABEL_OFF)
-    expect(page.locator("#push-note")).to_have_text(reason)
-    expect(toggle).to_have_attribute("aria-describedby", "push-note")
+def test_where_push_cannot_work_the_button_says_why(new_page):
+    cases = {
+        "This browser cannot show notifications from this site": "delete window.PushManager;",
+        "Add this site to your Home Screen to get notifications": (
+            f"Object.defineProperty(navigator, 'userAgent', {{get: () => {json.dumps(IPHONE)}}});"),
+    }
+    for reason, setup in cases.items():
+        page = new_page(reason)
+        page.add_init_script(setup)
+        page.goto(READER)
+        toggle = page.locator("#push-toggle")
+        expect(toggle).to_be_disabled()
+        expect(toggle).to_have_text(LABEL_OFF)
+        expect(page.locator("#push-note")).to_have_text(reason)
+        expect(toggle).to_have_attribute("aria-describedby", "push-note")
