@@ -5,6 +5,7 @@
 
 import { FeedConnection } from "/static/liveblog/feed-connection.js";
 import { FeedState } from "/static/liveblog/feed-state.js";
+import { SseSocket } from "/static/liveblog/sse-socket.js";
 
 /** setTimeout/clearTimeout on a clock that only moves when told to (`advance`). */
 export class ManualClock {
@@ -55,17 +56,11 @@ export class ManualClock {
   }
 }
 
-/**
- * A WebSocket double: records what the client sends; the test plays the server (`deliver`) and
- * the network (`fail`, `finishClose`). Like a browser's, `close()` only starts the closing
- * handshake: the `close` event comes when the test says so (`finishClose`), or never (a stalled
- * network).
- */
-export class FakeSocket {
+/** Listeners by event type; `dispatch` calls them with a plain event object. */
+class FakeTarget {
   constructor(url) {
     this.url = url;
     this.readyState = 0; // CONNECTING
-    this.sent = [];
     this.closeCalls = 0;
     this.listeners = new Map();
   }
@@ -84,6 +79,19 @@ export class FakeSocket {
   dispatch(type, fields = {}) {
     const event = { type, target: this, ...fields };
     for (const listener of [...(this.listeners.get(type) ?? [])]) listener(event);
+  }
+}
+
+/**
+ * A WebSocket double: records what the client sends; the test plays the server (`deliver`) and
+ * the network (`fail`, `finishClose`). Like a browser's, `close()` only starts the closing
+ * handshake: the `close` event comes when the test says so (`finishClose`), or never (a stalled
+ * network).
+ */
+export class FakeSocket extends FakeTarget {
+  constructor(url) {
+    super(url);
+    this.sent = [];
   }
 
   send(data) {
@@ -124,6 +132,41 @@ export class FakeSocket {
 }
 
 /**
+ * An EventSource double: the test plays the server (`deliver`) and the network (`fail`: the
+ * stream broke, and a browser's EventSource would now retry by itself; `refuse`: an answer that
+ * is no event stream, after which it gives up). `close()` counts its calls.
+ */
+export class FakeEventSource extends FakeTarget {
+  open() {
+    if (this.readyState !== 0) throw new Error(`open() on a stream in state ${this.readyState}`);
+    this.readyState = 1;
+    this.dispatch("open");
+  }
+
+  deliver(frame) {
+    if (this.readyState === 0) this.open();
+    if (this.readyState !== 1) throw new Error(`deliver() on a stream in state ${this.readyState}`);
+    this.dispatch("message", { data: typeof frame === "string" ? frame : JSON.stringify(frame) });
+  }
+
+  fail() {
+    if (this.readyState === 2) throw new Error("fail() on a closed stream");
+    this.readyState = 0; // what a browser does: reconnect on its own, unless closed now
+    this.dispatch("error");
+  }
+
+  refuse() {
+    this.readyState = 2;
+    this.dispatch("error");
+  }
+
+  close() {
+    this.closeCalls += 1;
+    this.readyState = 2; // CLOSED
+  }
+}
+
+/**
  * A FeedConnection over a FeedState, with fake sockets, a manual clock and recorded callbacks.
  * `random`: a number (every draw) or a list (drawn in turn, cycling).
  */
@@ -134,6 +177,8 @@ export function setup({
   slug = "match",
   url = "ws://client.test/ws/liveblog/match/",
   refuse = 0, // the first `refuse` socket constructions throw (as `new WebSocket` can)
+  fallback = null, // the reader's SSE fallback options ({} for the defaults); null: websockets only
+  sseUrl = "http://client.test/sse/liveblog/match/",
 } = {}) {
   const clock = new ManualClock();
   const state = new FeedState();
@@ -146,6 +191,8 @@ export function setup({
     overlaps: [], // sockets created while another one was still open or connecting
     randomCalls: 0,
     refused: [],
+    streams: [], // the FakeEventSources under the SseSockets
+    transports: [], // onTransport's calls
   };
   t.connection = new FeedConnection({
     slug, state, url,
@@ -170,8 +217,28 @@ export function setup({
       return draws[drawn++ % draws.length];
     },
     isOnline: () => t.online,
+    fallback: fallback && {
+      url: sseUrl,
+      ...fallback,
+      createStream: (address) => new SseSocket(address, (streamUrl) => {
+        const stream = new FakeEventSource(streamUrl);
+        stream.createdAt = clock.now;
+        t.streams.push(stream);
+        return stream;
+      }),
+    },
+    onTransport: (transport) => { t.transports.push(transport); },
   });
   return t;
+}
+
+/** The sockets and streams not closed yet (connecting or open): never more than one, except a
+ *  websocket tried beside a live stream. */
+export function openTransports(t) {
+  return [
+    ...t.sockets.filter((socket) => socket.readyState < 2).map((socket) => socket.url),
+    ...t.streams.filter((stream) => stream.readyState < 2).map((stream) => stream.url),
+  ];
 }
 
 /** Everything a test asserts on, as plain JSON. */
@@ -194,6 +261,16 @@ export function summary(t) {
     resets: t.resets,
     overlaps: t.overlaps,
     refused: t.refused,
+    streams: t.streams.map((stream) => ({
+      url: stream.url,
+      readyState: stream.readyState,
+      closeCalls: stream.closeCalls,
+      createdAt: stream.createdAt,
+    })),
+    transports: t.transports,
+    transport: t.connection.transport,
+    held: t.connection.socket?.url ?? null, // the URL of the socket or stream held
+    open: openTransports(t),
     epoch: t.state.epoch,
     seq: t.state.seq,
     blog: t.state.blog,

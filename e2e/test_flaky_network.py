@@ -23,14 +23,21 @@ READER = f"/liveblog/{SLUG}/"
 # Generous: recovery takes a few seconds; this is slack for a loaded CI machine, not a sleep.
 RECOVERY_TIMEOUT_MS = 20_000
 RECOVERY_LOG = REPO / "var" / "e2e-recovery.json"
-STATE_RECORDER = """() => {
+
+
+def recorder(attribute: str, into: str) -> str:
+    """A script that keeps each new value of #connection's `attribute` in `window[into]`."""
+    return f"""() => {{
   const connection = document.getElementById("connection");
-  window.__states = [connection.dataset.state];
-  new MutationObserver(() => {
-    const state = connection.dataset.state;
-    if (window.__states.at(-1) !== state) window.__states.push(state);
-  }).observe(connection, { attributes: true, attributeFilter: ["data-state"] });
-}"""
+  window.{into} = [connection.getAttribute("{attribute}")];
+  new MutationObserver(() => {{
+    const value = connection.getAttribute("{attribute}");
+    if (window.{into}.at(-1) !== value) window.{into}.push(value);
+  }}).observe(connection, {{ attributes: true, attributeFilter: ["{attribute}"] }});
+}}"""
+
+
+STATE_RECORDER = recorder("data-state", "__states")
 recoveries: dict[str, float] = {}
 
 
@@ -63,9 +70,11 @@ def reader(proxy, new_page) -> Page:
 
 
 def outage(proxy_or_server_port: int) -> str:
-    """Chromium logs each failed websocket attempt as a console error: expected in an outage."""
+    """Chromium logs each failed websocket attempt as a console error: expected in an outage.
+    So is each failed event stream: after two websocket failures the reader tries SSE too
+    (feed-connection.js); Chromium names the stream's URL in the location, not in the text."""
     return (rf"^WebSocket connection to 'ws://127\.0\.0\.1:{proxy_or_server_port}"
-            rf"/ws/liveblog/{SLUG}/[^']*' failed")
+            rf"/ws/liveblog/{SLUG}/[^']*' failed|^Failed to load resource: net::ERR_")
 
 
 def bodies(page: Page) -> list[str]:

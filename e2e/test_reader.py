@@ -83,9 +83,12 @@ def test_author_posts_from_the_console_and_a_reader_survives_a_server_crash(
     # The server crashes: the reader notices and says so; the reconnect attempts that fail while
     # it is down are logged by Chromium as console errors, which are expected here only.
     connection = reader.locator("#connection")
-    # (The author's console follows the feed and the desk: both sockets retry.)
+    # (The author's console follows the feed and the desk: both sockets retry; the feed tries
+    # an event stream too after two failed websockets, a "Failed to load resource" with no URL
+    # in its text.)
     outage = (rf"^WebSocket connection to 'ws://127\.0\.0\.1:{server.port}"
-              rf"/ws/(liveblog|desk)/{SLUG}/[^']*' failed: ")
+              rf"/ws/(liveblog|desk)/{SLUG}/[^']*' failed: "
+              r"|^Failed to load resource: net::ERR_")
     with browser_errors.tolerated(outage):
         server.kill()
         expect(connection).to_have_attribute(

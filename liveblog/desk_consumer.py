@@ -35,18 +35,20 @@ from . import protocol, selectors
 from .auth import user_of
 from .consumers import (
     BUSY_RETRY_AFTER_SECONDS,
-    CATCH_UP_LOW_WATER,
     CLOSE_ABUSIVE,
-    CLOSE_NOT_FOUND,
-    CLOSE_TOO_SLOW,
     CLOSE_TRY_LATER,
-    CLOSE_UNAVAILABLE,
-    STALL_HEARTBEATS,
-    _client_address,
-    _heartbeat,
+    client_address,
 )
 from .errors import Invalid, NotAuthenticated, NotFound, Unavailable
 from .live import broadcast
+from .live.delivery import (
+    CATCH_UP_LOW_WATER,
+    CLOSE_NOT_FOUND,
+    CLOSE_TOO_SLOW,
+    CLOSE_UNAVAILABLE,
+    STALL_HEARTBEATS,
+)
+from .live.delivery import heartbeat_seconds as _heartbeat
 from .live.limits import FrameBudget, address_slots, retry_after_seconds
 from .live.log import in_db_thread
 from .live.wire import Wire, wait_for_room, wire_for
@@ -218,7 +220,7 @@ class DeskConsumer(AsyncWebsocketConsumer):
         self.low_water = min(settings.LIVEBLOG_MAX_BACKLOG_BYTES // 4, CATCH_UP_LOW_WATER)
         await self.accept()
         self.wire = wire_for(self.base_send)
-        self.address = _client_address(self.scope)
+        self.address = client_address(self.scope)
         if not address_slots().acquire(self.address):
             self.out(protocol.error_frame(
                 "rate_limited", "too many connections from your address",

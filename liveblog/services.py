@@ -967,11 +967,12 @@ def _desk_access_changed_on_commit(blog_id: int, user_id: int) -> None:
 def push_subscribe(*, blog_id: int, subscription: Any, address: str | None) -> bool:
     """Store a browser's push subscription to a blog's key events (anyone may: readers are
     not signed in). True if it is new; a known endpoint gets its keys updated. The endpoint
-    must be https and resolve only to public addresses (push/endpoints.py), and the blog and
+    must be https on a public host (push/endpoints.py; its addresses are checked at each send,
+    never here: no DNS in a request), and the blog and
     the client's address each hold a bounded number (checked without the blog's lock, which
     would hold up its authors: concurrent subscribes may pass a bound by a few)."""
     cleaned = push_endpoints.clean_subscription(subscription)
-    push_endpoints.vetted_addresses(*push_endpoints.endpoint_host(cleaned.endpoint))
+    push_endpoints.check_host(push_endpoints.endpoint_host(cleaned.endpoint)[0])
     network = push_endpoints.client_network(address)
     keys = {"p256dh": cleaned.p256dh, "auth": cleaned.auth}
     with transaction.atomic():

@@ -1,4 +1,5 @@
-"""ASGI entry point: Django for HTTP, the live-blog consumer for websockets.
+"""ASGI entry point: Django for HTTP, the live feed as an event stream (SSE) beside it, the
+live-blog consumers for websockets.
 
 `ServerLoop` hands the server's event loop to the broadcaster when the application starts: at
 the lifespan startup under servers that send one (uvicorn, hypercorn), else at the first
@@ -23,6 +24,7 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402  (needs
 from liveblog import scheduler  # noqa: E402
 from liveblog.live import broadcast, gcpolicy  # noqa: E402
 from liveblog.routing import websocket_urlpatterns  # noqa: E402
+from liveblog.sse import EventStreamRouter  # noqa: E402
 from project.origins import WebsocketOriginValidator  # noqa: E402
 from project.proxies import TrustedProxies  # noqa: E402
 
@@ -58,7 +60,8 @@ class ServerLoop:
 # TrustedProxies first: Django (REMOTE_ADDR, is_secure) and the consumers see the real client.
 application = ServerLoop(TrustedProxies(ProtocolTypeRouter(
     {
-        "http": django_asgi_app,
+        # Event streams (liveblog/sse.py) ahead of Django: hours long, no session, no middleware.
+        "http": EventStreamRouter(django_asgi_app),
         # No session or auth middleware: a reader needs neither, and resolving them costs a
         # thread hop per connection (a reconnect storm is thousands of those). The consumer
         # looks the user up from the session cookie when an author posts (liveblog/auth.py),

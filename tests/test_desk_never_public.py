@@ -10,7 +10,8 @@ answers for every marker, and checks that each published post is there exactly o
 moment it was published: its post.created took the head at that moment (after the post published
 meanwhile), its created_at is that moment, and it sits at the top of the feed.
 
-Read paths: the public websocket (live; replay from every `since` and resync; the snapshot),
+Read paths: the public websocket (live; replay from every `since` and resync; the snapshot), the
+event stream (live; replay by Last-Event-ID from every position; the snapshot),
 GET /api/liveblog/ and /api/liveblog/<slug>/, /posts (every page), /events (every since), the
 reader page (anonymous, a contributor, an editor) and its `?before=` archive pages, the embed
 page, the Atom feed, the JSON-LD, /sitemap.xml, oEmbed, the home page, the desk endpoints asked
@@ -35,6 +36,7 @@ from django.test import Client
 from liveblog.models import DeskEvent, DeskStream
 from tests.desk_scenario import SLUG, DeskScenario, Published, make_scenario
 from tests.support.comms import Reader
+from tests.support.sse import AsgiStream
 
 from .test_photos import media_root  # noqa: F401
 from .test_structured_data import _LdScripts
@@ -199,6 +201,49 @@ async def test_public_websocket_replay_from_every_since_resync_and_snapshot(
     assert_feed(snapshot["posts"], desk)
     assert_hidden(json.dumps(reader.frames), desk, "the snapshot and resyncs")
     await reader.close()
+
+
+# --- The event stream (SSE) ----------------------------------------------------------------------
+
+
+async def stream_until_live(query: str = "", headers: list | None = None) -> AsgiStream:
+    stream = await AsgiStream(f"/sse/liveblog/{SLUG}/{query}", headers=headers).open()
+    await stream.expect("hello")
+    await stream.until(lambda frame: frame["type"] == "live")
+    return stream
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_event_stream_live_replay_by_last_event_id_and_snapshot(
+    owner, media_root  # noqa: F811
+):
+    """The SSE transport reads the same public log: live, the next message after desk-only
+    changes is the next publication; a reconnect with `Last-Event-ID` from every position
+    replays exactly the publications after it; the snapshot holds the published posts only."""
+    desk = await database_sync_to_async(make_scenario)(owner)
+    stream = await stream_until_live()
+    for step in await database_sync_to_async(desk.steps)():
+        await database_sync_to_async(step.run)()
+        if step.public:
+            message = await stream.next()
+            assert_created_event(message.frame, desk.published[-1])
+            assert message.id == f"{desk.blog.epoch}:{desk.published[-1].seq}"
+    await stream.close()
+    head, epoch = desk.published[-1].seq, desk.blog.epoch
+    for since in range(head + 1):
+        replay = await AsgiStream(f"/sse/liveblog/{SLUG}/", headers=[
+            (b"last-event-id", f"{epoch}:{since}".encode())]).open()
+        await replay.expect("hello")
+        messages = await replay.until(lambda frame: frame["type"] == "live")
+        assert_replay([message.frame for message in messages[:-1]], since, desk)
+        await replay.close()
+        stream.messages += replay.messages
+    fresh = await AsgiStream(f"/sse/liveblog/{SLUG}/").open()
+    await fresh.expect("hello")
+    assert_feed((await fresh.expect("snapshot")).frame["posts"], desk)
+    await fresh.close()
+    everything = "\n".join(message.data for message in stream.messages + fresh.messages)
+    assert_hidden(everything, desk, "the event stream")
 
 
 # --- The JSON API ---------------------------------------------------------------------------------

@@ -259,10 +259,10 @@ async def test_the_ring_keeps_the_newest_window_of_events(blog, make_post, setti
     await recorder.wait_for(lambda: recorder.seqs == [1, 2, 3, 4, 5])
     feed = hub.stream(blog.pk).feed
     assert feed.ring_seqs() == [3, 4, 5]  # the oldest were evicted
-    assert [json.loads(frame)["seq"] for frame in feed.replay(2)] == [3, 4, 5]
+    assert [json.loads(frame.text)["seq"] for frame in feed.replay(2)] == [3, 4, 5]
     assert feed.replay(1) is None  # not in memory any more (and beyond the window)
     catch_up = hub.catch_up(blog.pk, since=1, epoch=blog.epoch)
-    frames = [json.loads(text) async for text in catch_up]
+    frames = [json.loads(frame.text) async for frame in catch_up]
     assert [frame["type"] for frame in frames] == ["snapshot"] and catch_up.head == 5
     await hub.close()
 

@@ -111,7 +111,7 @@ def a_feed(head, ring_from, window):
 
 
 async def frames_of(catch_up):
-    return [text async for text in catch_up]
+    return [frame.text async for frame in catch_up]
 
 
 async def plan(feed, log, since, epoch="E1", window=10):
@@ -148,6 +148,30 @@ async def test_a_replay_the_ring_does_not_hold_comes_from_the_log_in_pages(monke
     assert frames == ["log2", "log3", "log4", "log5", "log6"]
     assert log.reads == [(1, 3), (3, 5), (5, 6)]
     assert catch_up.head == 6
+
+
+async def test_catch_up_frames_carry_the_position_an_event_stream_names_them_by(monkeypatch):
+    """Each frame's (epoch, seq) is an SSE message's id: a replayed event's own seq, a
+    snapshot's head; the ring's frames are the very objects that went out live (shared)."""
+    from liveblog.live import catchup
+
+    feed = a_feed(6, 1, 10)
+    ring = feed.replay(3)
+    replayed = [frame async for frame in CatchUp.plan(
+        feed, since=3, epoch="E1", window=10, snapshot=None, events=None)]
+    assert [(f.epoch, f.seq) for f in replayed] == [("E1", 4), ("E1", 5), ("E1", 6)]
+    assert all(a is b for a, b in zip(replayed, ring, strict=True))
+    monkeypatch.setattr(catchup, "LOG_PAGE", 2)
+    log = FakeLog({seq: f"log{seq}" for seq in range(1, 7)})
+    from_log = [frame async for frame in CatchUp.plan(
+        Feed(head=6, epoch="E1", recent=[], window=10), since=4, epoch="E1", window=10,
+        snapshot=log.read_snapshot, events=log.read_events)]
+    assert [(f.epoch, f.seq, f.text) for f in from_log] == [("E1", 5, "log5"), ("E1", 6, "log6")]
+    log = FakeLog({seq: f"e{seq}" for seq in range(1, 7)}, epoch="E2")
+    snapshot = [frame async for frame in CatchUp.plan(
+        feed, since=None, epoch=None, window=10, snapshot=log.read_snapshot,
+        events=log.read_events)]
+    assert [(f.epoch, f.seq, f.text) for f in snapshot] == [("E2", 6, "snapshot")]
 
 
 async def test_a_log_that_started_over_during_the_replay_ends_in_a_snapshot():
@@ -339,7 +363,7 @@ async def test_a_reset_message_restarts_every_reader_once_the_new_head_is_read()
     assert stream.feed.epoch == "E2" and stream.head == 1
     assert reader.seqs == []  # seq 1 of E2 is in the snapshot the reset readers get
     catch_up = stream.catch_up(since=None, epoch=None)
-    assert [text async for text in catch_up] == ["snapshot"] and catch_up.epoch == "E2"
+    assert [frame.text async for frame in catch_up] == ["snapshot"] and catch_up.epoch == "E2"
 
 
 async def test_one_broken_reader_does_not_stop_the_others():

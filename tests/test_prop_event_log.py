@@ -132,7 +132,7 @@ async def in_this_thread(function: Callable[..., T], /, *args: Any, **kwargs: An
 
 
 async def collect(catch_up: CatchUp) -> list[str]:
-    return [text async for text in catch_up]
+    return [frame.text async for frame in catch_up]
 
 
 # --- A reader: the state it builds from the frames it is sent ----------------------------------

@@ -9,6 +9,7 @@ import pytest
 from channels.db import database_sync_to_async
 
 from liveblog import consumers
+from liveblog.live.delivery import Delivery
 from liveblog.live.limits import AddressSlots, FrameBudget
 from tests.support.comms import ORIGIN, Reader
 
@@ -103,13 +104,13 @@ async def test_a_client_that_waits_as_told_is_served_again(blog, settings):
 def gate(monkeypatch):
     """Holds every catch-up frame until opened: a catch-up stays under way meanwhile."""
     opened = asyncio.Event()
-    real = consumers.LiveblogConsumer._paced
+    real = Delivery._paced
 
-    async def paced(consumer, text):
+    async def paced(delivery, frame):
         await opened.wait()
-        return await real(consumer, text)
+        return await real(delivery, frame)
 
-    monkeypatch.setattr(consumers.LiveblogConsumer, "_paced", paced)
+    monkeypatch.setattr(Delivery, "_paced", paced)
     return opened
 
 

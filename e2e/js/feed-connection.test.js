@@ -4,8 +4,10 @@
 
 import {
   BACKOFF_FIRST_MS, BACKOFF_MAX_MS, CONNECT_TIMEOUT_MS, SILENT_HEARTBEATS, STABLE_AFTER_MS,
-  backoffDelay,
+  WS_FAILURES_BEFORE_SSE, WS_RETRY_MS, backoffDelay,
 } from "/static/liveblog/feed-connection.js";
+import { SseSocket } from "/static/liveblog/sse-socket.js";
+import { FakeEventSource } from "../client_harness.js";
 import { setup, summary } from "../client_harness.js";
 import { assert, test } from "./testing.js";
 import { BLOG, created, hello, live, ping, post, snapshot } from "./frames.js";
@@ -40,6 +42,15 @@ class Client {
 
   sent(socket = -1) {
     return this.now.sockets.at(socket).sent;
+  }
+
+  /** Frames from the server, on the newest event stream. */
+  stream(...frames) {
+    for (const frame of frames) this.t.streams.at(-1).deliver(frame);
+  }
+
+  failStream(stream = -1) {
+    this.t.streams.at(stream).fail();
   }
 }
 
@@ -81,6 +92,9 @@ test("the constants match the design", () => {
     { first: BACKOFF_FIRST_MS, max: BACKOFF_MAX_MS, connect: CONNECT_TIMEOUT_MS, stable: STABLE_AFTER_MS, silent: SILENT_HEARTBEATS },
     { first: 500, max: 30000, connect: 10000, stable: 10000, silent: 2.5 },
   );
+  // README "Transports": SSE after 2 websocket failures before opening; the websocket again
+  // every 3 minutes.
+  assert.deepEqual([WS_FAILURES_BEFORE_SSE, WS_RETRY_MS], [2, 180000]);
 });
 
 test("the connect URL carries since and epoch", () => {
@@ -440,4 +454,322 @@ test("start follows the network and the tab", () => {
   now = client.now;
   assert.equal(now.sockets.length, 7);
   assert.deepEqual(now.overlaps, []);
+});
+
+// --- Transports: SSE where the websocket upgrade fails ------------------------------------------
+
+const SSE_URL = "http://client.test/sse/liveblog/match/";
+
+/** A reader client that fell back to SSE (two websockets refused before opening), live at `seq`,
+ *  the websocket tried again at once refused too (a proxy that blocks it): 3 sockets, 1 stream. */
+function onSse(seq, options = {}) {
+  const client = new Client({ snapshot: base(seq), fallback: {}, random: 1, ...options });
+  client.connect();
+  failAndMeasureWaits(client, WS_FAILURES_BEFORE_SSE - 1);
+  client.fail();
+  client.advance(client.now.waits[0]);
+  const now = client.now;
+  assert.equal(now.sockets.length, WS_FAILURES_BEFORE_SSE, "a websocket instead of the stream");
+  assert.deepEqual(now.streams.map((s) => s.url), [`${SSE_URL}?since=${seq}&epoch=E1`]);
+  client.stream(hello({ head: seq, heartbeat: options.heartbeat ?? 15 }), live(seq));
+  assert.equal(client.now.status, "live");
+  assert.deepEqual(client.now.transports, ["sse"]);
+  client.advance(0);
+  assert.equal(client.now.sockets.length, WS_FAILURES_BEFORE_SSE + 1, "no websocket tried at once");
+  client.fail();
+  assert.deepEqual(client.now.transports, ["sse"]);
+  return client;
+}
+
+test("after two websockets fail before opening, the feed goes over SSE", () => {
+  const client = onSse(5);
+  client.stream(created(6), created(7));
+  const now = client.now;
+  assert.deepEqual([now.seq, now.ids], [7, [107, 106, 5]]);
+  assert.deepEqual(now.changes.map((c) => c.post.id), [106, 107]);
+  assert.equal(now.transport, "sse");
+  assert.deepEqual(now.open, [`${SSE_URL}?since=5&epoch=E1`], "more than the stream left open");
+  assert.deepEqual(now.sockets.map((s) => s.readyState), [3, 3, 3]);
+});
+
+test("a fallback that was only an outage goes back to the websocket at once", () => {
+  // Nothing answered for a while (a tunnel): the stream happened to be the attempt that worked.
+  const client = new Client({ snapshot: base(5), fallback: {}, random: 1 });
+  client.connect();
+  client.fail();
+  client.advance(500);
+  client.fail();
+  client.advance(1000);
+  client.stream(hello({ head: 6 }), created(6), live(6));
+  assert.deepEqual(client.now.transports, ["sse"]);
+  client.advance(0);
+  assert.equal(client.now.sockets.at(-1).url, "ws://client.test/ws/liveblog/match/?since=6&epoch=E1");
+  client.deliver(hello({ head: 6 }), live(6));
+  const now = client.now;
+  assert.deepEqual(now.transports, ["sse", "ws"]);
+  assert.deepEqual(now.open, ["ws://client.test/ws/liveblog/match/?since=6&epoch=E1"]);
+  assert.deepEqual(now.changes.map((c) => c.post.id), [106]);
+  assert.equal(now.status, "live");
+});
+
+test("a websocket that opened and dropped does not count towards SSE", () => {
+  const client = new Client({ snapshot: base(1), fallback: {}, random: 1 });
+  client.connect();
+  client.deliver(hello({ head: 1 }), live(1));
+  assert.deepEqual(client.now.transports, ["ws"]);
+  // Dropped after opening, then one failure before opening, three times over: never two in a row.
+  for (let n = 0; n < 3; n += 1) {
+    failAndMeasureWaits(client, 1); // the open one dropped
+    failAndMeasureWaits(client, 1); // the next never opened
+    client.deliver(hello({ head: 1 }));
+  }
+  assert.deepEqual(client.now.streams, []);
+  assert.equal(client.now.sockets.length, 7);
+  // The open one drops, then two in a row fail before opening: the next attempt is the stream.
+  failAndMeasureWaits(client, 2);
+  assert.deepEqual(client.now.streams, []);
+  client.fail();
+  client.advance(client.now.waits[0]);
+  assert.equal(client.now.streams.length, 1);
+  assert.equal(client.now.sockets.length, 9);
+});
+
+test("while nothing answers, the stream and the websocket take turns; an open stream stays", () => {
+  const client = new Client({ snapshot: base(2), fallback: {}, random: 1 });
+  client.connect();
+  client.fail();
+  client.advance(500);
+  client.fail();
+  client.advance(1000);
+  assert.equal(client.now.streams.length, 1);
+  // The stream fails too (no HTTP either): the websocket again, then the stream.
+  client.failStream();
+  client.advance(2000);
+  assert.deepEqual([client.now.sockets.length, client.now.streams.length], [3, 1]);
+  client.fail();
+  client.advance(4000);
+  assert.deepEqual([client.now.sockets.length, client.now.streams.length], [3, 2]);
+  assert.deepEqual(client.now.transports, [], "a transport shown before anything opened");
+  // This one answers: SSE from now on (the websocket tried at once is refused), through drops
+  // of the stream.
+  client.stream(hello({ head: 2 }), live(2));
+  client.advance(0);
+  client.fail();
+  for (let n = 0; n < 3; n += 1) {
+    client.failStream();
+    client.advance(client.now.waits[0]);
+    client.stream(hello({ head: 2 }), live(2));
+  }
+  const now = client.now;
+  assert.deepEqual([now.sockets.length, now.streams.length], [4, 5]);
+  assert.deepEqual(now.transports, ["sse"]);
+  assert.equal(now.open.length, 1);
+});
+
+test("the desk's connection (no fallback) stays on websockets", () => {
+  const client = new Client({ snapshot: base(1), random: 1 });
+  client.connect();
+  failAndMeasureWaits(client, 6);
+  assert.deepEqual(client.now.streams, []);
+  assert.equal(client.now.sockets.length, 7);
+  client.deliver(hello({ head: 1 }), live(1));
+  assert.equal(client.now.status, "live");
+});
+
+test("an SSE error closes the stream, and the backoff reconnects it with since", () => {
+  const client = onSse(4);
+  client.stream(created(5));
+  client.failStream(); // the browser would retry by itself with the first URL: it must not
+  let now = client.now;
+  assert.equal(now.streams[0].closeCalls, 1, "the EventSource was left to retry on its own");
+  assert.equal(now.streams[0].readyState, 2);
+  assert.equal(now.status, "reconnecting");
+  // The client's own backoff (attempt 3: the two websockets and this stream), beside the
+  // websocket's retry.
+  assert.deepEqual(now.waits, [2000, WS_RETRY_MS], "not the client's own backoff");
+  client.advance(2000);
+  now = client.now;
+  assert.deepEqual(now.streams.map((s) => s.url).at(-1), `${SSE_URL}?since=5&epoch=E1`);
+  client.stream(hello({ head: 6 }), created(5), created(6), live(6));
+  now = client.now;
+  assert.deepEqual(now.changes.map((c) => c.post.id), [105, 106]);
+  assert.equal(now.status, "live");
+  assert.equal(now.sockets.length, 3, "a websocket was tried instead");
+});
+
+test("a resync over SSE is a new request from since, at once", () => {
+  const client = onSse(3);
+  client.stream(created(5)); // a gap: 4 is missing
+  let now = client.now;
+  assert.equal(now.streams[0].closeCalls, 1);
+  assert.deepEqual(now.streams.map((s) => s.url),
+    [`${SSE_URL}?since=3&epoch=E1`, `${SSE_URL}?since=3&epoch=E1`]);
+  assert.equal(now.status, "live", "a resync is not a lost connection");
+  assert.equal(now.seq, 3);
+  // The gap while that request is unanswered: no third one.
+  client.stream(hello({ head: 5 }), created(5));
+  assert.equal(client.now.streams.length, 2);
+  client.stream(created(4), created(5), live(5));
+  now = client.now;
+  assert.deepEqual([now.seq, now.changes.map((c) => c.post.id)], [5, [104, 105]]);
+
+  // A ping ahead: another request, from 5.
+  client.stream(ping(7));
+  now = client.now;
+  assert.deepEqual(now.streams.map((s) => s.url).at(-1), `${SSE_URL}?since=5&epoch=E1`);
+  assert.equal(now.streams.length, 3);
+  assert.deepEqual(now.open, [`${SSE_URL}?since=5&epoch=E1`]);
+  assert.equal(now.sockets.length, 3, "a websocket was opened for the resync");
+  assert.deepEqual(now.waits, [CONNECT_TIMEOUT_MS, WS_RETRY_MS], "no backoff for a resync");
+});
+
+test("a silent SSE stream is dead after 2.5 heartbeats", () => {
+  const client = onSse(2, { heartbeat: 2 });
+  client.advance(2 * 1000 * SILENT_HEARTBEATS - 1);
+  assert.equal(client.now.streams[0].closeCalls, 0);
+  client.advance(1);
+  const now = client.now;
+  assert.equal(now.streams[0].closeCalls, 1, "the silent stream was kept");
+  assert.equal(now.status, "reconnecting");
+  client.advance(now.waits[0]);
+  assert.equal(client.now.streams.length, 2);
+});
+
+test("from SSE the websocket is tried again later, and takes over only once live", () => {
+  const retry = 30000; // below the stream's 37.5 s of allowed silence
+  const client = onSse(5, { fallback: { wsRetryMs: retry } });
+  client.advance(retry - 1);
+  client.stream(ping(5)); // keep the stream alive
+  assert.equal(client.now.sockets.length, 3);
+  client.advance(1);
+  let now = client.now;
+  assert.equal(now.sockets.length, 4, "no websocket tried after wsRetryMs");
+  assert.equal(now.sockets[3].url, "ws://client.test/ws/liveblog/match/?since=5&epoch=E1");
+
+  // The websocket replays while the stream goes on: nothing switches before its `live`.
+  client.stream(created(6));
+  client.deliver(hello({ head: 7 }), created(6), created(7));
+  now = client.now;
+  assert.equal(now.transport, "sse");
+  assert.equal(now.streams[0].closeCalls, 0);
+  assert.equal(now.held, `${SSE_URL}?since=5&epoch=E1`);
+  assert.equal(now.seq, 6);
+  client.deliver(live(7));
+  now = client.now;
+  assert.deepEqual(now.transports, ["sse", "ws"]);
+  assert.equal(now.streams[0].closeCalls, 1, "the stream was left open");
+  assert.deepEqual(now.open, ["ws://client.test/ws/liveblog/match/?since=5&epoch=E1"]);
+  assert.equal(now.seq, 7);
+  assert.deepEqual(now.changes.map((c) => c.post.id), [106, 107], "a seq applied twice, or lost");
+  assert.equal(now.status, "live");
+
+  // It is the connection now: events apply, and a resync is a frame again.
+  client.deliver(created(8), ping(10));
+  now = client.now;
+  assert.equal(now.seq, 8);
+  assert.deepEqual(client.sent(), [{ type: "resync", since: 8, epoch: "E1" }]);
+  assert.equal(now.streams.length, 1);
+  // A later drop reconnects over the websocket.
+  client.fail();
+  client.advance(client.now.waits[0]);
+  assert.equal(client.now.sockets.length, 5);
+  assert.equal(client.now.streams.length, 1);
+});
+
+test("a websocket retry that fails leaves SSE in place, and is tried again later", () => {
+  const retry = 30000;
+  const client = onSse(5, { fallback: { wsRetryMs: retry }, heartbeat: 15 });
+  const keepAlive = () => client.stream(ping(5));
+  client.advance(retry);
+  assert.equal(client.now.sockets.length, 4);
+  client.fail(); // refused again
+  let now = client.now;
+  assert.equal(now.held, `${SSE_URL}?since=5&epoch=E1`);
+  assert.deepEqual(now.transports, ["sse"]);
+  assert.equal(now.streams[0].closeCalls, 0);
+  assert.equal(now.status, "live");
+
+  keepAlive();
+  client.advance(retry);
+  assert.equal(client.now.sockets.length, 5, "not tried again");
+  // This one opens but never goes live: given up after the connect timeout.
+  client.deliver(hello({ head: 5 }));
+  keepAlive();
+  client.advance(CONNECT_TIMEOUT_MS);
+  now = client.now;
+  assert.equal(now.sockets[4].closeCalls, 1, "a websocket that never went live was kept");
+  assert.deepEqual(now.open, [`${SSE_URL}?since=5&epoch=E1`]);
+  assert.deepEqual(now.transports, ["sse"]);
+  keepAlive();
+  client.stream(created(6));
+  assert.equal(client.now.seq, 6);
+
+  // The stream drops while a websocket is being tried: the websocket, live, is the connection.
+  client.advance(retry);
+  assert.equal(client.now.sockets.length, 6);
+  client.failStream();
+  client.deliver(hello({ head: 7 }), created(7), live(7));
+  now = client.now;
+  assert.deepEqual(now.transports, ["sse", "ws"]);
+  assert.equal(now.status, "live");
+  assert.equal(now.seq, 7);
+  assert.deepEqual(now.open, ["ws://client.test/ws/liveblog/match/?since=6&epoch=E1"]);
+  client.advance(BACKOFF_MAX_MS);
+  assert.equal(client.now.streams.length, 1, "the stream's cancelled retry still opened one");
+});
+
+test("a reset the stream saw first is not undone by the websocket's replay", () => {
+  const client = onSse(5, { fallback: { wsRetryMs: 1000 } });
+  client.advance(1000);
+  client.deliver(hello({ head: 6 }), created(6)); // the old log, read before the reset
+  client.stream(snapshot("E2", 1, [post(301)]));
+  client.deliver(live(6));
+  let now = client.now;
+  assert.deepEqual([now.epoch, now.seq, now.ids], ["E2", 1, [301]]);
+  assert.deepEqual(now.transports, ["sse", "ws"]);
+  // The reset reaches the websocket too: its snapshot, then the new log's events.
+  client.deliver(snapshot("E2", 1, [post(301)]), created(2, 302));
+  now = client.now;
+  assert.deepEqual([now.epoch, now.seq, now.ids], ["E2", 2, [302, 301]]);
+});
+
+test("stop closes the stream and any websocket being tried", () => {
+  const client = onSse(1, { fallback: { wsRetryMs: 1000 } });
+  client.advance(1000);
+  assert.equal(client.now.sockets.length, 4);
+  client.t.connection.stop();
+  const now = client.now;
+  assert.deepEqual(now.open, []);
+  assert.equal(now.status, "closed");
+  client.advance(WS_RETRY_MS);
+  assert.deepEqual([client.now.sockets.length, client.now.streams.length], [4, 1]);
+});
+
+test("the SSE adapter looks like a socket that cannot send", () => {
+  let source = null;
+  const socket = new SseSocket("/sse/x/", (url) => { source = new FakeEventSource(url); return source; });
+  const seen = [];
+  for (const type of ["open", "message", "error", "close"]) {
+    socket.addEventListener(type, (event) => seen.push([type, event.data ?? event.code ?? null]));
+  }
+  assert.deepEqual([socket.readyState, socket.canSend, source.url], [0, false, "/sse/x/"]);
+  source.deliver({ type: "hello" });
+  assert.equal(socket.readyState, 1);
+  let threw = null;
+  try { socket.send("{}"); } catch (error) { threw = error.name; }
+  assert.equal(threw, "NotSupportedError");
+  source.fail();
+  source.dispatch("error"); // closed already: nothing more
+  assert.deepEqual(seen, [["open", null], ["message", '{"type":"hello"}'], ["error", null], ["close", 1006]]);
+  assert.deepEqual([socket.readyState, source.closeCalls], [3, 1]);
+
+  // Closed by its owner: quietly, and nothing after.
+  const quiet = new SseSocket("/sse/y/", (url) => { source = new FakeEventSource(url); return source; });
+  const heard = [];
+  quiet.addEventListener("close", () => heard.push("close"));
+  quiet.addEventListener("message", () => heard.push("message"));
+  quiet.close();
+  quiet.close();
+  source.dispatch("message", { data: "{}" });
+  assert.deepEqual([heard, quiet.readyState, source.closeCalls], [[], 3, 1]);
 });

@@ -11,8 +11,11 @@ One job per module, each depending only on those below it:
     stream     one blog on this process: feed + readers + snapshots + healing from the log
     hub        the registry of streams, the slug -> id cache, and the heartbeat
     wire       one websocket's outgoing side (daphne's fast path behind a probe, or ASGI send)
+    eventstream  one SSE response's outgoing side, the same calls as a wire
+    delivery   one reader, whatever its transport: catch-up, held events, live, cut loose
     gcpolicy   full garbage collections between deliveries, never in the middle of one
 
-The consumer (liveblog/consumers.py) translates between a websocket and these. ARCHITECTURE.md
+The transports translate between a connection and these: the websocket consumer
+(liveblog/consumers.py) and the event stream (liveblog/sse.py). ARCHITECTURE.md
 at the repository root follows a post through them.
 """

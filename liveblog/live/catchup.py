@@ -7,9 +7,12 @@ pages (memory stays flat however long the replay). The caller iterates the frame
 the head it brought the reader to:
 
     catch_up = await stream.catch_up(since=since, epoch=epoch)
-    async for text in catch_up:
-        send(text)
+    async for frame in catch_up:
+        send(frame)
     send(live_frame(catch_up.head))
+
+Each item is a `Frame` (its seq and epoch are what an SSE message's id carries): the ring's and a
+snapshot's are shared with every other reader sent them, so their encoded bytes are made once.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 from .. import protocol
-from .feed import Feed
+from .feed import Feed, Frame
 from .snapshots import Snapshot
 
 # A replay from the database goes out in pages of this many events.
@@ -28,9 +31,9 @@ ReadSnapshot = Callable[[], Awaitable[Snapshot]]
 
 
 class CatchUp:
-    """An async iterable of frame texts, with the `epoch` and `head` they bring a reader to."""
+    """An async iterable of frames, with the `epoch` and `head` they bring a reader to."""
 
-    def __init__(self, *, epoch: str, head: int, frames: list[str],
+    def __init__(self, *, epoch: str, head: int, frames: list[Frame],
                  since: int = 0, read_events: ReadEvents | None = None,
                  read_snapshot: ReadSnapshot | None = None) -> None:
         self.epoch = epoch
@@ -54,21 +57,21 @@ class CatchUp:
         return cls(epoch=feed.epoch, head=feed.head, frames=[], since=since,
                    read_events=events, read_snapshot=snapshot)
 
-    async def __aiter__(self) -> AsyncIterator[str]:
-        for text in self._frames:
-            yield text
+    async def __aiter__(self) -> AsyncIterator[Frame]:
+        for frame in self._frames:
+            yield frame
         if self._read_events is not None:
-            async for text in self._from_log():
-                yield text
+            async for frame in self._from_log():
+                yield frame
         elif self._read_snapshot is not None:
             yield await self._snapshot()
 
-    async def _snapshot(self) -> str:
+    async def _snapshot(self) -> Frame:
         snapshot = await self._read_snapshot()
         self.epoch, self.head = snapshot.epoch, snapshot.head
-        return snapshot.text
+        return snapshot.frame
 
-    async def _from_log(self) -> AsyncIterator[str]:
+    async def _from_log(self) -> AsyncIterator[Frame]:
         """`since+1 … head` from the database, page by page. A page that comes back short means
         the log started over meanwhile (a reset): the reader gets a snapshot of the new epoch
         instead, which replaces whatever it was sent."""
@@ -79,6 +82,6 @@ class CatchUp:
             if [seq for seq, _ in rows] != list(range(sent + 1, upto + 1)):
                 yield await self._snapshot()
                 return
-            for _, text in rows:
-                yield text
+            for seq, text in rows:
+                yield Frame(seq, text, self.epoch)
             sent = upto

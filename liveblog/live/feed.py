@@ -6,7 +6,8 @@ gapless, ordered run: each seq once, right after the one before. What it cannot 
 waits; the gap it leaves is reported (`missing_upto`) for the caller to fill from the log.
 
 It also keeps the newest events (a ring as long as the replay window), so that a reconnecting
-reader is replayed from memory: `replay(since)`.
+reader is replayed from memory: `replay(since)`. The ring holds the same `Frame`s that went out
+live, so a thousand readers replayed together share each frame's encoded bytes.
 """
 
 from __future__ import annotations
@@ -17,21 +18,34 @@ from typing import Any
 
 
 class Frame:
-    """One event as it goes out: its seq and JSON text, plus (for transports that frame bytes
-    themselves, see wire.py) those bytes, made once for every reader of the process."""
+    """One event (or a snapshot: `seq` is then its head) as it goes out: its position and JSON
+    text, plus the bytes each transport makes of it (a websocket frame, see wire.py; an SSE
+    message, see eventstream.py), made once for every reader of the process."""
 
-    __slots__ = ("seq", "text", "_framed")
+    __slots__ = ("seq", "text", "epoch", "_framed", "_streamed")
 
-    def __init__(self, seq: int, text: str) -> None:
+    def __init__(self, seq: int, text: str, epoch: str = "") -> None:
         self.seq = seq
         self.text = text
+        self.epoch = epoch
         self._framed: Any = None
+        self._streamed: dict[Callable, Any] | None = None
 
     def framed(self, make: Callable[[str], Any]) -> Any:
-        """`make(text)`, computed by the first caller and shared by the rest."""
+        """`make(text)` for a websocket, computed by the first caller and shared by the rest."""
         if self._framed is None:
             self._framed = make(self.text)
         return self._framed
+
+    def streamed(self, make: Callable[[Frame], Any]) -> Any:
+        """`make(self)` for an event stream (one result per `make`: with or without HTTP's
+        chunked coding), computed by the first caller and shared by the rest."""
+        if self._streamed is None:
+            self._streamed = {}
+        made = self._streamed.get(make)
+        if made is None:
+            made = self._streamed[make] = make(self)
+        return made
 
 
 class Feed:
@@ -47,7 +61,9 @@ class Feed:
     def _restart(self, head: int, epoch: str, recent: Iterable[tuple[int, str]]) -> None:
         self._head = head
         self._epoch = epoch
-        self._ring: deque[tuple[int, str]] = deque(recent, maxlen=self._window)
+        self._ring: deque[Frame] = deque(
+            (Frame(seq, text, epoch) for seq, text in recent), maxlen=self._window
+        )
         # Events that came early: they wait for the ones before them.
         self._pending: dict[int, str] = {}
 
@@ -73,9 +89,9 @@ class Feed:
         run = []
         while self._head + 1 in self._pending:
             self._head += 1
-            text = self._pending.pop(self._head)
-            self._ring.append((self._head, text))
-            run.append(Frame(self._head, text))
+            frame = Frame(self._head, self._pending.pop(self._head), self._epoch)
+            self._ring.append(frame)
+            run.append(frame)
         return run
 
     @property
@@ -84,16 +100,16 @@ class Feed:
         them was lost or is late), or None when nothing waits."""
         return min(self._pending) - 1 if self._pending else None
 
-    def replay(self, since: int) -> list[str] | None:
-        """Event texts `since+1 … head` from memory, or None when the ring does not reach back
-        that far (or `since` is ahead of the head)."""
+    def replay(self, since: int) -> list[Frame] | None:
+        """Events `since+1 … head` from memory, or None when the ring does not reach back that
+        far (or `since` is ahead of the head)."""
         if since == self._head:
             return []
-        if since > self._head or not self._ring or self._ring[0][0] > since + 1:
+        if since > self._head or not self._ring or self._ring[0].seq > since + 1:
             return None
-        start = since + 1 - self._ring[0][0]
-        return [text for _, text in list(self._ring)[start:]]
+        start = since + 1 - self._ring[0].seq
+        return list(self._ring)[start:]
 
     def ring_seqs(self) -> list[int]:
         """The seqs the ring holds, oldest first (for tests and diagnostics)."""
-        return [seq for seq, _ in self._ring]
+        return [frame.seq for frame in self._ring]

@@ -12,6 +12,9 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from functools import cached_property
+
+from .feed import Frame
 
 
 @dataclass(frozen=True)
@@ -19,6 +22,12 @@ class Snapshot:
     epoch: str
     head: int
     text: str  # the encoded `snapshot` frame
+
+    @cached_property
+    def frame(self) -> Frame:
+        """The snapshot as it goes out (its seq is the head): encoded once for every reader
+        that starts from it."""
+        return Frame(self.head, self.text, self.epoch)
 
 
 class SnapshotCache:

@@ -10,6 +10,9 @@ caller wait, so the hub never waits on a reader. Three calls:
 - `abandon(code)`: give up on a reader too far behind: drop what it has not taken, and close.
 - `shut(code)`: close on a client that abuses the server: as `abandon`, and read nothing more
   from it (what it goes on writing stays in the kernel until the close times out).
+- `keep_alive()`: a heartbeat passed with nothing sent (a catch-up under way): a transport that
+  needs traffic to stay open through proxies sends some. A websocket needs nothing: daphne's own
+  protocol pings keep it open.
 - `pace_input()`: called for each incoming frame the consumer takes. daphne reads whatever a
   client writes into an unbounded queue, one socket read at a time (thousands of small frames),
   far faster than the consumer takes them: a client that is that far ahead is not read from
@@ -60,6 +63,8 @@ class Wire(Protocol):
     def shut(self, code: int) -> None: ...
 
     def pace_input(self) -> None: ...
+
+    def keep_alive(self) -> None: ...
 
 
 # --- Finding daphne's connection, and probing it ------------------------------------------------
@@ -179,6 +184,9 @@ class DirectWire:
         self._shut = True
         self._pause_reading()
 
+    def keep_alive(self) -> None:
+        """daphne pings websockets itself."""
+
     def pace_input(self) -> None:
         waiting = self._protocol.application_queue.qsize()
         if self._reading and waiting > INPUT_HIGH_WATER:
@@ -202,24 +210,30 @@ class DirectWire:
         return self._protocol.factory.prepareMessage(text.encode())
 
     def _send_now(self, data: bytes) -> None:
-        """Hand the bytes to the socket now when nothing waits before them, as asyncio's own
-        transports do. Twisted would register the socket for writing and write on the next
-        turn of the loop: four epoll calls per reader per event, half of a fan-out's cost.
-        Whatever the socket does not take goes to Twisted's buffer, in order."""
-        protocol, transport = self._protocol, self._protocol.transport
-        if (self._sock is not None and not protocol.send_queue and transport.connected
-                and not transport.disconnecting and not transport._tempDataLen
-                and len(transport.dataBuffer) == transport.offset):
-            try:
-                sent = self._sock.send(data)
-            except (BlockingIOError, InterruptedError):
-                sent = 0
-            except OSError:
-                sent = 0  # a dead connection: Twisted finds out on its own write and closes
-            if sent == len(data):
-                return
-            data = data[sent:]
-        protocol.sendData(data)
+        """Hand the bytes to the socket now when nothing waits before them (see `send_now`);
+        Autobahn's own queue counts as waiting."""
+        protocol = self._protocol
+        if not protocol.send_queue:
+            data = send_now(self._sock, protocol.transport, data)
+        if data:
+            protocol.sendData(data)
+
+
+def send_now(sock: Any, transport: Any, data: bytes) -> bytes:
+    """Write to the socket at once when nothing waits in Twisted's buffer before `data`, as
+    asyncio's own transports do, and return what it did not take (the caller hands that to
+    Twisted, in order). Twisted would register the socket for writing and write on the next turn
+    of the loop: four epoll calls per reader per event, half of a fan-out's cost."""
+    if (sock is not None and transport.connected and not transport.disconnecting
+            and not transport._tempDataLen and len(transport.dataBuffer) == transport.offset):
+        try:
+            sent = sock.send(data)
+        except (BlockingIOError, InterruptedError):
+            sent = 0
+        except OSError:
+            sent = 0  # a dead connection: Twisted finds out on its own write and closes
+        return data[sent:]
+    return data
 
 
 # --- The queued path ----------------------------------------------------------------------------
@@ -276,7 +290,9 @@ class SocketPressure:
 
 
 class QueuedWire:
-    """Sends frames through ASGI `send`, in order, from a bounded queue."""
+    """Sends frames through ASGI `send`, in order, from a bounded queue. What a message is made
+    of is `_message` and `_close_message` (a websocket's here; an event stream's in
+    eventstream.py)."""
 
     def __init__(self, send: Callable[[dict], Awaitable[None]], *, max_queued: int,
                  max_backlog_bytes: int, pressure: SocketPressure | None = None,
@@ -289,17 +305,24 @@ class QueuedWire:
         self._pressure = pressure
         # Bytes handed over since the socket was last seen full (see SocketPressure).
         self._sent_while_full = 0
-        self._queue: deque[dict] = deque()
+        self._queue: deque[tuple[dict, int]] = deque()  # (ASGI message, bytes it carries)
         self._queued_bytes = 0
         self._writer: asyncio.Task | None = None
         self._closed = False
 
+    @staticmethod
+    def _message(frame: str | Frame) -> tuple[dict, int]:
+        text = frame if isinstance(frame, str) else frame.text
+        return {"type": "websocket.send", "text": text}, len(text)
+
+    @staticmethod
+    def _close_message(code: int) -> dict:
+        return {"type": "websocket.close", "code": code}
+
     def send(self, frame: str | Frame) -> bool:
         if self._closed or self._too_far_behind():
             return False
-        text = frame if isinstance(frame, str) else frame.text
-        self._queued_bytes += len(text)
-        self._put({"type": "websocket.send", "text": text})
+        self._put(*self._message(frame))
         return True
 
     def backlog(self) -> int:
@@ -311,7 +334,7 @@ class QueuedWire:
     def close(self, code: int) -> None:
         if self._closed:
             return
-        self._put({"type": "websocket.close", "code": code})
+        self._put(self._close_message(code), 0)
         self._closed = True
         if self._pressure is not None:
             self._pressure.release()
@@ -328,6 +351,9 @@ class QueuedWire:
     def pace_input(self) -> None:
         """ASGI has no way to stop reading (and other servers bound their own queues)."""
 
+    def keep_alive(self) -> None:
+        """Websocket servers ping on their own."""
+
     def idle(self) -> Awaitable[None]:
         """Done once everything queued so far went out (tests)."""
         return asyncio.shield(self._writer) if self._writer else asyncio.sleep(0)
@@ -336,21 +362,20 @@ class QueuedWire:
         return (len(self._queue) >= self._max_queued
                 or self.backlog() > self._max_backlog_bytes)
 
-    def _put(self, message: dict) -> None:
-        self._queue.append(message)
+    def _put(self, message: dict, size: int) -> None:
+        self._queue.append((message, size))
+        self._queued_bytes += size
         if self._writer is None or self._writer.done():
             self._writer = asyncio.ensure_future(self._drain())
 
     async def _drain(self) -> None:
         while self._queue:
-            message = self._queue.popleft()
-            text = message.get("text")
-            if text is not None:
-                self._queued_bytes -= len(text)
-                if self._pressure is not None and self._pressure.paused:
-                    self._sent_while_full += len(text)
+            message, size = self._queue.popleft()
+            self._queued_bytes -= size
+            if self._pressure is not None and self._pressure.paused:
+                self._sent_while_full += size
             try:
-                if self._closer is not None and message["type"] == "websocket.close":
+                if self._closer is not None and self._queue_end(message):
                     self._closer(message["code"])
                 else:
                     await self._send(message)
@@ -359,6 +384,18 @@ class QueuedWire:
                 self._queue.clear()
                 self._queued_bytes = 0
                 self._closed = True
+                self._ended()
+                return
+            if self._queue_end(message):
+                self._ended()
+
+    @staticmethod
+    def _queue_end(message: dict) -> bool:
+        """Whether this message ends the connection."""
+        return message["type"] == "websocket.close"
+
+    def _ended(self) -> None:
+        """The last message went (or the connection did)."""
 
 
 # --- Pacing ------------------------------------------------------------------------------------

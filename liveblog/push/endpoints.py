@@ -3,10 +3,16 @@
 The server POSTs to URLs that readers hand it, so an endpoint must be `https` and every address
 its host resolves to must be public: not private, loopback, link-local, multicast, reserved or
 unspecified, in IPv4 or IPv6, including IPv4 addresses carried in IPv6 (mapped, 6to4, NAT64).
-The same rule is applied again at every send to the address actually connected to
-(transport.py): a name that resolved to a public address when it was stored may resolve to an
-internal one later (DNS rebinding). LIVEBLOG_PUSH_INSECURE_ENDPOINTS (tests, local development)
-also accepts `http` and loopback addresses, nothing else.
+
+When a subscription is stored only what needs no DNS is decided (`check_host`): an address
+literal must be public, a name must be a dotted public name. The request does not resolve the
+name: a resolver the subscriber controls could hold it for seconds, and Django runs the sync
+views of a process on one thread. The addresses are checked at every send instead, on the
+sender's threads, against the address actually connected to (transport.py): a name that
+resolved to a public address once may resolve to an internal one later (DNS rebinding), and a
+subscription whose host resolves inside is dropped (sender.py).
+LIVEBLOG_PUSH_INSECURE_ENDPOINTS (tests, local development) also accepts `http` and loopback
+addresses, nothing else.
 """
 
 from __future__ import annotations
@@ -99,6 +105,30 @@ def vetted_addresses(host: str, port: int) -> list[str]:
     if refused or not addresses:
         raise EndpointRefused("the endpoint's host is not a public address")
     return addresses
+
+
+# Names that never leave the machine or the site's network (RFC 6761, 6762, 8375; ICANN's
+# reserved .internal), refused without asking DNS.
+INTERNAL_SUFFIXES = (".localhost", ".local", ".internal", ".home.arpa", ".localdomain")
+
+
+def check_host(host: str) -> None:
+    """EndpointRefused for a host that is certainly not a public push service, decided without
+    DNS: a private (etc.) address literal, a single-label name (a search domain would make it
+    an internal host) or an internal suffix. Loopback and any name when insecure."""
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        pass
+    else:
+        if not address_allowed(host):
+            raise EndpointRefused("the endpoint's host is not a public address")
+        return
+    if insecure():
+        return
+    name = host.lower().rstrip(".")
+    if "." not in name or f".{name}".endswith(INTERNAL_SUFFIXES):
+        raise EndpointRefused("the endpoint's host is not a public name")
 
 
 # --- Subscriptions ------------------------------------------------------------------------------

@@ -74,6 +74,13 @@ class Report:
     superseded: bool = False
 
 
+def _refused_address(error: requests.ConnectionError) -> bool:
+    """Whether the connection was refused by the address check (transport.RefusedAddress,
+    wrapped by urllib3's MaxRetryError in requests' ConnectionError)."""
+    reason = getattr(error.args[0] if error.args else None, "reason", None)
+    return isinstance(reason, transport.RefusedAddress)
+
+
 def topic(blog_id: int) -> str:
     """The push `Topic` of a blog's key events (≤ 32 characters of the URL-safe base64
     alphabet): a push service keeps only the newest undelivered message per topic."""
@@ -240,6 +247,13 @@ class Sender:
                 "Authorization": vapid.authorization(endpoint),
             }, timeout=(settings.LIVEBLOG_PUSH_CONNECT_SECONDS,
                         settings.LIVEBLOG_PUSH_READ_SECONDS))
+        except requests.ConnectionError as error:
+            if _refused_address(error):  # resolves inside: never sent to, and forgotten
+                _log_limited(f"refused:{host}", "push to %s refused: %s", host, error)
+                return subscription_id, "gone", "refused address"
+            breaker.record(host, ok=False)
+            _log_limited(host, "push to %s failed: %s", host, error)
+            return subscription_id, "failed", type(error).__name__
         except (requests.RequestException, OSError) as error:
             breaker.record(host, ok=False)
             _log_limited(host, "push to %s failed: %s", host, error)

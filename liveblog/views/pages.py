@@ -69,7 +69,7 @@ def robots_txt(request: HttpRequest) -> HttpResponse:
     """Crawlers read the blog list and reader pages; the rest is for people signed in, or an
     API they have no use for."""
     lines = ["User-agent: *", "Disallow: /admin/", "Disallow: /accounts/", "Disallow: /api/",
-             "Disallow: /liveblog/*/write/",
+             "Disallow: /liveblog/*/write/", "Disallow: /sse/",
              f"Sitemap: {request.build_absolute_uri(reverse('sitemap'))}"]
     return HttpResponse("\n".join(lines) + "\n", content_type="text/plain; charset=utf-8")
 

@@ -15,10 +15,21 @@
 // The state is anything with `epoch`, `seq`, `applySnapshot(frame)` and `applyEvent(frame)`:
 // the reader's FeedState, or the desk's DeskState (desk-state.js); the URL is the caller's too.
 //
-// The WebSocket constructor, timers and randomness are injectable, so the logic can be tested
-// with a fake socket.
+// - Transports (the reader's, when given a `fallback`): the websocket first; after
+//   `fallback.failures` websocket attempts in a row that failed before opening (a proxy that
+//   refuses the upgrade), the next attempt is Server-Sent Events (sse-socket.js, the same frames).
+//   An SSE stream that opens proves HTTP answers: the connection stays on SSE, and tries a
+//   websocket in the background with its position, once at once (the upgrades may have failed
+//   only because nothing answered) then every `fallback.wsRetryMs`; that one takes over only
+//   once it is live (and the stream is closed then), else it is dropped and tried again later.
+//   Over SSE a resync is a reconnect with `since`: there is no channel to the server. The desk
+//   passes no fallback: websockets only.
+//
+// The WebSocket and event-stream constructors, timers and randomness are injectable, so the
+// logic can be tested with fake sockets.
 
 import { APPLIED, GAP } from "./feed-state.js";
+import { SseSocket } from "./sse-socket.js";
 
 export const BACKOFF_FIRST_MS = 500;
 export const BACKOFF_MAX_MS = 30000;
@@ -29,6 +40,47 @@ export const SILENT_HEARTBEATS = 2.5;
 export const RETRY = "retry";
 export const RESTART = "restart";
 export const STOP = "stop";
+// Transports, as #connection's data-transport says them.
+export const WS = "ws";
+export const SSE = "sse";
+// Websocket attempts in a row that failed before opening, before one attempt over SSE.
+export const WS_FAILURES_BEFORE_SSE = 2;
+// While on SSE, a websocket is tried again in the background this often.
+export const WS_RETRY_MS = 3 * 60 * 1000;
+
+/**
+ * Which transport the next connect uses. Websocket first; once `failures` websocket attempts in
+ * a row failed before opening (counted only while the browser says it is online: with no
+ * network everything fails), every other attempt is SSE, until one stream opens: then SSE, until
+ * a websocket is live again (`opened(WS)`). A websocket that opened and dropped later is the
+ * network's doing, not a proxy's: it resets the count.
+ */
+export class TransportChoice {
+  constructor({ failures = WS_FAILURES_BEFORE_SSE } = {}) {
+    this.failures = failures;
+    this.current = WS; // the transport of the last connection that opened
+    this.wsFailures = 0;
+    this.last = null; // the transport of the last attempt
+  }
+
+  next() {
+    if (this.current === SSE) return SSE;
+    return this.wsFailures >= this.failures && this.last !== SSE ? SSE : WS;
+  }
+
+  /** An attempt over `transport` ended; `opened`: it had opened first. */
+  ended(transport, { opened, online = true }) {
+    this.last = transport;
+    if (transport !== WS) return;
+    if (opened) this.wsFailures = 0;
+    else if (online) this.wsFailures += 1;
+  }
+
+  opened(transport) {
+    this.current = transport;
+    if (transport === WS) this.wsFailures = 0;
+  }
+}
 
 /** The wait before reconnect attempt `attempt` (0-based): full jitter under a doubling cap. */
 export function backoffDelay(attempt, random = Math.random) {
@@ -54,6 +106,10 @@ export class FeedConnection {
    * @param {(code: number) => string} [options.closeAction]  what the server's close code means:
    *   "retry" (back off and reconnect), "restart" (reconnect without `since`: the position held
    *   belongs to a log this connection no longer follows) or "stop" (never reconnect)
+   * @param {object} [options.fallback]  SSE where websockets fail (the reader; null: websockets
+   *   only): {url: the event stream's URL without query, failures?, wsRetryMs?, createStream?}
+   * @param {(transport: string) => void} [options.onTransport]  "ws" | "sse": the transport of
+   *   the connection that opened last
    */
   constructor({
     slug, state, onReset, onChange, onState,
@@ -64,6 +120,8 @@ export class FeedConnection {
     timers = globalThis,
     random = Math.random,
     isOnline = () => navigator.onLine !== false,
+    fallback = null,
+    onTransport = () => {},
   }) {
     this.baseUrl = url ?? defaultUrl(slug);
     this.state = state;
@@ -86,6 +144,24 @@ export class FeedConnection {
     this.resyncFrom = null; // the since of a resync asked for and not yet answered
     this.fromScratch = false; // the next connect asks for a snapshot, whatever the state holds
     this.stopped = false;
+    this.fallback = fallback && {
+      failures: WS_FAILURES_BEFORE_SSE,
+      wsRetryMs: WS_RETRY_MS,
+      createStream: (address) => new SseSocket(address),
+      ...fallback,
+    };
+    this.onTransport = onTransport;
+    this.choice = new TransportChoice({ failures: this.fallback?.failures });
+    this.transport = null; // the socket's transport
+    this.opened = false; // the socket has opened
+    this.shownTransport = null;
+    // While on SSE: the websocket tried in the background, the frames it got before its `live`,
+    // the epoch it asked from, and its timers.
+    this.probe = null;
+    this.probeFrames = [];
+    this.probeEpoch = null;
+    this.probeTimer = null;
+    this.probeWatchdog = null;
   }
 
   /** Connect, and follow the browser's network and visibility changes. */
@@ -101,32 +177,67 @@ export class FeedConnection {
     this.connect();
   }
 
-  url() {
+  url(transport = WS) {
+    const base = transport === SSE ? this.fallback.url : this.baseUrl;
     const { seq, epoch } = this.state;
-    if (seq === null || this.fromScratch) return this.baseUrl;
+    if (seq === null || this.fromScratch) return base;
     const query = new URLSearchParams({ since: String(seq) });
     if (epoch) query.set("epoch", epoch);
-    return `${this.baseUrl}?${query}`;
+    return `${base}?${query}`;
   }
 
-  connect() {
+  /** A new socket over `transport`, at the current position (throws as `new WebSocket` can). */
+  open(transport) {
+    const address = this.url(transport);
+    return transport === SSE ? this.fallback.createStream(address) : this.createSocket(address);
+  }
+
+  connect({ quietly = false } = {}) {
     this.timers.clearTimeout(this.retryTimer);
     this.retryTimer = null;
     if (this.socket || this.stopped) return; // never two sockets; never after a stop
-    this.setStatus(this.status === null ? "connecting" : this.idleStatus());
+    if (!quietly) this.setStatus(this.status === null ? "connecting" : this.idleStatus());
+    const transport = this.fallback ? this.choice.next() : WS;
     let socket;
     try {
-      socket = this.createSocket(this.url());
+      socket = this.open(transport);
     } catch {
+      this.choice.ended(transport, { opened: false, online: this.isOnline() });
       this.scheduleReconnect();
       return;
     }
     this.socket = socket;
+    this.transport = transport;
+    this.opened = false;
     this.resyncFrom = null;
     this.armWatchdog(CONNECT_TIMEOUT_MS);
+    socket.addEventListener("open", () => this.socketOpened(socket));
+    this.follow(socket);
+  }
+
+  /** Listen to the socket this connection holds. */
+  follow(socket) {
     socket.addEventListener("message", (message) => this.receive(socket, message));
     socket.addEventListener("close", (event) => this.dropped(socket, event.code));
     socket.addEventListener("error", () => socket.close());
+  }
+
+  socketOpened(socket) {
+    if (socket !== this.socket) return;
+    const fellBack = this.transport === SSE && this.choice.current !== SSE;
+    this.opened = true;
+    this.choice.opened(this.transport);
+    this.showTransport(this.transport);
+    // Just fell back: the upgrades may have failed only because nothing answered (a tunnel, a
+    // server restart), so the websocket is tried once at once; a proxy that blocks it refuses
+    // that one too, and the next try is wsRetryMs later.
+    if (this.transport === SSE) this.scheduleProbe(fellBack ? 0 : this.fallback.wsRetryMs);
+  }
+
+  showTransport(transport) {
+    if (transport === this.shownTransport) return;
+    this.shownTransport = transport;
+    this.onTransport(transport);
   }
 
   /** Skip the backoff wait: the network is back or the tab is visible again. */
@@ -151,6 +262,7 @@ export class FeedConnection {
   dropped(socket, code = null) {
     if (socket !== this.socket) return;
     this.socket = null;
+    this.choice.ended(this.transport, { opened: this.opened, online: this.isOnline() });
     this.timers.clearTimeout(this.watchdog);
     this.timers.clearTimeout(this.stableTimer);
     const action = code === null ? RETRY : this.closeAction(code);
@@ -172,11 +284,11 @@ export class FeedConnection {
     this.timers.clearTimeout(this.retryTimer);
     this.timers.clearTimeout(this.watchdog);
     this.timers.clearTimeout(this.stableTimer);
+    this.dropProbe();
+    this.timers.clearTimeout(this.probeTimer);
     const socket = this.socket;
     this.socket = null;
-    if (socket) {
-      try { socket.close(); } catch { /* already closing */ }
-    }
+    if (socket) closeQuietly(socket);
     this.setStatus("closed");
   }
 
@@ -194,7 +306,7 @@ export class FeedConnection {
     this.watchdog = this.timers.setTimeout(() => {
       if (socket !== this.socket) return;
       // A stalled socket can take minutes to report its close: stop waiting for it.
-      try { socket.close(); } catch { /* already closing */ }
+      closeQuietly(socket);
       this.dropped(socket);
     }, ms);
   }
@@ -205,9 +317,116 @@ export class FeedConnection {
 
   resync() {
     if (this.resyncFrom === this.state.seq) return; // asked already, from the same place
+    if (this.socket?.canSend === false) {
+      this.reopen();
+      return;
+    }
     this.resyncFrom = this.state.seq;
     const { seq, epoch } = this.state;
     this.send({ type: "resync", since: seq ?? 0, ...(epoch ? { epoch } : {}) });
+  }
+
+  /** A resync where the socket cannot send (SSE): a new request from the position held, at
+   *  once (not a failure: no backoff), the status unchanged until it answers. */
+  reopen() {
+    const socket = this.socket;
+    const from = this.state.seq;
+    this.socket = null;
+    this.timers.clearTimeout(this.watchdog);
+    this.timers.clearTimeout(this.stableTimer);
+    closeQuietly(socket);
+    this.connect({ quietly: true });
+    this.resyncFrom = from; // answered by that stream's `live`
+  }
+
+  // --- Back to the websocket, from SSE --------------------------------------------------------
+
+  scheduleProbe(delay = this.fallback.wsRetryMs) {
+    if (this.probeTimer || this.probe || this.stopped) return;
+    this.probeTimer = this.timers.setTimeout(() => {
+      this.probeTimer = null;
+      this.startProbe();
+    }, delay);
+  }
+
+  /** A websocket beside the stream, from the current position. Its frames wait until its
+   *  `live`; then it takes over (promote). */
+  startProbe() {
+    if (this.stopped || this.choice.current !== SSE) return;
+    let probe;
+    try {
+      probe = this.createSocket(this.url(WS));
+    } catch {
+      this.scheduleProbe();
+      return;
+    }
+    this.probe = probe;
+    this.probeFrames = [];
+    this.probeEpoch = this.state.epoch;
+    this.armProbeWatchdog();
+    probe.addEventListener("message", (message) => this.receiveProbe(probe, message));
+    probe.addEventListener("close", () => this.probeFailed(probe));
+    probe.addEventListener("error", () => this.probeFailed(probe));
+  }
+
+  armProbeWatchdog() {
+    const probe = this.probe;
+    this.timers.clearTimeout(this.probeWatchdog);
+    this.probeWatchdog = this.timers.setTimeout(() => this.probeFailed(probe), CONNECT_TIMEOUT_MS);
+  }
+
+  receiveProbe(probe, message) {
+    if (probe !== this.probe) return;
+    this.armProbeWatchdog();
+    this.probeFrames.push(message.data);
+    if (frameType(message.data) === "live") this.promote(probe);
+  }
+
+  /** The websocket is live: it becomes the connection, its held frames apply in order (each
+   *  seq once: what the stream applied meanwhile is a duplicate), and the stream closes. */
+  promote(probe) {
+    const frames = this.probeFrames;
+    const epoch = this.probeEpoch;
+    this.probe = null;
+    this.probeFrames = [];
+    this.timers.clearTimeout(this.probeWatchdog);
+    this.timers.clearTimeout(this.retryTimer);
+    this.retryTimer = null;
+    const stream = this.socket;
+    if (stream) {
+      this.socket = null;
+      this.timers.clearTimeout(this.watchdog);
+      this.timers.clearTimeout(this.stableTimer);
+      closeQuietly(stream);
+    }
+    this.socket = probe;
+    this.transport = WS;
+    this.opened = true;
+    this.choice.opened(WS);
+    this.showTransport(WS);
+    this.follow(probe);
+    // A reset reached the stream after the websocket read its replay: the replayed events
+    // belong to the old log (the websocket's own snapshot of the new one follows them).
+    let stale = this.state.epoch !== epoch;
+    for (const data of frames) {
+      const type = frameType(data);
+      if (type === "snapshot") stale = false;
+      if (!(stale && type === "event")) this.receive(probe, { data });
+    }
+  }
+
+  probeFailed(probe) {
+    if (probe !== this.probe) return;
+    this.dropProbe();
+    this.scheduleProbe();
+  }
+
+  dropProbe() {
+    const probe = this.probe;
+    this.probe = null;
+    this.probeFrames = [];
+    this.timers.clearTimeout(this.probeWatchdog);
+    if (probe) closeQuietly(probe);
   }
 
   receive(socket, message) {
@@ -255,4 +474,16 @@ export class FeedConnection {
     if (result === APPLIED) this.onChange(change);
     else if (result === GAP) this.resync();
   }
+}
+
+function frameType(data) {
+  try {
+    return JSON.parse(data).type;
+  } catch {
+    return null;
+  }
+}
+
+function closeQuietly(socket) {
+  try { socket.close(); } catch { /* already closing */ }
 }

@@ -280,6 +280,11 @@ export class FeedView {
     if (this.empty) this.empty.hidden = this.state.posts.size > 0;
   }
 
+  /** "ws" or "sse": how the feed is connected (data only: readers see no difference). */
+  showTransport(transport) {
+    this.connection.dataset.transport = transport;
+  }
+
   showConnection(state) {
     if (state === "live") this.lastCurrent = new Date();
     this.connectionState = state;

@@ -5,6 +5,11 @@
 // as far along (the page came from the service worker's cache, offline), so a cold start shows
 // the newest known state at once. It then connects with `since` = that state's head and never
 // downloads the first page again.
+//
+// The connection is a websocket, or Server-Sent Events where the websocket upgrade keeps failing
+// while HTTP answers (feed-connection.js); #connection's data-transport says which. Tests set
+// `window.liveblogTransport = {wsRetryMs, failures}` before the page's scripts run to shorten
+// the wait before the websocket is tried again.
 import { FeedConnection } from "./feed-connection.js";
 import { FeedState } from "./feed-state.js";
 import { FeedStore, newest } from "./feed-store.js";
@@ -61,6 +66,8 @@ export async function startFeed({
   const connection = new FeedConnection({
     slug,
     state,
+    fallback: { url: `/sse/liveblog/${encodeURIComponent(slug)}/`, ...window.liveblogTransport },
+    onTransport: (transport) => view.showTransport(transport),
     onReset: () => { view.renderAll(); save(); drawn(); },
     onChange: (change) => { view.apply(change); save(); drawn(); },
     onState: (status) => {
