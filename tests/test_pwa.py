@@ -93,8 +93,10 @@ def test_shell_size_is_small(capsys):
     size = shell_size_bytes()
     # A budget, uncompressed: 240 KB before the desk, whose console modules (desk.js,
     # desk-state.js, desk-view.js, their styles) added 36 KB; every phone that installs the app
-    # downloads all of it once, so growth beyond this needs a reason.
-    assert 0 < size < 300_000, size
+    # downloads all of it once, so growth beyond this needs a reason. Notifications (push.js,
+    # push-core.js, the badge, anchors waiting for the catch-up) added 21 KB to the 291 KB the SSE
+    # fallback had reached: the reader page imports them, so offline they must be in the shell.
+    assert 0 < size < 330_000, size
     print(f"precached shell: {size / 1024:.1f} KB")
 
 
