@@ -111,7 +111,7 @@ export class PushToggle {
   async isOn() {
     if (this.env.window.Notification.permission !== "granted") return false;
     const registration = await this.env.navigator.serviceWorker.getRegistration();
-    let subscription = registration ? await registration.pushManager.getSubscription() : null;
+    let subscription = await registration?.pushManager.getSubscription() ?? null;
     if (!subscription) {
       // The browser dropped it (site data cleared, permission reset): the record is stale.
       await this.blogs.clear();
@@ -135,7 +135,7 @@ export class PushToggle {
 
   async subscription() {
     const registration = await this.env.navigator.serviceWorker.getRegistration();
-    return registration ? registration.pushManager.getSubscription() : null;
+    return await registration?.pushManager.getSubscription() ?? null;
   }
 
   async toggle() {
