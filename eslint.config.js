@@ -59,7 +59,8 @@ export default [
   {
     // Classic scripts shared with the service worker (importScripts): no import or export, one
     // global each, defined on globalThis on purpose.
-    files: ["static/liveblog/indexeddb.js", "static/liveblog/outbox-core.js", "static/liveblog/photo-cache.js"],
+    files: ["static/liveblog/indexeddb.js", "static/liveblog/outbox-core.js", "static/liveblog/photo-cache.js",
+      "static/liveblog/push-core.js"],
     languageOptions: {
       ecmaVersion: 2022,
       sourceType: "script",

@@ -114,6 +114,15 @@ class BrowserErrors:
         page.on("console", lambda message: self._console(name, message))
         page.on("pageerror", lambda error: self._record(f"[{name}] uncaught: {error}"))
 
+    def watch_workers(self, context: BrowserContext, name: str = "service worker") -> None:
+        """Console errors of the context's service workers (their uncaught exceptions too)."""
+        def watch(worker) -> None:
+            worker.on("console", lambda message: self._console(name, message))
+
+        for worker in context.service_workers:
+            watch(worker)
+        context.on("serviceworker", watch)
+
     def _console(self, name: str, message) -> None:
         if message.type != "error":
             return

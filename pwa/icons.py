@@ -3,7 +3,8 @@
     .venv/bin/python -m pwa.icons        # writes static/pwa/*.png (committed)
 
 Sizes: 192 and 512 for the manifest, a 512 maskable one (the mark inside the 80 % safe zone, the
-red filling the whole square so any mask shape works), a 180 apple-touch-icon and a 32 favicon.
+red filling the whole square so any mask shape works), a 180 apple-touch-icon, a 32 favicon, and a
+96 notification badge (Android's status bar draws only its alpha: the white mark, no square).
 """
 
 from pathlib import Path
@@ -16,16 +17,20 @@ OUT = Path(__file__).resolve().parent.parent / "static" / "pwa"
 SUPERSAMPLE = 4  # draw big, then shrink: smooth edges without an anti-aliasing library
 
 
-def mark(size: int, *, maskable: bool = False, rounded: bool = True) -> Image.Image:
+def mark(
+    size: int, *, maskable: bool = False, rounded: bool = True, badge: bool = False
+) -> Image.Image:
     big = size * SUPERSAMPLE
     image = Image.new("RGBA", (big, big), (0, 0, 0, 0))
     draw = ImageDraw.Draw(image)
-    if maskable or not rounded:
+    if badge:
+        pass  # the mark alone, on transparency
+    elif maskable or not rounded:
         draw.rectangle((0, 0, big, big), fill=RED)
     else:
         draw.rounded_rectangle((0, 0, big - 1, big - 1), radius=big * 0.22, fill=RED)
     # The mark fills 60 % of a plain icon, 48 % of a maskable one (inside its safe zone).
-    scale = 0.48 if maskable else 0.6
+    scale = 0.48 if maskable else 0.9 if badge else 0.6
     centre = big / 2
     unit = big * scale / 2
     dot = unit * 0.3
@@ -45,6 +50,7 @@ ICONS = {
     # iOS rounds the corners itself and shows transparency as black: a full square.
     "apple-touch-icon.png": lambda: mark(180, rounded=False).convert("RGB"),
     "favicon-32.png": lambda: mark(32),
+    "badge-96.png": lambda: mark(96, badge=True),
 }
 
 

@@ -61,6 +61,11 @@ def service_worker(request: HttpRequest) -> HttpResponse:
             "indexeddb_json": json.dumps(staticfiles_storage.url("liveblog/indexeddb.js")),
             "outbox_core_json": json.dumps(staticfiles_storage.url("liveblog/outbox-core.js")),
             "photo_cache_json": json.dumps(staticfiles_storage.url("liveblog/photo-cache.js")),
+            "push_core_json": json.dumps(staticfiles_storage.url("liveblog/push-core.js")),
+            "notification_icons_json": json.dumps({
+                "icon": staticfiles_storage.url("pwa/icon-192.png"),
+                "badge": staticfiles_storage.url("pwa/badge-96.png"),
+            }),
             "photos_json": json.dumps({
                 "prefix": same_origin_media_prefix(),
                 "maxPhotos": settings.LIVEBLOG_OFFLINE_PHOTOS,

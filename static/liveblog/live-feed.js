@@ -59,16 +59,21 @@ export async function startFeed({
   const fromLocalCopy = start === stored;
   if (fromLocalCopy) view.renderAll();
   const save = () => store?.saveSoon(state);
+  // "drawn" after the view showed a change or a snapshot, "status" when the connection's state
+  // changed: for what waits on the feed (post-anchor.js waits for a post to arrive).
+  const events = new EventTarget();
+  const drawn = () => events.dispatchEvent(new Event("drawn"));
   const connection = new FeedConnection({
     slug,
     state,
     fallback: { url: `/sse/liveblog/${encodeURIComponent(slug)}/`, ...window.liveblogTransport },
     onTransport: (transport) => view.showTransport(transport),
-    onReset: () => { view.renderAll(); save(); },
-    onChange: (change) => { view.apply(change); save(); },
+    onReset: () => { view.renderAll(); save(); drawn(); },
+    onChange: (change) => { view.apply(change); save(); drawn(); },
     onState: (status) => {
       view.showConnection(status);
       onStatus?.(status);
+      events.dispatchEvent(new Event("status"));
     },
   });
   view.start();
@@ -76,7 +81,7 @@ export async function startFeed({
   save();
   // For the browser console, and for tests that read the client's position.
   window.liveblog = {
-    state, view, connection, store, fromLocalCopy, startedMs: performance.now(),
+    state, view, connection, store, events, fromLocalCopy, startedMs: performance.now(),
   };
   return window.liveblog;
 }

@@ -1,6 +1,7 @@
 // Reader page entry point.
 import { startFeed } from "./live-feed.js";
 import { PostAnchors } from "./post-anchor.js";
+import { startPush } from "./push.js";
 
 // The "Embed" panel's copy buttons (the code is selectable without them).
 for (const button of document.querySelectorAll("button[data-copy]")) {
@@ -17,4 +18,12 @@ for (const button of document.querySelectorAll("button[data-copy]")) {
   });
 }
 
-new PostAnchors(await startFeed()).start();
+startPush(document.getElementById("feed").dataset.slug)
+  ?.catch((error) => console.warn("liveblog: notifications", error));
+
+const anchors = new PostAnchors(await startFeed());
+anchors.start();
+// A tapped notification for the post this page is already at (sw.js notificationClicked).
+navigator.serviceWorker?.addEventListener("message", (event) => {
+  if (event.data?.type === "show-post") anchors.follow();
+});

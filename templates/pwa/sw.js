@@ -19,12 +19,19 @@
  * - Websockets are not fetches: a service worker never sees them.
  * - Background Sync sends the author's outbox (outbox-core.js) when the network is back: only
  *   the entries of the user whose console last checked who is signed in.
+ * - Web Push (push-core.js): a key event's push shows a notification (one per blog: a burst
+ *   replaces it); a tap opens the blog at the post, in a window of that blog if one is open.
+ *   Nothing about the signed-in user is involved: the subscriptions are the device's.
  */
 
 // The author's outbox (globalThis.LiveblogOutbox), shared with the console, and the IndexedDB
 // helper it uses (globalThis.LiveblogIDB), shared with the pages; the photos kept offline
-// (globalThis.LiveblogPhotos), shared with the reader's local copy.
-importScripts({{ indexeddb_json|safe }}, {{ outbox_core_json|safe }}, {{ photo_cache_json|safe }});
+// (globalThis.LiveblogPhotos), shared with the reader's local copy; the blogs this device gets
+// notifications for and what a push shows (globalThis.LiveblogPush), shared with push.js.
+importScripts(
+  {{ indexeddb_json|safe }}, {{ outbox_core_json|safe }}, {{ photo_cache_json|safe }},
+  {{ push_core_json|safe }},
+);
 
 const VERSION = {{ version_json|safe }};
 const PRECACHE = {{ precache_json|safe }};
@@ -78,6 +85,66 @@ self.addEventListener("sync", (event) => {
     const result = await outbox.flush(tellConsoles);
     await outbox.setMeta("flushedAt", Date.now()); // for tests: this sync has run
     if (result.retry) throw new Error("the outbox will be retried");
+  })());
+});
+
+// --- Web Push ---------------------------------------------------------------------------------
+
+const NOTIFICATION_ICONS = {{ notification_icons_json|safe }}; // {icon, badge}
+
+self.addEventListener("push", (event) => {
+  event.waitUntil(showPush(event.data));
+});
+
+/** Show what a push says. A payload that cannot be read still shows a (generic) notification:
+ *  a subscription made with userVisibleOnly promises one for every push. */
+async function showPush(data) {
+  let payload = null;
+  try {
+    payload = data ? data.json() : null;
+  } catch { /* not JSON: the generic notification */ }
+  const { title, options } = self.LiveblogPush.notification(
+    payload, { origin: self.location.origin, ...NOTIFICATION_ICONS },
+  );
+  await self.registration.showNotification(title, options);
+}
+
+self.addEventListener("notificationclick", (event) => {
+  event.waitUntil(notificationClicked(event.notification));
+});
+
+/**
+ * Close the notification and open the post it is about: a window already showing that blog is
+ * focused and taken to the post (the page catches up first, post-anchor.js), else a new window
+ * opens at it. A global function, so that e2e/test_push_client.py can call it: headless Chromium
+ * cannot click a notification, and only a real click may focus or open a window (the test
+ * records openWindow's calls instead).
+ */
+async function notificationClicked(notification) {
+  notification.close();
+  const path = self.LiveblogPush.localUrl(notification.data?.url, self.location.origin) ?? "/";
+  const target = new URL(path, self.location.origin);
+  const windows = await self.clients.matchAll({ type: "window" });
+  const open = windows.find((client) => new URL(client.url).pathname === target.pathname);
+  if (!open) return self.clients.openWindow(target.href);
+  await open.focus().catch(() => {}); // refused outside a real click: navigating still works
+  if (open.url === target.href) {
+    // Already at that URL: navigating would change nothing; the page shows the post again.
+    open.postMessage({ type: "show-post", url: target.href });
+    return open;
+  }
+  return open.navigate(target.href).catch(() => self.clients.openWindow(target.href));
+}
+
+/* The browser replaced the subscription (it expired, or the push service rotated it): subscribe
+ * again with the same server key where the browser did not, and tell every blog this device
+ * follows the new endpoint (push-core.js moveBlogs). */
+self.addEventListener("pushsubscriptionchange", (event) => {
+  event.waitUntil((async () => {
+    const key = event.oldSubscription?.options?.applicationServerKey;
+    const subscription = event.newSubscription
+      ?? (key ? await self.registration.pushManager.subscribe({ userVisibleOnly: true, applicationServerKey: key }) : null);
+    if (subscription) await self.LiveblogPush.moveBlogs(fetch, subscription);
   })());
 });
 
