@@ -36,21 +36,36 @@ def test_duplicates_and_old_events_are_dropped():
     assert f.ring_seqs() == [1, 2, 3]
 
 
+def texts(frames):
+    return [frame.text for frame in frames]
+
+
 def test_the_ring_keeps_the_newest_window_and_replays_from_it():
     f = feed(window=3)
     for seq in range(1, 6):
         f.accept(seq, f"e{seq}")
     assert f.ring_seqs() == [3, 4, 5]
-    assert f.replay(2) == ["e3", "e4", "e5"]
-    assert f.replay(4) == ["e5"]
+    assert texts(f.replay(2)) == ["e3", "e4", "e5"]
+    assert texts(f.replay(4)) == ["e5"]
     assert f.replay(5) == []
     assert f.replay(1) is None  # evicted
     assert f.replay(6) is None  # ahead of the head
 
 
+def test_a_replay_hands_out_the_frames_that_went_out_live():
+    """The same objects: their encodings (websocket, event stream) are made once per process,
+    for live readers and replayed ones alike."""
+    f = feed(window=3)
+    live = [frame for seq in range(1, 4) for frame in f.accept(seq, f"e{seq}")]
+    assert all(a is b for a, b in zip(f.replay(0), live, strict=True))
+    assert {frame.epoch for frame in live} == {"E1"}
+
+
 def test_a_feed_seeded_from_the_log_replays_what_it_was_given():
     f = feed(head=6, recent=[(3, "e3"), (4, "e4"), (5, "e5"), (6, "e6")], window=4)
-    assert f.replay(2) == ["e3", "e4", "e5", "e6"]
+    replayed = f.replay(2)
+    assert texts(replayed) == ["e3", "e4", "e5", "e6"]
+    assert [(frame.epoch, frame.seq) for frame in replayed] == [("E1", n) for n in range(3, 7)]
     assert f.replay(1) is None
 
 

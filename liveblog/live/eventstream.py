@@ -27,7 +27,6 @@ the websocket's queued wire with body chunks for messages.
 
 from __future__ import annotations
 
-import functools
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -36,7 +35,7 @@ from django.conf import settings
 from twisted.internet import tcp
 
 from .feed import Frame
-from .wire import QueuedWire, SocketPressure, send_now
+from .wire import QueuedWire, SocketPressure, daphne_protocol, send_now
 
 logger = logging.getLogger(__name__)
 
@@ -77,17 +76,6 @@ def _encoded(frame: str | Frame) -> bytes:
 
 
 # --- Under daphne -------------------------------------------------------------------------------
-
-
-def daphne_request(send: Callable) -> Any | None:
-    """daphne's request behind an HTTP connection's ASGI send (daphne hands the application
-    `partial(server.handle_reply, request)`), or None for any other server."""
-    if not isinstance(send, functools.partial) or not send.args:
-        return None
-    if getattr(send.func, "__name__", None) != "handle_reply":
-        return None
-    request = send.args[0]
-    return request if all(hasattr(request, name) for name in _REQUEST_API) else None
 
 
 def fast_path_works(request: Any) -> bool:
@@ -207,7 +195,7 @@ def stream_wire_for(send: Callable[[dict], Awaitable[None]], *,
     """The outgoing side of a started event-stream response whose ASGI send is `send`;
     `on_end()` is called once the response is over (ended, or the connection dropped)."""
     max_backlog = settings.LIVEBLOG_MAX_BACKLOG_BYTES
-    request = daphne_request(send)
+    request = daphne_protocol(send, _REQUEST_API)
     if request is not None and settings.LIVEBLOG_DIRECT_WIRE and fast_path_works(request):
         return DaphneStreamWire(request, max_backlog_bytes=max_backlog, on_end=on_end)
     pressure = SocketPressure.watch(request.channel) if request is not None else None

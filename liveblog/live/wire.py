@@ -85,15 +85,16 @@ INPUT_LOW_WATER = 2
 _probed: dict[tuple[type, type], bool] = {}
 
 
-def daphne_protocol(send: Callable) -> Any | None:
-    """The Autobahn protocol behind daphne's ASGI send callable (daphne hands the application
-    `partial(server.handle_reply, protocol)`), or None for any other server."""
+def daphne_protocol(send: Callable, api: tuple[str, ...] = _PROTOCOL_API) -> Any | None:
+    """The protocol behind daphne's ASGI send callable (daphne hands the application
+    `partial(server.handle_reply, protocol)`: Autobahn's for a websocket, its own twisted.web
+    request for HTTP) when it has every name in `api`, or None for any other server."""
     if not isinstance(send, functools.partial) or not send.args:
         return None
     if getattr(send.func, "__name__", None) != "handle_reply":
         return None
     protocol = send.args[0]
-    return protocol if all(hasattr(protocol, name) for name in _PROTOCOL_API) else None
+    return protocol if all(hasattr(protocol, name) for name in api) else None
 
 
 def direct_path_works(protocol: Any) -> bool:
