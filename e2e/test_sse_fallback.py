@@ -40,7 +40,7 @@ from e2e.test_flaky_network import (
     recovery_log,  # noqa: F401  (autouse: writes the timings below to var/e2e-recovery.json)
     states,
 )
-from e2e.test_offline_pwa import offline_errors, wait_for_offline_copy
+from e2e.test_offline_pwa import offline_errors, poll, wait_for_offline_copy
 
 pytestmark = [pytest.mark.e2e, pytest.mark.daphne_env(LIVEBLOG_HEARTBEAT_SECONDS="1")]
 
@@ -96,6 +96,10 @@ def test_a_reader_behind_a_websocket_blocking_proxy_reads_over_sse_through_every
         page.evaluate("window.__sameDocument = true")
         post_all(api, ["First over the stream"])
         expect_exactly_once(page, ["First over the stream"])
+        # The blog is "opened once" when the worker has kept the page: it fetches it as it
+        # activates, and a fetch that meets the cut below would wait for the next visit.
+        poll(page, "async () => Boolean(await caches.match(location.href))",
+             message="the page in the service worker's cache")
 
         # A cut: the stream is reset and new connections refused for a while.
         proxy.refuse(True)
