@@ -154,6 +154,25 @@ def test_a_page_never_visited_answers_offline_with_the_offline_page(
     expect(page).to_have_url(f"{server.url}/accounts/login/")
 
 
+def test_a_page_that_loaded_while_the_worker_installed_is_claimed_and_kept(
+    open_browser, page_in, server
+):
+    """A page can miss the worker's claim: loaded while it was still installing (a sign-in
+    redirect on a first visit), or shift-reloaded. It asks to be claimed, so this very page
+    works offline, not only the next one."""
+    context = open_browser()
+    page = page_in(context)
+    page.goto(server.url + READER)
+    poll(page, "() => navigator.serviceWorker.controller !== null",
+         message="the service worker to take control")
+    with page.expect_navigation():
+        context.new_cdp_session(page).send("Page.reload", {"ignoreCache": True})  # shift-reload
+    poll(page, "() => navigator.serviceWorker.controller !== null",
+         message="the shift-reloaded page to be claimed")
+    poll(page, "async () => Boolean(await caches.match(location.href))",
+         message="the page in the service worker's cache")
+
+
 @pytest.fixture
 def deployable(tmp_path, static_files):
     """A site whose static files live in its own directory, so a test can deploy new ones."""

@@ -55,6 +55,9 @@ async function registerWorker() {
     reloading = true;
     location.reload();
   });
+  navigator.serviceWorker.ready.then((active) => {
+    if (!navigator.serviceWorker.controller) active.active?.postMessage({ type: "CLAIM" });
+  });
   const checkForUpdate = () => registration.update().catch(() => {});
   setInterval(checkForUpdate, UPDATE_CHECK_MS);
   window.addEventListener("online", checkForUpdate);

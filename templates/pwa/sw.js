@@ -74,6 +74,11 @@ self.addEventListener("activate", (event) => {
 
 self.addEventListener("message", (event) => {
   if (event.data && event.data.type === "SKIP_WAITING") self.skipWaiting();
+  // A page that loaded while this worker was installing was no client yet when "activate"
+  // claimed them all (nor is a shift-reloaded one): it asks, and is claimed and kept now.
+  if (event.data && event.data.type === "CLAIM") {
+    event.waitUntil(self.clients.claim().then(refreshOpenPages));
+  }
 });
 
 /* Background Sync: the author's outbox is sent even when no console tab is open. A send that
