@@ -30,26 +30,31 @@ pytestmark = pytest.mark.server
 ON_TIME_SECONDS = 1.0
 
 SCHEDULE = """
+import time
 import uuid
 from datetime import UTC, datetime
 from django.contrib.auth import get_user_model
 from liveblog import selectors, services
 author = get_user_model().objects.get_by_natural_key({username!r})
-due = datetime.fromtimestamp({due!r}, UTC)
+due = datetime.fromtimestamp(time.time() + {lead!r}, UTC)
 for number in range({count!r}):
     written = services.post_create(
         actor=author, blog_id=selectors.blog_id({slug!r}), client_id=uuid.uuid4(),
         body=f"embargoed {{number}}", publish_at=due,
     )
     assert written.desk and written.data["state"] == "scheduled", written
+print(f"due={{due.timestamp()!r}}")
 """
 
 
-def schedule(site: Site, *, count: int, due: float) -> None:
-    """`count` posts scheduled by the site's author for the moment `due` (a Unix time)."""
-    site.manage("shell", "-c", SCHEDULE.format(
-        username=site.username, due=due, count=count, slug=site.slug,
+def schedule(site: Site, *, count: int, lead: float) -> float:
+    """`count` posts scheduled by the site's author for `lead` seconds after the script has
+    started (not after this call: on a loaded machine starting manage.py can take seconds);
+    returns that moment as a Unix time."""
+    output = site.manage("shell", "-c", SCHEDULE.format(
+        username=site.username, lead=lead, count=count, slug=site.slug,
     ))
+    return float(re.search(r"^due=(\S+)$", output, re.MULTILINE).group(1))
 
 
 def published(site: Site) -> list[dict]:
@@ -94,8 +99,7 @@ def test_a_server_publishes_a_scheduled_post_on_time_with_nobody_connected(tmp_p
     site = Site.create(tmp_path)
     server = DaphneServer(site).start()
     try:
-        due = time.time() + 3
-        schedule(site, count=1, due=due)
+        due = schedule(site, count=1, lead=3)
         assert published(site) == [], "published before its time"
         (frame,) = wait_for_posts(site, 1, timeout=10)
     finally:
@@ -107,8 +111,7 @@ def test_a_server_publishes_a_scheduled_post_on_time_with_nobody_connected(tmp_p
 
 def test_a_post_that_fell_due_while_no_server_ran_goes_out_when_one_starts(tmp_path):
     site = Site.create(tmp_path)
-    due = time.time() + 2
-    schedule(site, count=1, due=due)
+    due = schedule(site, count=1, lead=2)
     wait_until(lambda: time.time() > due + 0.5, timeout=10, message="the post to fall due")
     assert published(site) == []
     server = DaphneServer(site)
@@ -126,8 +129,7 @@ def test_with_the_scheduler_off_only_the_command_publishes(tmp_path):
     site = Site.create(tmp_path)
     server = DaphneServer(site, LIVEBLOG_SCHEDULER="0").start()
     try:
-        due = time.time() + 2
-        schedule(site, count=1, due=due)
+        due = schedule(site, count=1, lead=2)
         wait_until(lambda: time.time() > due + 1.5, timeout=10, message="time to pass")
         assert published(site) == [], "published with LIVEBLOG_SCHEDULER=0"
         assert "published 1 scheduled post(s)" in site.manage("liveblog_publish_due")
@@ -154,8 +156,7 @@ def test_two_processes_on_one_database_publish_each_post_exactly_once(shared_sit
     """Both look every 50 ms, so both find the same posts due and race for them."""
     count = 20
     with daphne_processes(shared_site, LIVEBLOG_SCHEDULER_SECONDS="0.05") as servers:
-        due = time.time() + 3
-        schedule(shared_site, count=count, due=due)
+        due = schedule(shared_site, count=count, lead=3)
         frames = wait_for_posts(shared_site, count, timeout=20)
         # Time for a duplicate to appear, if either process were to make one.
         wait_until(lambda: time.time() > due + 3, timeout=10, message="more runs")
