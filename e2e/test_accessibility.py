@@ -132,10 +132,13 @@ def author_api(a11y_server) -> ApiClient:
     api.post(SLUG, "Kick-off at Wembley: the final is under way", key_event=True)
     for minute in range(1, 23):
         api.post(SLUG, f"Minute {minute}: a quiet spell in midfield.")
-    api.post(SLUG, f"The longest word of the day: {LONG_WORD}. Report: <{LONG_URL}>")
-    api.post(SLUG, "Both sides unchanged. [The team sheets](https://example.com/team-sheets)",
-             pinned=True)
-    api.post_photo(SLUG, jpeg(), alt="Fans fill the stands before kick-off", body="The scene.")
+    # Pinned: on top of the first page, whatever the tests post after them.
+    api.post(SLUG, f"The longest word of the day: {LONG_WORD}. Report: <{LONG_URL}>", pinned=True)
+    api.post(SLUG, "Both sides unchanged. [The team sheets](https://example.com/team-sheets)")
+    photo = api.post_photo(SLUG, jpeg(), alt="Fans fill the stands before kick-off")
+    status, answer = api.request("PATCH", f"/api/liveblog/{SLUG}/posts/{photo['post']['id']}",
+                                 {"pinned": True})
+    assert status == 200, answer
     return api
 
 
@@ -245,3 +248,234 @@ def test_axe_finds_nothing_on_sign_in_and_the_console_in_every_state(
         audit.check(page, "console, photo attached")
         page.close()
     audit.assert_clean()
+
+
+# --- What axe cannot see --------------------------------------------------------------------------
+
+# Live regions around or inside the feed: a post arriving there would be read out whole.
+FEED_IS_LIVE = """() => {
+  const live = "[aria-live]:not([aria-live=off]), [role=status], [role=log], [role=alert], [role=marquee], [role=timer]";
+  const feed = document.getElementById("feed");
+  return Boolean(feed.closest(live) || feed.querySelector(live));
+}"""
+FOCUS_MARK = "() => { document.activeElement.dataset.focusProbe = 'here'; }"
+# Everything the polite region says, in order (a repeated text is said again after a clearing).
+RECORD_ANNOUNCEMENTS = """() => {
+  window.announced = [];
+  const region = document.getElementById("feed-announcer");
+  new MutationObserver(() => {
+    if (region.textContent) window.announced.push(region.textContent);
+  }).observe(region, { childList: true, characterData: true, subtree: true });
+}"""
+FOCUS_KEPT = "() => document.activeElement?.dataset.focusProbe === 'here'"
+
+
+def test_new_posts_are_announced_key_events_assertively_and_focus_never_moves(
+    open_context, author_api
+):
+    # The regions are in the server's HTML, before any script runs or any post arrives.
+    _, static = open_context(java_script_enabled=False)
+    static.goto(READER)
+    expect(static.locator("#feed-announcer")).to_have_attribute("role", "status")
+    expect(static.locator("#feed-announcer")).to_have_attribute("aria-live", "polite")
+    expect(static.locator("#key-event-announcer")).to_have_attribute("aria-live", "assertive")
+    assert static.evaluate(FEED_IS_LIVE) is False, "the feed is a live region: every post is read"
+    static.close()
+
+    _, page = open_context()
+    open_reader(page)
+    polite, assertive = page.locator("#feed-announcer"), page.locator("#key-event-announcer")
+    expect(polite).to_have_text("")
+    page.evaluate(RECORD_ANNOUNCEMENTS)
+
+    def announced(*texts: str) -> None:
+        wait_until(lambda: page.evaluate("window.announced.length") >= len(texts), timeout=10,
+                   message=f"the announcements {texts}")
+        assert page.evaluate("window.announced") == list(texts)
+    # The keyboard is on the site's name, at the top, when posts arrive there.
+    page.locator(".site-name").focus()
+    page.evaluate(FOCUS_MARK)
+    author_api.post(SLUG, "Yellow card for the keeper")
+    expect(page.locator("#feed article.post").filter(has_text="Yellow card")).to_be_visible()
+    announced("1 new update")
+    author_api.post(SLUG, "**GOAL!** England lead 1-0", key_event=True)
+    expect(assertive).to_have_text("Key event: GOAL! England lead 1-0")
+    announced("1 new update", "1 new update")
+    assert page.evaluate(FOCUS_KEPT), "a post arrived and the focus moved"
+
+    # Scrolled down, the posts wait behind the button; the count is announced, focus stays.
+    page.evaluate("window.scrollTo(0, 1200)")
+    wait_until(lambda: page.evaluate("window.scrollY") >= 1200, timeout=5, message="scrolled")
+    page.locator("#feed article.post a[href]", has_text="The team sheets").focus()
+    page.evaluate(FOCUS_MARK)
+    for text in ("Free kick", "Wall holds", "Corner"):
+        author_api.post(SLUG, text)
+    expect(page.locator("#new-updates")).to_have_text("3 new updates")
+    announced("1 new update", "1 new update", "3 new updates")
+    assert page.evaluate(FOCUS_KEPT), "posts arrived behind the button and the focus moved"
+    assert page.evaluate(FEED_IS_LIVE) is False
+
+    # The button works from the keyboard, and its focus goes to the newest update it shows.
+    page.locator("#new-updates").focus()
+    page.keyboard.press("Enter")
+    expect(page.locator("#new-updates")).to_be_hidden()
+    assert page.evaluate("document.activeElement.matches('article.post') && "
+                         "document.activeElement.textContent.includes('Corner')")
+
+
+# One step of a Tab walk: the focused element, and whether its focus is visible. The file input
+# is hidden behind its label ("Add photo"), which shows the ring for it.
+FOCUSED = """() => {
+  const element = document.activeElement;
+  if (!element || element === document.body) return null;
+  const seen = element.dataset.tabStop !== undefined;
+  element.dataset.tabStop = "";
+  const shown = element.classList.contains("visually-hidden") ? element.labels[0] : element;
+  const style = getComputedStyle(shown);
+  const rect = shown.getBoundingClientRect();
+  return {
+    seen, what: element.outerHTML.slice(0, 100),
+    ring: (style.outlineStyle !== "none" && parseFloat(style.outlineWidth) >= 2)
+      || style.boxShadow !== "none",
+    visible: rect.width >= 1 && rect.height >= 1,
+  };
+}"""
+# Controls a person can see and use that the walk did not reach.
+UNREACHED = """() => [...document.querySelectorAll(
+  "a[href], button, input:not([type=hidden]), select, textarea, summary, [tabindex]"
+)].filter((element) => element.tabIndex >= 0 && !element.disabled
+  && (element.checkVisibility() || element.classList.contains("visually-hidden"))
+  && element.dataset.tabStop === undefined).map((element) => element.outerHTML.slice(0, 100))"""
+
+
+def tab_through(page: Page, where: str, limit: int = 150) -> list[str]:
+    """Tab from the top of the page to its end; what was wrong on the way."""
+    page.evaluate("() => { window.scrollTo(0, 0); document.activeElement?.blur(); }")
+    problems = []
+    previous = None
+    for _ in range(limit):
+        page.keyboard.press("Tab")
+        step = page.evaluate(FOCUSED)
+        if step is None:
+            break
+        if step["seen"]:
+            if step["what"] == previous:
+                continue  # a date input's fields: one element, several stops
+            break
+        previous = step["what"]
+        if not step["ring"]:
+            problems.append(f"{where}: no visible focus ring on {step['what']}")
+        if not step["visible"]:
+            problems.append(f"{where}: focus on something not on screen: {step['what']}")
+    problems += [f"{where}: not reachable with Tab: {html}" for html in page.evaluate(UNREACHED)]
+    return problems
+
+
+def test_every_control_works_from_the_keyboard_with_a_visible_focus_ring(
+    open_context, a11y_server, author_api
+):
+    _, page = open_context()
+    open_reader(page)
+    problems = tab_through(page, "reader")
+    open_console(page, a11y_server)
+    problems += tab_through(page, "console")
+    assert not problems, "\n".join(problems)
+
+    # Writing a key event with the keyboard alone: type, Space on the checkbox, Enter to send.
+    page.locator("#compose-body").focus()
+    page.keyboard.type("Sent from the keyboard")
+    page.locator("#compose input[name=key_event]").focus()
+    page.keyboard.press("Space")
+    page.locator("#compose button[type=submit]").focus()
+    page.keyboard.press("Enter")
+    expect(page.locator("#outbox li", has_text="Sent from the keyboard")).to_have_attribute(
+        "data-state", "sent"
+    )
+    expect(page.locator("#feed article.post.is-key", has_text="Sent from the keyboard")).to_be_visible()
+
+
+DOT_ANIMATION = """() => getComputedStyle(
+  document.querySelector("#connection .connection-dot")).animationName"""
+# Clicking "N new updates" scrolls to the top: at once, or smoothly over a while.
+REVEAL_SCROLL = """() => { document.getElementById("new-updates").click(); return window.scrollY; }"""
+
+
+def test_reduced_motion_stops_every_animation(open_context, author_api):
+    _, moving = open_context()
+    open_reader(moving)
+    assert moving.evaluate(DOT_ANIMATION) == "pulse"  # the live dot moves for those who like it
+    _, page = open_context(reduced_motion="reduce")
+    open_reader(page)
+    assert page.evaluate(DOT_ANIMATION) == "none"
+    assert page.evaluate("document.getAnimations().map((a) => a.animationName)") == []
+    page.evaluate("window.scrollTo(0, 1200)")
+    wait_until(lambda: page.evaluate("window.scrollY") >= 1200, timeout=5, message="scrolled")
+    author_api.post(SLUG, "Substitution")
+    expect(page.locator("#new-updates")).to_be_visible()
+    assert page.evaluate(REVEAL_SCROLL) == 0, "revealing new posts scrolled smoothly"
+
+
+# Controls smaller than a finger. Exempt, as WCAG 2.5.5 and 2.5.8 allow ("inline": the target is
+# in a sentence, its size set by the line of text): links inside a post's text or a preview of
+# it, and links in a sentence of a paragraph. A checkbox's target is its label; the hidden file
+# input's is its "Add photo" label.
+SMALL_TARGETS = """(minimum) => {
+  const inSentence = (link) => {
+    if (link.closest(".post-body, .compose-preview, .submission-body")) return true;
+    const paragraph = link.closest("p");
+    return Boolean(paragraph) && paragraph.textContent.length - link.textContent.length >= 20;
+  };
+  const small = [];
+  for (const element of document.querySelectorAll(
+    "a[href], button, input:not([type=hidden]), select, textarea, summary"
+  )) {
+    const hiddenInput = element.classList.contains("visually-hidden");
+    if (!hiddenInput && !element.checkVisibility()) continue;
+    if (element.matches("a") && inSentence(element)) continue;
+    const target = hiddenInput || element.type === "checkbox" ? element.labels[0] : element;
+    if (!target.checkVisibility()) continue;
+    const { width, height } = target.getBoundingClientRect();
+    if (width < minimum - 0.5 || height < minimum - 0.5) {
+      small.push(`${Math.round(width)}×${Math.round(height)}: ${target.outerHTML.slice(0, 100)}`);
+    }
+  }
+  return small;
+}"""
+NO_SIDEWAYS_SCROLL = """() => [document.documentElement.scrollWidth, document.documentElement.clientWidth]"""
+# 320 CSS px is a small phone, and what a 1280 px window shows at 400 % zoom (WCAG 1.4.10);
+# 640 CSS px at twice the pixels is that window at 200 % zoom.
+SCREENS = {
+    "320 px": {"viewport": {"width": 320, "height": 640}},
+    "200 % zoom": {"viewport": {"width": 640, "height": 400}, "device_scale_factor": 2},
+}
+
+
+def test_pages_fit_a_small_screen_and_zoom_with_finger_sized_targets(
+    open_context, a11y_server, author_api
+):
+    problems = []
+
+    def inspect(page: Page, where: str, screen: str) -> None:
+        width, client = page.evaluate(NO_SIDEWAYS_SCROLL)
+        if width > client:
+            problems.append(f"{where} at {screen}: scrolls sideways ({width} > {client} px)")
+        if screen == "320 px":
+            problems.extend(f"{where}: target under {MIN_TARGET_PX} px, {small}"
+                            for small in page.evaluate(SMALL_TARGETS, MIN_TARGET_PX))
+
+    for screen, options in SCREENS.items():
+        _, page = open_context(**options)
+        page.goto("/")
+        inspect(page, "blog list", screen)
+        open_reader(page)
+        expect(page.locator("#feed figure.post-photo img")).to_be_visible()
+        expect(page.locator("#feed article.post", has_text=LONG_WORD)).to_be_visible()
+        inspect(page, "reader", screen)
+        page.goto(f"/accounts/login/?next={CONSOLE}")
+        inspect(page, "sign-in", screen)
+        open_console(page, a11y_server)
+        page.locator("#compose-body").fill(f"{LONG_WORD} {LONG_URL}")
+        attach_photo(page)
+        expect(page.locator("#compose-preview")).to_be_visible()
+        inspect(page, "console", screen)
+    assert not problems, "\n".join(problems)
