@@ -42,7 +42,9 @@ RUN_AXE = """async (tags) => {
   const result = await axe.run(document, { runOnly: { type: "tag", values: tags } });
   return result.violations.map((violation) => ({
     id: violation.id, help: violation.help,
-    nodes: violation.nodes.map((node) => ({ target: node.target.join(" "), summary: node.failureSummary })),
+    nodes: violation.nodes.map((node) => ({
+      target: node.target.join(" "), summary: node.failureSummary,
+    })),
   }));
 }"""
 
@@ -209,16 +211,18 @@ def test_axe_finds_nothing_on_the_public_pages_in_every_state(
     audit.check(page, "reader, 2 new updates waiting")
 
     wait_for_offline_copy(page, head=author_api.request("GET", f"/api/liveblog/{SLUG}/")[1]["head"])
-    with browser_errors.tolerated(offline_errors(a11y_server.port)):
-        a11y_server.stop()  # the connection drops; the browser is still online
-        expect(page.locator("#connection")).to_have_attribute("data-state", "reconnecting")
-        audit.check(page, "reader, reconnecting")
-        page.context.set_offline(True)
-        page.reload()  # the service worker's copy
-        expect(page.locator("#connection")).to_have_attribute("data-state", "offline")
-        audit.check(page, "reader, offline")
-        page.close()
-    a11y_server.start()
+    try:
+        with browser_errors.tolerated(offline_errors(a11y_server.port)):
+            a11y_server.stop()  # the connection drops; the browser is still online
+            expect(page.locator("#connection")).to_have_attribute("data-state", "reconnecting")
+            audit.check(page, "reader, reconnecting")
+            page.context.set_offline(True)
+            page.reload()  # the service worker's copy
+            expect(page.locator("#connection")).to_have_attribute("data-state", "offline")
+            audit.check(page, "reader, offline")
+            page.close()
+    finally:
+        a11y_server.start()  # for the module's other tests
     audit.assert_clean()
 
 
@@ -246,6 +250,12 @@ def test_axe_finds_nothing_on_sign_in_and_the_console_in_every_state(
         audit.check(page, "console, queued and failed outbox entries")
         attach_photo(page)
         audit.check(page, "console, photo attached")
+        # Signing out with an unsent update asks first (a modal dialog).
+        page.locator("#sign-out button[type=submit]").click()
+        expect(page.locator("#sign-out-dialog")).to_be_visible()
+        audit.check(page, "console, sign-out dialog")
+        page.locator("#sign-out-dialog button[value=cancel]").click()
+        expect(page.locator("#sign-out-dialog")).to_be_hidden()
         page.close()
     audit.assert_clean()
 
@@ -254,7 +264,8 @@ def test_axe_finds_nothing_on_sign_in_and_the_console_in_every_state(
 
 # Live regions around or inside the feed: a post arriving there would be read out whole.
 FEED_IS_LIVE = """() => {
-  const live = "[aria-live]:not([aria-live=off]), [role=status], [role=log], [role=alert], [role=marquee], [role=timer]";
+  const live = ["[aria-live]:not([aria-live=off])", "[role=status]", "[role=log]", "[role=alert]",
+                "[role=marquee]", "[role=timer]"].join(", ");
   const feed = document.getElementById("feed");
   return Boolean(feed.closest(live) || feed.querySelector(live));
 }"""
@@ -391,13 +402,17 @@ def test_every_control_works_from_the_keyboard_with_a_visible_focus_ring(
     expect(page.locator("#outbox li", has_text="Sent from the keyboard")).to_have_attribute(
         "data-state", "sent"
     )
-    expect(page.locator("#feed article.post.is-key", has_text="Sent from the keyboard")).to_be_visible()
+    sent = page.locator("#feed article.post.is-key", has_text="Sent from the keyboard")
+    expect(sent).to_be_visible()
 
 
 DOT_ANIMATION = """() => getComputedStyle(
   document.querySelector("#connection .connection-dot")).animationName"""
 # Clicking "N new updates" scrolls to the top: at once, or smoothly over a while.
-REVEAL_SCROLL = """() => { document.getElementById("new-updates").click(); return window.scrollY; }"""
+REVEAL_SCROLL = """() => {
+  document.getElementById("new-updates").click();
+  return window.scrollY;
+}"""
 
 
 def test_reduced_motion_stops_every_animation(open_context, author_api):
@@ -441,7 +456,7 @@ SMALL_TARGETS = """(minimum) => {
   }
   return small;
 }"""
-NO_SIDEWAYS_SCROLL = """() => [document.documentElement.scrollWidth, document.documentElement.clientWidth]"""
+PAGE_WIDTHS = "() => [document.documentElement.scrollWidth, document.documentElement.clientWidth]"
 # 320 CSS px is a small phone, and what a 1280 px window shows at 400 % zoom (WCAG 1.4.10);
 # 640 CSS px at twice the pixels is that window at 200 % zoom.
 SCREENS = {
@@ -456,7 +471,7 @@ def test_pages_fit_a_small_screen_and_zoom_with_finger_sized_targets(
     problems = []
 
     def inspect(page: Page, where: str, screen: str) -> None:
-        width, client = page.evaluate(NO_SIDEWAYS_SCROLL)
+        width, client = page.evaluate(PAGE_WIDTHS)
         if width > client:
             problems.append(f"{where} at {screen}: scrolls sideways ({width} > {client} px)")
         if screen == "320 px":
