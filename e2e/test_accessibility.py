@@ -457,6 +457,13 @@ SMALL_TARGETS = """(minimum) => {
   return small;
 }"""
 PAGE_WIDTHS = "() => [document.documentElement.scrollWidth, document.documentElement.clientWidth]"
+# How far the console's send button is from the left and the right of its row: it sits at the
+# row's inline end (margin-inline-start: auto), the right in English, the left in Arabic.
+SEND_BUTTON_GAPS = """() => {
+  const button = document.querySelector("#compose button[type=submit]").getBoundingClientRect();
+  const row = document.querySelector(".compose-options").getBoundingClientRect();
+  return [button.left - row.left, row.right - button.right];
+}"""
 # 320 CSS px is a small phone, and what a 1280 px window shows at 400 % zoom (WCAG 1.4.10);
 # 640 CSS px at twice the pixels is that window at 200 % zoom.
 SCREENS = {
@@ -493,4 +500,12 @@ def test_pages_fit_a_small_screen_and_zoom_with_finger_sized_targets(
         attach_photo(page)
         expect(page.locator("#compose-preview")).to_be_visible()
         inspect(page, "console", screen)
+        # Right to left (the Arabic pages' dir="rtl"): the layout mirrors, and still fits.
+        left, right = page.evaluate(SEND_BUTTON_GAPS)
+        page.evaluate("document.documentElement.dir = 'rtl'")
+        inspect(page, "console, right to left", screen)
+        rtl_left, rtl_right = page.evaluate(SEND_BUTTON_GAPS)
+        if not (right < 1 < left and rtl_left < 1 < rtl_right):
+            problems.append(f"console at {screen}: the send button is not at the row's end "
+                            f"(gaps left/right: ltr {left}/{right}, rtl {rtl_left}/{rtl_right})")
     assert not problems, "\n".join(problems)
