@@ -81,7 +81,6 @@ class Audit:
 
     def __init__(self) -> None:
         self.problems: list[str] = []
-        self.checked: list[str] = []
 
     def check(self, page: Page, state: str) -> None:
         for scheme in ("light", "dark"):
@@ -100,7 +99,6 @@ class Audit:
                     self.problems.append(f"{state} (dark): the background rgb{tuple(background)} "
                                          "is not dark")
         page.emulate_media(color_scheme="light")
-        self.checked.append(state)
 
     def assert_clean(self) -> None:
         assert not self.problems, "axe (WCAG 2.1 A+AA) found:\n" + "\n".join(self.problems)
@@ -131,9 +129,9 @@ def author_api(a11y_server) -> ApiClient:
         "description": "Every kick of the cup final at Wembley, as it happens.",
     })
     assert status == 200, answer
-    api.post(SLUG, "Kick-off at Wembley: the final is under way", key_event=True)
     for minute in range(1, 23):
         api.post(SLUG, f"Minute {minute}: a quiet spell in midfield.")
+    api.post(SLUG, "Kick-off at Wembley: the final is under way", key_event=True)
     # Pinned: on top of the first page, whatever the tests post after them.
     api.post(SLUG, f"The longest word of the day: {LONG_WORD}. Report: <{LONG_URL}>", pinned=True)
     api.post(SLUG, "Both sides unchanged. [The team sheets](https://example.com/team-sheets)")
@@ -202,6 +200,7 @@ def test_axe_finds_nothing_on_the_public_pages_in_every_state(
     audit.check(page, "embed")
 
     open_reader(page)
+    expect(page.locator("#key-events")).to_be_visible()
     audit.check(page, "reader, live")
     page.evaluate("window.scrollTo(0, 1200)")
     wait_until(lambda: page.evaluate("window.scrollY") >= 1200, timeout=5, message="scrolled")
@@ -303,6 +302,11 @@ def test_new_posts_are_announced_key_events_assertively_and_focus_never_moves(
         wait_until(lambda: page.evaluate("window.announced.length") >= len(texts), timeout=10,
                    message=f"the announcements {texts}")
         assert page.evaluate("window.announced") == list(texts)
+
+    def announcements_end_with(text: str) -> list[str]:
+        wait_until(lambda: page.evaluate("window.announced.at(-1)") == text, timeout=10,
+                   message=f"the announcement {text!r}")
+        return page.evaluate("window.announced")
     # The keyboard is on the site's name, at the top, when posts arrive there.
     page.locator(".site-name").focus()
     page.evaluate(FOCUS_MARK)
@@ -322,7 +326,10 @@ def test_new_posts_are_announced_key_events_assertively_and_focus_never_moves(
     for text in ("Free kick", "Wall holds", "Corner"):
         author_api.post(SLUG, text)
     expect(page.locator("#new-updates")).to_have_text("3 new updates")
-    announced("1 new update", "1 new update", "3 new updates")
+    # Said once for posts that arrive together (on a slow machine they may come as two).
+    assert announcements_end_with("3 new updates")[2:] in (
+        ["3 new updates"], ["1 new update", "3 new updates"], ["2 new updates", "3 new updates"]
+    )
     assert page.evaluate(FOCUS_KEPT), "posts arrived behind the button and the focus moved"
     assert page.evaluate(FEED_IS_LIVE) is False
 
