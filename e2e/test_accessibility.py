@@ -310,12 +310,17 @@ def test_new_posts_are_announced_key_events_assertively_and_focus_never_moves(
     # The keyboard is on the site's name, at the top, when posts arrive there.
     page.locator(".site-name").focus()
     page.evaluate(FOCUS_MARK)
-    author_api.post(SLUG, "Yellow card for the keeper")
+    card = author_api.post(SLUG, "Yellow card for the keeper")["post"]
     expect(page.locator("#feed article.post").filter(has_text="Yellow card")).to_be_visible()
     announced("1 new update")
     author_api.post(SLUG, "**GOAL!** England lead 1-0", key_event=True)
     expect(assertive).to_have_text("Key event: GOAL! England lead 1-0")
     announced("1 new update", "1 new update")
+    # A post made a key event later is said at once too (and is no new update).
+    status, answer = author_api.request("PATCH", f"/api/liveblog/{SLUG}/posts/{card['id']}",
+                                        {"key_event": True})
+    assert status == 200, answer
+    expect(assertive).to_have_text("Key event: Yellow card for the keeper")
     assert page.evaluate(FOCUS_KEPT), "a post arrived and the focus moved"
 
     # Scrolled down, the posts wait behind the button; the count is announced, focus stays.
@@ -400,8 +405,14 @@ def test_every_control_works_from_the_keyboard_with_a_visible_focus_ring(
     assert not problems, "\n".join(problems)
 
     # Writing a key event with the keyboard alone: type, Space on the checkbox, Enter to send.
+    # A post from another author that arrives meanwhile leaves the cursor where it was.
     page.locator("#compose-body").focus()
-    page.keyboard.type("Sent from the keyboard")
+    page.keyboard.type("Sent from the ")
+    author_api.post(SLUG, "Written by a colleague")
+    expect(page.locator("#feed article.post", has_text="Written by a colleague")).to_be_visible()
+    page.keyboard.type("keyboard")
+    expect(page.locator("#compose-body")).to_be_focused()
+    expect(page.locator("#compose-body")).to_have_value("Sent from the keyboard")
     page.locator("#compose input[name=key_event]").focus()
     page.keyboard.press("Space")
     page.locator("#compose button[type=submit]").focus()
@@ -496,6 +507,11 @@ def test_pages_fit_a_small_screen_and_zoom_with_finger_sized_targets(
         _, page = open_context(**options)
         page.goto("/")
         inspect(page, "blog list", screen)
+        page.goto("/offline/")
+        inspect(page, "offline page", screen)
+        page.goto(EMBED)  # in a narrow article column
+        expect(page.locator("#connection")).to_have_attribute("data-state", "live")
+        inspect(page, "embed", screen)
         open_reader(page)
         expect(page.locator("#feed figure.post-photo img")).to_be_visible()
         expect(page.locator("#feed article.post", has_text=LONG_WORD)).to_be_visible()
