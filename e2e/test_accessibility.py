@@ -59,6 +59,33 @@ PAGE_BACKGROUND = """() => {
 }"""
 
 
+# Form fields and the colour behind them: their edge is what shows where to type, so it needs
+# 3:1 against that colour (WCAG 1.4.11, non-text contrast, which axe does not check).
+FIELD_EDGES = """() => {
+  const opaque = (node) => {
+    for (; node; node = node.parentElement) {
+      const colour = getComputedStyle(node).backgroundColor;
+      if (!colour.endsWith(", 0)") && colour !== "transparent") return colour;
+    }
+    return "rgb(255, 255, 255)";
+  };
+  return [...document.querySelectorAll("input:not([type=hidden]), textarea, select")]
+    .filter((field) => field.checkVisibility() && !field.classList.contains("visually-hidden")
+      && !["checkbox", "radio", "file"].includes(field.type))
+    .map((field) => [field.outerHTML.slice(0, 80), getComputedStyle(field).borderTopColor,
+                     opaque(field.parentElement)]);
+}"""
+
+
+def rgb(colour: str) -> list[float]:
+    return [float(part) for part in colour[colour.index("(") + 1:-1].split(",")[:3]]
+
+
+def contrast(first: list[float], second: list[float]) -> float:
+    lighter, darker = sorted((luminance(first), luminance(second)), reverse=True)
+    return (lighter + 0.05) / (darker + 0.05)
+
+
 def jpeg(size: tuple[int, int] = (1600, 900)) -> bytes:
     buffer = io.BytesIO()
     Image.new("RGB", size, (30, 110, 60)).save(buffer, "JPEG")
@@ -93,6 +120,10 @@ class Audit:
                         f"{state} ({scheme}): {violation['id']} ({violation['help']}) at "
                         f"{node['target']}: {node['summary']}"
                     )
+            for field, edge, behind in page.evaluate(FIELD_EDGES):
+                if contrast(rgb(edge), rgb(behind)) < 3:
+                    self.problems.append(f"{state} ({scheme}): the edge of {field} ({edge}) is "
+                                         f"under 3:1 against {behind} (WCAG 1.4.11)")
             if scheme == "dark":
                 background = page.evaluate(PAGE_BACKGROUND)
                 if luminance(background) > 0.2:
