@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Iterator
+from functools import cache
 
 import pytest
 from PIL import Image
@@ -32,7 +33,7 @@ READER = f"/liveblog/{SLUG}/"
 CONSOLE = f"/liveblog/{SLUG}/write/"
 EMBED = f"/liveblog/{SLUG}/embed/"
 MAX_BODY_CHARS = 400  # the module's server refuses longer posts: a failed outbox entry on demand
-AXE_SOURCE = (REPO / "node_modules" / "axe-core" / "axe.min.js").read_text()
+AXE = REPO / "node_modules" / "axe-core" / "axe.min.js"  # package.json pins it exactly
 WCAG_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]
 LONG_WORD = "Grandstand" * 12  # 120 letters with no place to break
 LONG_URL = "https://example.com/" + "match-report/" * 12
@@ -48,32 +49,25 @@ RUN_AXE = """async (tags) => {
   }));
 }"""
 
-# The background the page shows: the first opaque one from <body> up.
-PAGE_BACKGROUND = """() => {
-  for (let node = document.body; node; node = node.parentElement) {
+# The colour behind an element: the first background from it up that is not transparent.
+BEHIND = """const behind = (node) => {
+  for (; node; node = node.parentElement) {
     const colour = getComputedStyle(node).backgroundColor;
-    const [r, g, b, a = 1] = colour.match(/[\\d.]+/g).map(Number);
-    if (a > 0) return [r, g, b];
+    if (colour !== "transparent" && !colour.endsWith(", 0)")) return colour;
   }
-  return [255, 255, 255];
-}"""
+  return "rgb(255, 255, 255)";
+};"""
+PAGE_BACKGROUND = "() => { " + BEHIND + " return behind(document.body); }"
 
 
 # Form fields and the colour behind them: their edge is what shows where to type, so it needs
 # 3:1 against that colour (WCAG 1.4.11, non-text contrast, which axe does not check).
-FIELD_EDGES = """() => {
-  const opaque = (node) => {
-    for (; node; node = node.parentElement) {
-      const colour = getComputedStyle(node).backgroundColor;
-      if (!colour.endsWith(", 0)") && colour !== "transparent") return colour;
-    }
-    return "rgb(255, 255, 255)";
-  };
+FIELD_EDGES = "() => { " + BEHIND + """
   return [...document.querySelectorAll("input:not([type=hidden]), textarea, select")]
     .filter((field) => field.checkVisibility() && !field.classList.contains("visually-hidden")
       && !["checkbox", "radio", "file"].includes(field.type))
     .map((field) => [field.outerHTML.slice(0, 80), getComputedStyle(field).borderTopColor,
-                     opaque(field.parentElement)]);
+                     behind(field.parentElement)]);
 }"""
 
 
@@ -90,6 +84,14 @@ def jpeg(size: tuple[int, int] = (1600, 900)) -> bytes:
     buffer = io.BytesIO()
     Image.new("RGB", size, (30, 110, 60)).save(buffer, "JPEG")
     return buffer.getvalue()
+
+
+@cache
+def axe_source() -> str:
+    if not AXE.exists():
+        pytest.fail(f"{AXE} is missing: `make node_modules/.installed` installs axe-core",
+                    pytrace=False)
+    return AXE.read_text()
 
 
 def luminance(rgb: list[float]) -> float:
@@ -113,7 +115,7 @@ class Audit:
         for scheme in ("light", "dark"):
             page.emulate_media(color_scheme=scheme)
             if not page.evaluate("() => typeof axe === 'object'"):
-                page.evaluate(AXE_SOURCE)  # through CDP: the page's CSP does not apply
+                page.evaluate(axe_source())  # through CDP: the page's CSP does not apply
             for violation in page.evaluate(RUN_AXE, WCAG_TAGS):
                 for node in violation["nodes"]:
                     self.problems.append(
@@ -126,9 +128,9 @@ class Audit:
                                          f"under 3:1 against {behind} (WCAG 1.4.11)")
             if scheme == "dark":
                 background = page.evaluate(PAGE_BACKGROUND)
-                if luminance(background) > 0.2:
-                    self.problems.append(f"{state} (dark): the background rgb{tuple(background)} "
-                                         "is not dark")
+                if luminance(rgb(background)) > 0.2:
+                    self.problems.append(f"{state} (dark): the background {background} is not "
+                                         "dark")
         page.emulate_media(color_scheme="light")
 
     def assert_clean(self) -> None:
