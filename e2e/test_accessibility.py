@@ -381,7 +381,7 @@ def test_new_posts_are_announced_key_events_assertively_and_focus_never_moves(
 
 # One step of a Tab walk: the focused element, and whether its focus is visible. The file input
 # is hidden behind its label ("Add photo"), which shows the ring for it.
-FOCUSED = """() => {
+FOCUSED = "() => { " + BEHIND + """
   const element = document.activeElement;
   if (!element || element === document.body) return null;
   const seen = element.dataset.tabStop !== undefined;
@@ -391,8 +391,10 @@ FOCUSED = """() => {
   const rect = shown.getBoundingClientRect();
   return {
     seen, what: element.outerHTML.slice(0, 100),
-    ring: (style.outlineStyle !== "none" && parseFloat(style.outlineWidth) >= 2)
-      || style.boxShadow !== "none",
+    outline: style.outlineStyle !== "none" && parseFloat(style.outlineWidth) >= 2
+      ? style.outlineColor : null,
+    behind: behind(shown.parentElement), // where the ring is drawn (outline-offset: 2px)
+    shadow: style.boxShadow !== "none",
     visible: rect.width >= 1 && rect.height >= 1,
   };
 }"""
@@ -406,8 +408,15 @@ UNREACHED = """() => [...document.querySelectorAll(
 
 def tab_through(page: Page, where: str, limit: int = 150) -> list[str]:
     """Tab from the top of the page to its end; what was wrong on the way."""
-    page.evaluate("() => { window.scrollTo(0, 0); document.activeElement?.blur(); }")
+    page.evaluate("""() => {
+      for (const element of document.querySelectorAll("[data-tab-stop]")) {
+        delete element.dataset.tabStop;
+      }
+      window.scrollTo(0, 0);
+      document.activeElement?.blur();
+    }""")
     problems = []
+    stops = 0
     previous = None
     for _ in range(limit):
         page.keyboard.press("Tab")
@@ -419,11 +428,16 @@ def tab_through(page: Page, where: str, limit: int = 150) -> list[str]:
                 continue  # a date input's fields: one element, several stops
             break
         previous = step["what"]
-        if not step["ring"]:
-            problems.append(f"{where}: no visible focus ring on {step['what']}")
+        stops += 1
+        # A ring of 2 px or more with 3:1 against what is around it (WCAG 1.4.11).
+        ring = step["outline"] and contrast(rgb(step["outline"]), rgb(step["behind"])) >= 3
+        if not (ring or step["shadow"]):
+            problems.append(f"{where}: no visible focus ring on {step['what']} "
+                            f"(outline {step['outline']} on {step['behind']})")
         if not step["visible"]:
             problems.append(f"{where}: focus on something not on screen: {step['what']}")
     problems += [f"{where}: not reachable with Tab: {html}" for html in page.evaluate(UNREACHED)]
+    assert stops >= 5, f"{where}: Tab reached only {stops} controls"
     return problems
 
 
@@ -433,6 +447,9 @@ def test_every_control_works_from_the_keyboard_with_a_visible_focus_ring(
     _, page = open_context()
     open_reader(page)
     problems = tab_through(page, "reader")
+    page.emulate_media(color_scheme="dark")
+    problems += tab_through(page, "reader, dark")
+    page.emulate_media(color_scheme="light")
     open_console(page, a11y_server)
     problems += tab_through(page, "console")
     assert not problems, "\n".join(problems)
@@ -549,6 +566,8 @@ def test_pages_fit_a_small_screen_and_zoom_with_finger_sized_targets(
         expect(page.locator("#feed figure.post-photo img")).to_be_visible()
         expect(page.locator("#feed article.post", has_text=LONG_WORD)).to_be_visible()
         inspect(page, "reader", screen)
+        page.evaluate("document.documentElement.dir = 'rtl'")
+        inspect(page, "reader, right to left", screen)
         page.goto(f"/accounts/login/?next={CONSOLE}")
         inspect(page, "sign-in", screen)
         open_console(page, a11y_server)
