@@ -11,6 +11,7 @@
 // close what the person is typing unless that action no longer applies; new submissions are
 // announced in a polite live region. `html` arrives sanitized from the server.
 
+import { announce } from "./announce.js";
 import { clone } from "./feed-view.js";
 import { EDITOR_ROLES, actionsFor } from "./desk-state.js";
 
@@ -34,7 +35,6 @@ const CONNECTION_LABELS = {
 const NOTE_MAX_CHARS = 500; // as the server's (services.NOTE_MAX_CHARS)
 const DEFAULT_SCHEDULE_MS = 15 * 60 * 1000; // Schedule's first suggestion: a quarter of an hour on
 const TITLE_COUNT = /^\(\d+\) /;
-const ANNOUNCE_DELAY_MS = 100; // after clearing the live region, so that a repeat is read too
 
 const timeFormat = new Intl.DateTimeFormat([], { hour: "2-digit", minute: "2-digit" });
 const dateTimeFormat = new Intl.DateTimeFormat([], { dateStyle: "medium", timeStyle: "short" });
@@ -161,9 +161,7 @@ export class DeskView {
   }
 
   announce(text) {
-    // A polite live region reads what changes in it: clear first, so the same text is read again.
-    this.announcer.textContent = "";
-    setTimeout(() => { this.announcer.textContent = text; }, ANNOUNCE_DELAY_MS);
+    announce(this.announcer, text);
   }
 
   refreshCounts(state) {

@@ -5,12 +5,18 @@
 //
 // The reader is never yanked: new posts that arrive while the reader is scrolled away from the
 // top wait, hidden, behind the "N new updates" button.
+//
+// Screen readers hear "N new updates" (politely, through #feed-announcer) and a key event's text
+// at once (#key-event-announcer); the feed itself is no live region, so no post is read out
+// unasked, and nothing that arrives moves the keyboard's focus.
 
+import { announce } from "./announce.js";
 import { comesBefore } from "./feed-state.js";
 
 const TOP_SLACK_PX = 120; // this close to the top counts as reading the newest posts
 const CLOCK_TICK_MS = 30000; // relative times ("2 min ago") refresh this often
 const SUMMARY_CHARS = 90; // the server cuts its key-event text at the same length (views/pages.py)
+const ANNOUNCE_EVERY_MS = 1000; // posts that arrive together are announced once: "3 new updates"
 
 const absoluteTime = new Intl.DateTimeFormat([], { dateStyle: "medium", timeStyle: "short" });
 const shortTime = new Intl.DateTimeFormat([], { hour: "2-digit", minute: "2-digit" });
@@ -37,6 +43,14 @@ function summary(post) {
   return text.length > SUMMARY_CHARS ? `${text.slice(0, SUMMARY_CHARS - 1)}…` : text;
 }
 
+function newUpdatesText(count) {
+  return count === 1 ? "1 new update" : `${count} new updates`;
+}
+
+function reducedMotion() {
+  return window.matchMedia?.("(prefers-reduced-motion: reduce)").matches ?? false;
+}
+
 /** A fresh copy of a server-rendered <template>'s element. */
 export function clone(template) {
   return template.content.firstElementChild.cloneNode(true);
@@ -61,6 +75,10 @@ export class FeedView {
     this.connection = root.getElementById("connection");
     this.keyEvents = root.getElementById("key-events");
     this.olderLink = root.getElementById("load-older");
+    this.announcer = root.getElementById("feed-announcer");
+    this.keyAnnouncer = root.getElementById("key-event-announcer");
+    this.arrivals = 0; // fresh posts not announced yet
+    this.arrivalTimer = null;
     // Links to the posts and older pages: "" on the reader page itself, its URL in the embed.
     this.readerUrl = this.feed.dataset.readerUrl || "";
     this.title = root.getElementById("blog-title");
@@ -158,6 +176,7 @@ export class FeedView {
     const existing = this.element(post.id);
     const element = existing || this.newElement();
     const moved = !existing || existing.classList.contains("is-pinned") !== post.pinned;
+    const becameKey = post.key_event && (existing ? !existing.classList.contains("is-key") : fresh);
     this.fill(element, post);
     if (moved) this.place(element, post);
     if (fresh && !existing && !this.atTop()) {
@@ -165,6 +184,20 @@ export class FeedView {
       element.hidden = true;
       this.held.add(element);
     }
+    if (fresh && !existing) this.noteArrival();
+    if (becameKey && this.keyAnnouncer) announce(this.keyAnnouncer, `Key event: ${summary(post)}`);
+  }
+
+  /** "N new updates", once for posts that arrive together: as many as wait behind the button,
+   *  or as arrived at the top. */
+  noteArrival() {
+    if (!this.announcer) return;
+    this.arrivals += 1;
+    this.arrivalTimer ??= setTimeout(() => {
+      announce(this.announcer, newUpdatesText(Math.max(this.held.size, this.arrivals)));
+      this.arrivals = 0;
+      this.arrivalTimer = null;
+    }, ANNOUNCE_EVERY_MS);
   }
 
   fill(element, post) {
@@ -223,11 +256,18 @@ export class FeedView {
   }
 
   revealHeld({ scroll = true } = {}) {
+    const newest = [...this.feed.querySelectorAll("article.post")].find((node) => this.held.has(node));
+    const buttonFocused = this.root.activeElement === this.newUpdates;
     for (const element of this.held) element.hidden = false;
     this.held.clear();
     this.renderKeyEvents();
     this.updateChrome();
-    if (scroll) window.scrollTo({ top: 0, behavior: "smooth" });
+    if (buttonFocused && newest) {
+      // The button goes away: its focus goes to the newest update, not to the page's start.
+      newest.tabIndex = -1;
+      newest.focus({ preventScroll: true });
+    }
+    if (scroll) window.scrollTo({ top: 0, behavior: reducedMotion() ? "auto" : "smooth" });
   }
 
   renderKeyEvents() {
@@ -276,7 +316,7 @@ export class FeedView {
   updateChrome() {
     const count = this.held.size;
     this.newUpdates.hidden = count === 0;
-    this.newUpdates.textContent = count === 1 ? "1 new update" : `${count} new updates`;
+    this.newUpdates.textContent = newUpdatesText(count);
     if (this.empty) this.empty.hidden = this.state.posts.size > 0;
   }
 
