@@ -9,10 +9,13 @@ let catalog = element ? JSON.parse(element.textContent) : {};
 let lang = globalThis.document?.documentElement.lang || "en";
 let plurals = new Intl.PluralRules(lang);
 
-// The catalogs' plural forms in gettext's order (the Plural-Forms formulas of the .po files),
-// as CLDR names them: Arabic has six; the others "one" and "other" (Spanish's CLDR "many",
-// for millions, takes the "other" form, as its .po does).
-const FORM_ORDER = { ar: ["zero", "one", "two", "few", "many", "other"] };
+// The catalogs' plural forms in gettext's order (the Plural-Forms formulas of the .po files), as
+// CLDR names them (Intl.PluralRules): Arabic has six, Spanish three (a million is "1 000 000
+// de …"), the others "one" and "other". A category missing here takes the last form.
+const FORM_ORDER = {
+  ar: ["zero", "one", "two", "few", "many", "other"],
+  es: ["one", "many", "other"],
+};
 const TWO_FORMS = ["one", "other"];
 
 /** The page's language (`<html lang>`), for Intl. */
