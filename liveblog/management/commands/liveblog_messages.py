@@ -5,7 +5,6 @@ before the tests, `make run` compiles only (README, "In your language")."""
 import contextlib
 from pathlib import Path
 
-import polib
 from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
@@ -32,6 +31,7 @@ def make_messages() -> dict[Path, tuple[set[str], set[str]]]:
     """Run makemessages for every language and domain; a catalog whose only change is the
     extraction date is left as it was (no churn in git). Returns, per catalog, the msgids it
     gained and lost."""
+    import polib  # a dev requirement: `make run` only compiles
     before = {path: path.read_text(encoding="utf-8") if path.exists() else "" for path in catalog_paths()}
     with contextlib.chdir(settings.BASE_DIR):  # makemessages reads the tree from "."
         for domain in DOMAINS:
@@ -51,6 +51,7 @@ def make_messages() -> dict[Path, tuple[set[str], set[str]]]:
 def problems(path: Path) -> list[str]:
     """What is not fully translated in one catalog: untranslated or fuzzy entries, and a fuzzy
     or missing header."""
+    import polib
     catalog = polib.pofile(str(path))
     found = [f"{path}: fuzzy: {entry.msgid!r}" for entry in catalog.fuzzy_entries()]
     found += [f"{path}: untranslated: {entry.msgid!r}" for entry in catalog.untranslated_entries()]
