@@ -280,8 +280,8 @@ function blogToggle(slug, csrfToken) {
       });
       const answer = await response.json().catch(() => ({}));
       if (!response.ok) {
-        throw new Error(apiErrorText(answer.error, answer.detail)
-          || interpolate(gettext("refused (%(status)s)"), { status: response.status }));
+        throw new Error(answer.error ? apiErrorText(answer.error, answer.detail)
+          : interpolate(gettext("refused (%(status)s)"), { status: response.status }));
       }
       show(answer.blog.status);
     } catch (failure) {
