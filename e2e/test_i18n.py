@@ -9,7 +9,7 @@ import pytest
 from playwright.sync_api import BrowserContext, Page, expect
 
 from devstack.daphne import ApiClient, DaphneServer
-from e2e.test_author_console import CONSOLE, sign_in
+from e2e.test_author_console import sign_in
 from e2e.test_offline_pwa import offline_errors, poll
 
 pytestmark = pytest.mark.e2e
@@ -71,7 +71,8 @@ def test_reader_and_console_in_two_languages_at_once(context_in, server: DaphneS
         api.post(SLUG, body)
     expect(reader.locator("#new-updates")).to_have_text("3 actualizaciones nuevas")
     expect(author.locator("#feed article.post", has_text="Goal kick")).to_have_count(1)
-    expect(author.locator("#feed article.post").first.locator(".badge-key")).to_have_text("حدث بارز")
+    badge = author.locator("#feed article.post").first.locator(".badge-key")
+    expect(badge).to_have_text("حدث بارز")
 
     # Arabic's six plural forms, from the console page's own catalog.
     forms = author.evaluate(f"""async () => {{
@@ -134,6 +135,7 @@ def test_arabic_is_right_to_left_and_the_layout_mirrors(context_in, api):
     name = page.locator(".site-name").bounding_box()
     assert name["x"] + name["width"] > width * 0.75, f"the site name is not on the right: {name}"
     borders = page.locator(".post-body blockquote").evaluate(
-        "(quote) => [getComputedStyle(quote).borderRightWidth, getComputedStyle(quote).borderLeftWidth]"
+        "(quote) => [getComputedStyle(quote).borderRightWidth,"
+        " getComputedStyle(quote).borderLeftWidth]"
     )
     assert borders == ["3px", "0px"], f"the quote's rule (right, left): {borders}"

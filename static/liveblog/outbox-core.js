@@ -28,11 +28,12 @@
 // request also names its owner (`X-Liveblog-User`), and the server refuses it unless that user is
 // the one signed in, so not even a race sends one person's post as another's.
 (function (global) {
+  "use strict";
+
   // The reasons below are stored in English and translated where they are shown (outbox.js
   // reasonText): this also runs in the service worker, which has no page and no catalog. The
   // marker only lets makemessages find them.
   const gettext_noop = (text) => text;
-  "use strict";
 
   const DB_NAME = "liveblog-outbox";
   // Version 2 added owners. Entries from version 1 named nobody: they are dropped at the

@@ -32,7 +32,8 @@ def make_messages() -> dict[Path, tuple[set[str], set[str]]]:
     extraction date is left as it was (no churn in git). Returns, per catalog, the msgids it
     gained and lost."""
     import polib  # a dev requirement: `make run` only compiles
-    before = {path: path.read_text(encoding="utf-8") if path.exists() else "" for path in catalog_paths()}
+    before = {path: path.read_text(encoding="utf-8") if path.exists() else ""
+              for path in catalog_paths()}
     with contextlib.chdir(settings.BASE_DIR):  # makemessages reads the tree from "."
         for domain in DOMAINS:
             call_command("makemessages", locale=list(TRANSLATED), domain=domain, no_location=True,
