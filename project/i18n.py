@@ -22,10 +22,15 @@ from django.views.i18n import set_language
 
 
 class LocaleMiddleware(locale.LocaleMiddleware):
-    """Django's, which varies responses on Accept-Language; they vary on the language cookie
-    too (a cache must not give a reader who chose Spanish the English copy)."""
+    """Django's, which activates the request's language. Pages (HTML) say theirs
+    (Content-Language, which the service worker reads) and vary on Accept-Language and on the
+    language cookie: a cache must not give a reader who chose Spanish the English copy. Nothing
+    else is translated (the API, feeds, photos, the manifest), so nothing else varies: photos
+    and feeds stay cacheable by anyone."""
 
     def process_response(self, request: HttpRequest, response: HttpResponse) -> HttpResponse:
+        if not response.get("Content-Type", "").startswith("text/html"):
+            return response
         response = super().process_response(request, response)
         patch_vary_headers(response, ("Cookie",))
         return response

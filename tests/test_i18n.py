@@ -119,3 +119,16 @@ def test_pages_vary_on_the_language_headers(blog, url):
     response = Client().get(url)
     vary = {part.strip().lower() for part in response["Vary"].split(",")}
     assert {"accept-language", "cookie"} <= vary
+
+
+@pytest.mark.django_db
+def test_what_is_not_translated_does_not_vary_on_language(blog, make_post):
+    """The API, the Atom feed and photos are the same in every language: shared caches keep one
+    copy (the feed's ETag still answers 304)."""
+    make_post("Kick-off")
+    for url in ("/api/liveblog/final/posts", "/liveblog/final/feed/"):
+        response = Client(HTTP_ACCEPT_LANGUAGE="de").get(url)
+        assert response.status_code == 200
+        assert "accept-language" not in response.get("Vary", "").lower(), url
+        assert "Content-Language" not in response, url
+
