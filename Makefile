@@ -38,7 +38,7 @@ node_modules/.installed: package.json package-lock.json
 # files Django reads are built from them, never committed. `messages` brings the catalogs up to
 # date with the code first (a new string appears untranslated, and tests/test_i18n.py fails until
 # it is translated); `make run` only compiles. msgfmt and xgettext are GNU gettext's.
-messages: $(VENV)/.runtime
+messages: $(VENV)/.dev
 	@scripts/ensure-debian-packages gettext
 	$(PY) manage.py liveblog_messages
 
