@@ -126,8 +126,10 @@ def test_the_switch_overrides_the_browser_and_the_worker_forgets_the_old_languag
 
 def test_arabic_is_right_to_left_and_the_layout_mirrors(context_in, api):
     """The inline start is the right in Arabic: the site's name sits on the right, and a quote's
-    rule (border-inline-start) on its right. The second needs app.css's logical properties."""
+    rule (border-inline-start) on its right. The second needs app.css's logical properties.
+    A post keeps its own direction (dir="auto"): English in an Arabic page reads left to right."""
     api.post(SLUG, "> «الهدف الأول» قال المدرب")
+    api.post(SLUG, "Kick-off in Madrid")
     page = context_in("ar").new_page()
     open_live(page)
     expect(page.locator("html")).to_have_attribute("dir", "rtl")
@@ -138,4 +140,8 @@ def test_arabic_is_right_to_left_and_the_layout_mirrors(context_in, api):
         "(quote) => [getComputedStyle(quote).borderRightWidth,"
         " getComputedStyle(quote).borderLeftWidth]"
     )
+    english = page.locator("#feed article.post .post-body", has_text="Kick-off")
+    expect(english).to_have_css("direction", "ltr")
+    expect(page.locator("#feed article.post .post-body", has_text="المدرب")).to_have_css(
+        "direction", "rtl")
     assert borders == ["3px", "0px"], f"the quote's rule (right, left): {borders}"
