@@ -15,7 +15,7 @@ BACKLOG ?= 1024
 URL_HOST = $(if $(findstring :,$(HOST)),[$(HOST)],$(HOST))
 PYTEST_ARGS ?=
 
-.PHONY: run run-stack test fuzz bench lint audit system-test-deps clean
+.PHONY: run run-stack test fuzz bench lint audit system-test-deps messages compiled-messages clean
 
 $(VENV)/.runtime: requirements.txt
 	@scripts/ensure-venv $(PYTHON) $(VENV)
@@ -34,9 +34,21 @@ node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	@touch $@
 
+# The translations (locale/, README "In your language"). The .po catalogs are committed; the .mo
+# files Django reads are built from them, never committed. `messages` brings the catalogs up to
+# date with the code first (a new string appears untranslated, and tests/test_i18n.py fails until
+# it is translated); `make run` only compiles. msgfmt and xgettext are GNU gettext's.
+messages: $(VENV)/.dev
+	@scripts/ensure-debian-packages gettext
+	$(PY) manage.py liveblog_messages
+
+compiled-messages: $(VENV)/.runtime
+	@scripts/ensure-debian-packages gettext
+	$(PY) manage.py liveblog_messages --compile-only
+
 # Plain http on HOST:PORT: no redirect to https, no Secure-only cookies (project/settings.py).
 run: export LIVEBLOG_PLAIN_HTTP ?= 1
-run: $(VENV)/.runtime
+run: $(VENV)/.runtime compiled-messages
 	$(PY) manage.py migrate --noinput -v0
 	$(PY) manage.py collectstatic --noinput -v0
 	$(PY) manage.py liveblog_demo --url http://$(URL_HOST):$(PORT)
@@ -44,14 +56,14 @@ run: $(VENV)/.runtime
 		project.asgi:application
 
 # Scale-out on one machine: PostgreSQL, Redis, two daphne processes behind a loopback balancer.
-run-stack: $(VENV)/.runtime
+run-stack: $(VENV)/.runtime compiled-messages
 	@scripts/ensure-debian-packages redis-server postgresql
 	exec $(PY) scripts/run_stack.py --port $(PORT)
 
 system-test-deps:
 	@scripts/ensure-debian-packages chromium redis-server postgresql
 
-test: $(VENV)/.dev node_modules/.installed system-test-deps
+test: $(VENV)/.dev node_modules/.installed system-test-deps messages
 	$(PY) manage.py collectstatic --noinput -v0
 	$(PY) -m ruff check .
 	node_modules/.bin/eslint .

@@ -135,6 +135,7 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
+    "project.i18n.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
@@ -157,6 +158,8 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "django.template.context_processors.i18n",
+                "project.i18n.js_catalog",
             ],
         },
     },
@@ -525,7 +528,15 @@ LIVEBLOG_IMAGE_ORIGINS = [
 ]
 CONTENT_SECURITY_POLICY["DIRECTIVES"]["img-src"] += LIVEBLOG_IMAGE_ORIGINS
 
-LANGUAGE_CODE = "en-us"
+# --- Languages (project/i18n.py; README "In your language") ---------------------------------------
+# English is the default (no Accept-Language, or none of these); the browser's Accept-Language
+# chooses among them, and the reader's choice in the switch (Django's language cookie, set by
+# set_language) overrides it. Arabic is right to left (LANGUAGE_BIDI).
+LANGUAGE_CODE = "en"
+LANGUAGES = [("en", "English"), ("es", "Español"), ("de", "Deutsch"), ("ar", "العربية")]
+LOCALE_PATHS = [BASE_DIR / "locale"]
+LANGUAGE_COOKIE_AGE = 365 * 24 * 3600  # a choice made once is remembered for a year
+LANGUAGE_COOKIE_SAMESITE = "Lax"
 TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True

@@ -18,6 +18,7 @@ from django.contrib.auth.forms import AuthenticationForm
 from django.db.models import QuerySet, Sum
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
+from django.utils.translation import gettext, ngettext
 
 
 def _failures(attempts: QuerySet) -> int:
@@ -39,9 +40,11 @@ def lockout_message(request: HttpRequest) -> str:
     cool_off = get_cool_off(request)
     minutes = max(1, math.ceil(cool_off.total_seconds() / 60)) if cool_off else None
     if minutes is None:
-        return "Too many failed sign-ins. Ask an administrator to unlock your account."
-    unit = "minute" if minutes == 1 else "minutes"
-    return f"Too many failed sign-ins. Try again in {minutes} {unit}."
+        return gettext("Too many failed sign-ins. Ask an administrator to unlock your account.")
+    return ngettext(
+        "Too many failed sign-ins. Try again in %(minutes)d minute.",
+        "Too many failed sign-ins. Try again in %(minutes)d minutes.", minutes,
+    ) % {"minutes": minutes}
 
 
 def lockout_response(request: HttpRequest, *_args: Any, **_kwargs: Any) -> HttpResponse:

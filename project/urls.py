@@ -5,6 +5,7 @@ from django.urls import include, path
 
 from liveblog.sitemaps import BlogSitemap
 from liveblog.views import api, pages
+from project.i18n import set_language_view
 from project.media import media_urlpatterns
 from project.viewer import SignOutView
 
@@ -12,6 +13,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", SignOutView.as_view(), name="logout"),
+    path("i18n/setlang/", set_language_view, name="set_language"),
     path("robots.txt", pages.robots_txt, name="robots"),
     path("sitemap.xml", sitemap, {"sitemaps": {"blogs": BlogSitemap}}, name="sitemap"),
     path("", include("pwa.urls")),

@@ -217,9 +217,10 @@ def test_reader_shows_no_inline_script(client, blog):
 
 
 def is_data_block(element):
-    """The feed's JSON or the page's JSON-LD: data the browser never runs."""
+    """The feed's JSON, the page's JS catalog or its JSON-LD: data the browser never runs."""
     attrs = element.attrs
-    return (attrs.get("type") == "application/json" and attrs.get("id") == "feed-data") or (
+    return (attrs.get("type") == "application/json"
+            and attrs.get("id") in {"feed-data", "i18n-catalog"}) or (
         attrs.get("type") == "application/ld+json" and "src" not in attrs
     )
 

@@ -744,7 +744,7 @@ def test_reader_page_renders_the_photo(author_client, client, blog):
         "</figure>"
     )
     assert figure in html
-    assert html.index('<div class="post-body">') < html.index(figure)
+    assert html.index('<div class="post-body" dir="auto">') < html.index(figure)
 
 
 @pytest.mark.django_db

@@ -11,6 +11,7 @@ from django.contrib.staticfiles import finders
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.urls import reverse
+from django.utils.translation import gettext
 from django.views.decorators.clickjacking import xframe_options_exempt
 from django.views.decorators.http import require_safe
 
@@ -84,7 +85,7 @@ def _sharing(request: HttpRequest, blog: Blog, page: selectors.PostsPage) -> dic
     newest_first = sorted(page.posts, key=lambda post: -post["id"])
     key_event = next((post for post in newest_first if post["key_event"]), None)
     text = (plain_text(key_event["html"]) if key_event else "") or blog.description \
-        or f"Live coverage: {blog.title}"
+        or gettext("Live coverage: %(title)s") % {"title": blog.title}
     photo = next((post["photo"] for post in newest_first if post["photo"]), None)
     return {
         "description": text if len(text) <= DESCRIPTION_CHARS

@@ -7,6 +7,7 @@ import { startDesk } from "./desk.js";
 import { isoFromLocal } from "./desk-view.js";
 import { EDITOR_ROLES } from "./desk-state.js";
 import { clone } from "./feed-view.js";
+import { apiErrorText, gettext, interpolate } from "./i18n.js";
 import { startFeed } from "./live-feed.js";
 import { Outbox, newClientId } from "./outbox.js";
 import { DRAFT_PREFIX } from "./sign-out.js";
@@ -163,7 +164,7 @@ class Composer {
     const photo = this.photo;
     if (!fields.body.trim() && !photo) return; // an empty form (or a second tap) sends nothing
     if (photo && !fields.photo_alt.trim()) {
-      this.showError("Describe the photo for readers who cannot see it.");
+      this.showError(gettext("Describe the photo for readers who cannot see it."));
       this.photoAlt.focus();
       return;
     }
@@ -171,7 +172,7 @@ class Composer {
       // Sent as ISO 8601 with its zone: the server must not guess the phone's time zone.
       const publishAt = isoFromLocal(fields.publish_at);
       if (!publishAt) {
-        this.showError("The time to publish at is not a time.");
+        this.showError(gettext("The time to publish at is not a time."));
         this.publishAt.focus();
         return;
       }
@@ -264,7 +265,7 @@ function blogToggle(slug, csrfToken) {
   if (!button) return () => {};
   const show = (status) => {
     button.dataset.status = status;
-    button.textContent = status === "live" ? "End blog" : "Reopen blog";
+    button.textContent = status === "live" ? gettext("End blog") : gettext("Reopen blog");
   };
   button.addEventListener("click", async () => {
     const status = button.dataset.status === "live" ? "ended" : "live";
@@ -278,12 +279,15 @@ function blogToggle(slug, csrfToken) {
         body: JSON.stringify({ status }),
       });
       const answer = await response.json().catch(() => ({}));
-      if (!response.ok) throw new Error(answer.detail || `refused (${response.status})`);
+      if (!response.ok) {
+        throw new Error(answer.error ? apiErrorText(answer.error, answer.detail)
+          : interpolate(gettext("refused (%(status)s)"), { status: response.status }));
+      }
       show(answer.blog.status);
     } catch (failure) {
       error.textContent = navigator.onLine === false
-        ? "You are offline: the blog's status can be changed once the network is back."
-        : `Could not change the blog's status: ${failure.message}`;
+        ? gettext("You are offline: the blog's status can be changed once the network is back.")
+        : interpolate(gettext("Could not change the blog's status: %(reason)s"), { reason: failure.message });
       error.hidden = false;
     } finally {
       button.disabled = false;

@@ -14,30 +14,33 @@
 import { announce } from "./announce.js";
 import { clone } from "./feed-view.js";
 import { EDITOR_ROLES, actionsFor } from "./desk-state.js";
+import { gettext, interpolate, language, ngettext, parts } from "./i18n.js";
 
 const BUTTON_LABELS = {
-  publish: "Publish", edit: "Edit", return: "Return", schedule: "Schedule",
-  revise: "Revise", withdraw: "Withdraw",
+  publish: gettext("Publish"), edit: gettext("Edit"), return: gettext("Return"), schedule: gettext("Schedule"),
+  revise: gettext("Revise"), withdraw: gettext("Withdraw"),
 };
+// pgettext would be better, but one word per state reads the same in these languages.
 const HISTORY_LABELS = {
-  submitted: "Submitted", revised: "Revised", withdrawn: "Withdrawn", returned: "Returned",
-  edited: "Edited", scheduled: "Scheduled", published: "Published",
+  submitted: gettext("Submitted"), revised: gettext("Revised"), withdrawn: gettext("Withdrawn"),
+  returned: gettext("Returned"), edited: gettext("Edited"), scheduled: gettext("Scheduled"),
+  published: gettext("Published"),
 };
 
 const STATE_LABELS = {
-  submitted: "Waiting", returned: "Returned", scheduled: "Scheduled", published: "Published",
-  withdrawn: "Withdrawn",
+  submitted: gettext("Waiting"), returned: gettext("Returned"), scheduled: gettext("Scheduled"),
+  published: gettext("Published"), withdrawn: gettext("Withdrawn"),
 };
 const CONNECTION_LABELS = {
-  connecting: "Connecting…", live: "Live", reconnecting: "Reconnecting…", offline: "Offline",
-  closed: "Not connected",
+  connecting: gettext("Connecting…"), live: gettext("Live"), reconnecting: gettext("Reconnecting…"),
+  offline: gettext("Offline"), closed: gettext("Not connected"),
 };
 const NOTE_MAX_CHARS = 500; // as the server's (services.NOTE_MAX_CHARS)
 const DEFAULT_SCHEDULE_MS = 15 * 60 * 1000; // Schedule's first suggestion: a quarter of an hour on
 const TITLE_COUNT = /^\(\d+\) /;
 
-const timeFormat = new Intl.DateTimeFormat([], { hour: "2-digit", minute: "2-digit" });
-const dateTimeFormat = new Intl.DateTimeFormat([], { dateStyle: "medium", timeStyle: "short" });
+const timeFormat = new Intl.DateTimeFormat(language(), { hour: "2-digit", minute: "2-digit" });
+const dateTimeFormat = new Intl.DateTimeFormat(language(), { dateStyle: "medium", timeStyle: "short" });
 
 /** A time as people read it: the clock time today, else the date too. */
 export function readableTime(iso, now = new Date()) {
@@ -146,16 +149,16 @@ export class DeskView {
     const was = previous ? previous.state : null;
     if (submission.state === was) return "";
     if (this.editor) {
-      if (fresh && submission.state === "submitted") return `New submission from ${name}`;
+      if (fresh && submission.state === "submitted") return interpolate(gettext("New submission from %(name)s"), { name });
       if (was === "returned" && submission.state === "submitted") {
-        return `${name} revised a returned submission`;
+        return interpolate(gettext("%(name)s revised a returned submission"), { name });
       }
       return "";
     }
     switch (submission.state) {
-      case "returned": return "A submission of yours was returned with a note";
-      case "published": return `A submission of yours was published as update #${submission.seq}`;
-      case "scheduled": return "A submission of yours was scheduled";
+      case "returned": return gettext("A submission of yours was returned with a note");
+      case "published": return interpolate(gettext("A submission of yours was published as update #%(seq)s"), { seq: submission.seq });
+      case "scheduled": return gettext("A submission of yours was scheduled");
       default: return "";
     }
   }
@@ -170,11 +173,11 @@ export class DeskView {
     if (this.decidedSection) this.decidedSection.hidden = this.decided.children.length === 0;
     if (this.editor) {
       const waiting = state.waiting();
-      this.count.textContent = waiting ? `(${waiting} waiting)` : "";
+      this.count.textContent = waiting ? interpolate(ngettext("(%(count)s waiting)", "(%(count)s waiting)", waiting), { count: waiting }) : "";
       this.doc.title = countedTitle(this.doc.title, waiting);
     } else {
       const returned = [...state.submissions.values()].filter((item) => item.state === "returned").length;
-      this.count.textContent = returned ? `(${returned} returned)` : "";
+      this.count.textContent = returned ? interpolate(ngettext("(%(count)s returned)", "(%(count)s returned)", returned), { count: returned }) : "";
     }
   }
 
@@ -281,16 +284,16 @@ export class DeskView {
       const time = this.doc.createElement("time");
       time.dateTime = submission.publish_at;
       time.textContent = readableTime(submission.publish_at);
-      info.append("To be published at ", time);
+      info.append(...parts(gettext("To be published at %(time)s"), { time }));
     } else if (submission.state === "published") {
       const link = this.doc.createElement("a");
       link.className = "submission-link";
       link.href = `${this.readerUrl}#post-${submission.post_id}`;
-      link.textContent = "see it in the blog";
+      link.textContent = gettext("see it in the blog");
       const seq = this.doc.createElement("span");
       seq.className = "submission-seq";
       seq.textContent = `#${submission.seq}`;
-      info.append("Published as update ", seq, " — ", link);
+      info.append(...parts(gettext("Published as update %(seq)s — %(link)s"), { seq, link }));
     }
     info.hidden = !info.childNodes.length;
   }
@@ -302,7 +305,7 @@ export class DeskView {
     if (form && !actions.includes(form.dataset.action)) {
       // Decided meanwhile (by another editor, or the scheduler): what was typed no longer applies.
       this.closeForm(item, form);
-      this.showError(item, `This submission is now ${STATE_LABELS[submission.state].toLowerCase()}.`);
+      this.showError(item, interpolate(gettext("This submission is now %(state)s."), { state: STATE_LABELS[submission.state].toLowerCase() }));
     }
     if (box.dataset.actions !== actions.join(" ")) { // rebuilt only when they change: keeps focus
       box.dataset.actions = actions.join(" ");
@@ -348,7 +351,7 @@ export class DeskView {
     } else if (action === "withdraw") {
       if (button.dataset.confirm !== "true") { // a second tap confirms: it cannot be undone
         button.dataset.confirm = "true";
-        button.textContent = "Tap again to withdraw";
+        button.textContent = gettext("Tap again to withdraw");
         return;
       }
       this.send(item, "withdraw", {});
@@ -397,19 +400,19 @@ export class DeskView {
     switch (action) {
       case "edit":
         return {
-          label: "Edit, then publish", input: textarea(submission.body, { optional: Boolean(submission.photo) }),
-          submit: "Publish", action: "publish", fields: (body) => ({ body }),
+          label: gettext("Edit, then publish"), input: textarea(submission.body, { optional: Boolean(submission.photo) }),
+          submit: gettext("Publish"), action: "publish", fields: (body) => ({ body }),
         };
       case "revise":
         return {
-          label: "Your revision", input: textarea(submission.body, { optional: Boolean(submission.photo) }),
-          submit: "Send to the desk", action: "revise", fields: (body) => ({ body }),
+          label: gettext("Your revision"), input: textarea(submission.body, { optional: Boolean(submission.photo) }),
+          submit: gettext("Send to the desk"), action: "revise", fields: (body) => ({ body }),
         };
       case "return":
         return {
-          label: "Note for the author (what to change)",
+          label: gettext("Note for the author (what to change)"),
           input: textarea("", { name: "note", rows: 3, maxLength: NOTE_MAX_CHARS }),
-          submit: "Send back", action: "return",
+          submit: gettext("Send back"), action: "return",
           fields: (note) => (note.trim() ? { note } : null),
         };
       case "schedule": {
@@ -422,7 +425,7 @@ export class DeskView {
         input.value = localInputValue(suggested);
         input.min = localInputValue(new Date());
         return {
-          label: "Publish at", input, submit: "Schedule", action: "publish",
+          label: gettext("Publish at"), input, submit: gettext("Schedule"), action: "publish",
           fields: (value) => {
             const publishAt = isoFromLocal(value);
             return publishAt ? { publish_at: publishAt } : null;

@@ -13,6 +13,7 @@
 
 import { FeedConnection, RESTART, RETRY, STOP } from "./feed-connection.js";
 import { DeskState, EDITOR_ROLES } from "./desk-state.js";
+import { apiErrorText, gettext, interpolate } from "./i18n.js";
 import { DeskView } from "./desk-view.js";
 
 export const CLOSE_FORBIDDEN = 4403;
@@ -55,14 +56,18 @@ async function sendAction({ slug, csrfToken, userId }, id, action, fields) {
       body: request.body ? JSON.stringify(request.body) : undefined,
     });
   } catch {
-    return { ok: false, detail: "No network: try again once you are back online." };
+    return { ok: false, detail: gettext("No network: try again once you are back online.") };
   }
   if (response.ok) return { ok: true };
   const answer = await response.json().catch(() => ({}));
   if (response.status === 401 || answer.error === "csrf_failed" || answer.error === "wrong_user") {
-    return { ok: false, detail: "Your session has expired: sign in again, then try again." };
+    return { ok: false, detail: gettext("Your session has expired: sign in again, then try again.") };
   }
-  return { ok: false, detail: answer.detail || `Refused (${response.status}).` };
+  return {
+    ok: false,
+    detail: answer.error ? apiErrorText(answer.error, answer.detail)
+      : interpolate(gettext("Refused (%(status)s)."), { status: response.status }),
+  };
 }
 
 /**
@@ -89,7 +94,7 @@ export function startDesk({ slug, csrfToken, userId, doc = document }) {
       // A role change (4409) reconnects to the log of the new role: the page around it was
       // drawn for the old one.
       if (hello.role && EDITOR_ROLES.includes(hello.role) !== EDITOR_ROLES.includes(role)) {
-        view.showMessage("Your role on this blog has changed.", { label: "Reload the page", href: location.pathname });
+        view.showMessage(gettext("Your role on this blog has changed."), { label: gettext("Reload the page"), href: location.pathname });
       }
     },
     closeAction: (code) => {
@@ -97,11 +102,11 @@ export function startDesk({ slug, csrfToken, userId, doc = document }) {
       if (action === STOP && code === CLOSE_FORBIDDEN) {
         // Signed out (here or elsewhere), or taken off the blog: show nothing more of the desk.
         view.clear();
-        view.showMessage("The desk is closed to you: you were signed out, or are no longer on this blog's desk.",
-          { label: "Sign in again", href: `/accounts/login/?next=${encodeURIComponent(location.pathname)}` });
+        view.showMessage(gettext("The desk is closed to you: you were signed out, or are no longer on this blog's desk."),
+          { label: gettext("Sign in again"), href: `/accounts/login/?next=${encodeURIComponent(location.pathname)}` });
       } else if (action === STOP) {
         view.clear();
-        view.showMessage("This blog no longer exists.");
+        view.showMessage(gettext("This blog no longer exists."));
       }
       return action;
     },

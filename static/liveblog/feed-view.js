@@ -12,24 +12,34 @@
 
 import { announce } from "./announce.js";
 import { comesBefore } from "./feed-state.js";
+import { gettext, interpolate, language, ngettext } from "./i18n.js";
 
 const TOP_SLACK_PX = 120; // this close to the top counts as reading the newest posts
 const CLOCK_TICK_MS = 30000; // relative times ("2 min ago") refresh this often
 const SUMMARY_CHARS = 90; // the server cuts its key-event text at the same length (views/pages.py)
 const ANNOUNCE_EVERY_MS = 1000; // posts that arrive together are announced once: "3 new updates"
 
-const absoluteTime = new Intl.DateTimeFormat([], { dateStyle: "medium", timeStyle: "short" });
-const shortTime = new Intl.DateTimeFormat([], { hour: "2-digit", minute: "2-digit" });
+// In the page's language (<html lang>) and the reader's own time zone (the browser's).
+// Made once per language: every post's time is formatted again each CLOCK_TICK_MS.
+const formats = new Map();
+function memo(kind, lang, make) {
+  const key = `${kind}:${lang}`;
+  if (!formats.has(key)) formats.set(key, make());
+  return formats.get(key);
+}
+const absoluteTime = (lang) => memo("absolute", lang, () => new Intl.DateTimeFormat(lang, { dateStyle: "medium", timeStyle: "short" }));
+const shortTime = (lang) => memo("short", lang, () => new Intl.DateTimeFormat(lang, { hour: "2-digit", minute: "2-digit" }));
+const relative = (lang) => memo("relative", lang, () => new Intl.RelativeTimeFormat(lang, { style: "short" }));
 
-/** "just now", "4 min ago", "2 h ago", else the date and time. */
-export function relativeTime(when, now = new Date()) {
+/** "just now", "4 min. ago", "2 hr. ago" (in the page's language), else the date and time. */
+export function relativeTime(when, now = new Date(), lang = language()) {
   const seconds = Math.round((now - when) / 1000);
-  if (seconds < 45) return "just now";
+  if (seconds < 45) return gettext("just now");
   const minutes = Math.round(seconds / 60);
-  if (minutes < 60) return `${minutes} min ago`;
-  const hours = Math.floor(minutes / 60); // "23 h ago" until a full day has passed
-  if (hours < 24) return `${hours} h ago`;
-  return absoluteTime.format(when);
+  if (minutes < 60) return relative(lang).format(-minutes, "minute");
+  const hours = Math.floor(minutes / 60); // "23 hr. ago" until a full day has passed
+  if (hours < 24) return relative(lang).format(-hours, "hour");
+  return absoluteTime(lang).format(when);
 }
 
 function plainText(html) {
@@ -44,7 +54,7 @@ function summary(post) {
 }
 
 function newUpdatesText(count) {
-  return count === 1 ? "1 new update" : `${count} new updates`;
+  return interpolate(ngettext("%(count)s new update", "%(count)s new updates", count), { count });
 }
 
 function reducedMotion() {
@@ -185,7 +195,7 @@ export class FeedView {
       this.held.add(element);
     }
     if (fresh && !existing) this.noteArrival();
-    if (becameKey && this.keyAnnouncer) announce(this.keyAnnouncer, `Key event: ${summary(post)}`);
+    if (becameKey && this.keyAnnouncer) announce(this.keyAnnouncer, interpolate(gettext("Key event: %(text)s"), { text: summary(post) }));
   }
 
   /** "N new updates", once for posts that arrive together: as many as wait behind the button,
@@ -295,7 +305,7 @@ export class FeedView {
     const when = new Date(time.dateTime);
     if (Number.isNaN(when.getTime())) return;
     time.textContent = relativeTime(when);
-    time.title = absoluteTime.format(when);
+    time.title = absoluteTime(language()).format(when);
   }
 
   /** Relative times move on; so does "last updated". */
@@ -309,7 +319,7 @@ export class FeedView {
     if (this.title) this.title.textContent = blog.title;
     if (this.status) {
       this.status.dataset.status = blog.status;
-      this.status.textContent = blog.status === "live" ? "Live" : "Ended";
+      this.status.textContent = blog.status === "live" ? gettext("Live") : gettext("Ended");
     }
   }
 
@@ -330,12 +340,12 @@ export class FeedView {
     this.connectionState = state;
     this.connection.hidden = false;
     this.connection.dataset.state = state;
-    const since = `last updated ${shortTime.format(this.lastCurrent)}`;
+    const since = interpolate(gettext("last updated %(time)s"), { time: shortTime(language()).format(this.lastCurrent) });
     this.connection.querySelector(".connection-text").textContent = {
-      connecting: "Connecting…",
-      live: "Live",
-      reconnecting: `Reconnecting… · ${since}`,
-      offline: `Offline · ${since}`,
+      connecting: gettext("Connecting…"),
+      live: gettext("Live"),
+      reconnecting: interpolate(gettext("Reconnecting… · %(since)s"), { since }),
+      offline: interpolate(gettext("Offline · %(since)s"), { since }),
     }[state];
   }
 }

@@ -30,6 +30,11 @@
 (function (global) {
   "use strict";
 
+  // The reasons below are stored in English and translated where they are shown (outbox.js
+  // reasonText): this also runs in the service worker, which has no page and no catalog. The
+  // marker only lets makemessages find them.
+  const gettext_noop = (text) => text;
+
   const DB_NAME = "liveblog-outbox";
   // Version 2 added owners. Entries from version 1 named nobody: they are dropped at the
   // upgrade rather than risk sending them under the name of whoever signs in next.
@@ -166,12 +171,12 @@
 
   async function send(entry, all, token) {
     const request = requestFor(entry, all, token);
-    if (request === null) return { ok: false, detail: "the post it changes was never published" };
+    if (request === null) return { ok: false, detail: gettext_noop("the post it changes was never published") };
     let response;
     try {
       response = await fetch(request.url, { ...request.init, credentials: "same-origin" });
     } catch {
-      return { retry: true, detail: "no network, will retry" };
+      return { retry: true, detail: gettext_noop("no network, will retry") };
     }
     let answer = {};
     try {
@@ -187,19 +192,22 @@
       return { ok: true, seq: answer.seq ?? null, postId: answer.post ? answer.post.id : null };
     }
     if (response.status === 403 && answer.error === "wrong_user") {
-      return { retry: true, wrongUser: true, needsLogin: true, detail: "waiting for its author to sign in" };
+      return { retry: true, wrongUser: true, needsLogin: true, detail: gettext_noop("waiting for its author to sign in") };
     }
     if (response.status === 401 || (response.status === 403 && answer.error === "csrf_failed")) {
-      return { retry: true, needsLogin: true, detail: "waiting for you to sign in again" };
+      return { retry: true, needsLogin: true, detail: gettext_noop("waiting for you to sign in again") };
     }
     if (response.status >= 500 || response.status === 408 || response.status === 429) {
       return {
         retry: true,
         retryAfter: retryAfterSeconds(response.headers.get("Retry-After")),
-        detail: `server busy (${response.status}), will retry`,
+        detail: gettext_noop("server busy (%(status)s), will retry").replace("%(status)s", response.status),
       };
     }
-    return { ok: false, detail: answer.detail || `refused (${response.status})` };
+    return {
+      ok: false, error: answer.error,
+      detail: answer.detail || gettext_noop("refused (%(status)s)").replace("%(status)s", response.status),
+    };
   }
 
   async function forgetOldSent(owner) {
@@ -265,6 +273,7 @@
         }
         entry.state = outcome.ok ? "sent" : "failed";
         entry.detail = outcome.ok ? "" : outcome.detail;
+        entry.error = outcome.ok ? undefined : outcome.error; // the API's code, for reasonText
         entry.seq = outcome.ok ? outcome.seq : null;
         if (outcome.ok && outcome.postId) entry.postId = outcome.postId;
         if (outcome.ok) delete entry.photo; // on the server now; a refused one may be retried

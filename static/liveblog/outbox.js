@@ -4,6 +4,7 @@
 // service worker sends even with the tab closed), and otherwise on a backoff timer.
 import "./indexeddb.js"; // before outbox-core.js, which uses it
 import "./outbox-core.js";
+import { apiErrorText, gettext, interpolate, language, ngettext } from "./i18n.js";
 
 const core = globalThis.LiveblogOutbox;
 
@@ -12,11 +13,13 @@ const core = globalThis.LiveblogOutbox;
 export const RETRY_FIRST_MS = 2000;
 export const RETRY_MAX_MS = 60000;
 const SYNC_TAG = "liveblog-outbox";
-const STATE_LABELS = { queued: "Queued", sending: "Sending…", sent: "Sent", failed: "Failed" };
+const stateLabels = () => ({
+  queued: gettext("Queued"), sending: gettext("Sending…"), sent: gettext("Sent"), failed: gettext("Failed"),
+});
 // A create answered 202 went to the desk (outbox-core.js): what it became there.
-const DESK_LABELS = { submitted: "Submitted to the desk", scheduled: "Scheduled" };
-const deskTime = new Intl.DateTimeFormat([], { hour: "2-digit", minute: "2-digit" });
-const KIND_LABELS = { create: "", edit: "Edit: ", delete: "Delete: " };
+const deskLabels = () => ({ submitted: gettext("Submitted to the desk"), scheduled: gettext("Scheduled") });
+const deskTime = () => new Intl.DateTimeFormat(language(), { hour: "2-digit", minute: "2-digit" });
+const kindLabels = () => ({ create: "", edit: gettext("Edit: "), delete: gettext("Delete: ") });
 
 export function retryDelay(attempt, random = Math.random) {
   const ceiling = Math.min(RETRY_MAX_MS, RETRY_FIRST_MS * 2 ** attempt);
@@ -39,20 +42,34 @@ export function newClientId() {
 }
 
 function summaryOf(entry) {
-  if (entry.kind === "delete") return entry.fields.summary || `post ${entry.postId}`;
-  return entry.fields.body || (entry.fields.photo_alt ? `Photo: ${entry.fields.photo_alt}` : "");
+  if (entry.kind === "delete") {
+    return entry.fields.summary || interpolate(gettext("post %(id)s"), { id: entry.postId });
+  }
+  return entry.fields.body
+    || (entry.fields.photo_alt ? interpolate(gettext("Photo: %(alt)s"), { alt: entry.fields.photo_alt }) : "");
 }
 
 /** "Sent #12", "Submitted to the desk", "Scheduled for 14:30", "Failed: reason", … */
 export function stateLabel(entry) {
-  const label = STATE_LABELS[entry.state];
+  const label = stateLabels()[entry.state];
   if (entry.state === "sent" && entry.desk) {
-    const desk = DESK_LABELS[entry.desk] ?? "Sent to the desk";
+    const desk = deskLabels()[entry.desk] ?? gettext("Sent to the desk");
     return entry.desk === "scheduled" && entry.publishAt
-      ? `${desk} for ${deskTime.format(new Date(entry.publishAt))}` : desk;
+      ? interpolate(gettext("%(state)s for %(time)s"), { state: desk, time: deskTime().format(new Date(entry.publishAt)) })
+      : desk;
   }
   if (entry.state === "sent" && entry.seq) return `${label} #${entry.seq}`;
-  return entry.detail ? `${label}: ${entry.detail}` : label;
+  return entry.detail ? interpolate(gettext("%(state)s: %(reason)s"), { state: label, reason: reasonText(entry) }) : label;
+}
+
+/** Why an entry waits or failed, in the page's language: outbox-core.js stores its own reasons
+ *  in English (a number in them as "%(status)s" in the catalog), and the API's code with its
+ *  refusals (i18n.js apiErrorText). */
+export function reasonText(entry) {
+  if (entry.error) return apiErrorText(entry.error, entry.detail);
+  const status = /\((\d+)\)/.exec(entry.detail)?.[1];
+  if (status) return interpolate(gettext(entry.detail.replace(status, "%(status)s")), { status });
+  return gettext(entry.detail);
 }
 
 export class Outbox {
@@ -149,7 +166,7 @@ export class Outbox {
     this.list.replaceChildren(...items);
     const waiting = all.filter((entry) => entry.state === "queued").length;
     this.sessionBanner.querySelector(".queued-count").textContent =
-      waiting === 1 ? "1 queued update" : `${waiting} queued updates`;
+      interpolate(ngettext("%(count)s queued update", "%(count)s queued updates", waiting), { count: waiting });
     this.sessionBanner.hidden = !(this.needsLogin && waiting > 0);
   }
 
@@ -160,9 +177,9 @@ export class Outbox {
     item.dataset.kind = entry.kind;
     const text = document.createElement("span");
     text.className = "outbox-text";
-    const summary = entry.desk ? (this.summaries.get(entry.clientId) || "Your update")
+    const summary = entry.desk ? (this.summaries.get(entry.clientId) || gettext("Your update"))
       : summaryOf(entry);
-    text.textContent = `${KIND_LABELS[entry.kind]}${summary.slice(0, 120)}`;
+    text.textContent = `${kindLabels()[entry.kind]}${summary.slice(0, 120)}`;
     const state = document.createElement("span");
     state.className = "outbox-state";
     state.textContent = stateLabel(entry);
@@ -179,7 +196,7 @@ export class Outbox {
       const retry = document.createElement("button");
       retry.type = "button";
       retry.className = "link-button outbox-retry";
-      retry.textContent = "Edit & retry";
+      retry.textContent = gettext("Edit & retry");
       retry.addEventListener("click", async () => {
         await core.remove(entry.key);
         this.onRetry(entry);
@@ -190,7 +207,7 @@ export class Outbox {
     const discard = document.createElement("button");
     discard.type = "button";
     discard.className = "link-button outbox-discard";
-    discard.textContent = "Discard";
+    discard.textContent = gettext("Discard");
     discard.addEventListener("click", async () => {
       await core.remove(entry.key);
       await this.render();

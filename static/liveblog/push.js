@@ -13,19 +13,20 @@
 // logic with fakes.
 import "./indexeddb.js"; // before push-core.js, which uses it
 import "./push-core.js";
+import { gettext } from "./i18n.js";
 
 const core = globalThis.LiveblogPush;
 
-export const LABEL_OFF = "Notify me of key events";
-export const LABEL_ON = "Notifications on — turn off";
+export const LABEL_OFF = gettext("Notify me of key events");
+export const LABEL_ON = gettext("Notifications on — turn off");
 export const REASONS = Object.freeze({
-  unsupported: "This browser cannot show notifications from this site",
-  ios: "Add this site to your Home Screen to get notifications",
-  denied: "Notifications are blocked in your browser's settings",
+  unsupported: gettext("This browser cannot show notifications from this site"),
+  ios: gettext("Add this site to your Home Screen to get notifications"),
+  denied: gettext("Notifications are blocked in your browser's settings"),
 });
-const NOT_ALLOWED = "Notifications were not allowed: tap again to be asked again";
-const FAILED_ON = "Notifications could not be turned on. Try again";
-const FAILED_OFF = "Notifications could not be turned off. Try again";
+const NOT_ALLOWED = gettext("Notifications were not allowed: tap again to be asked again");
+const FAILED_ON = gettext("Notifications could not be turned on. Try again");
+const FAILED_OFF = gettext("Notifications could not be turned off. Try again");
 const WORKER_TIMEOUT_MS = 10000; // the app's service worker should be running long before
 
 /** iPhone, iPod, or an iPad (which says it is a Mac, but has a touch screen). */

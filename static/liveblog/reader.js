@@ -1,4 +1,5 @@
 // Reader page entry point.
+import { gettext } from "./i18n.js";
 import { startFeed } from "./live-feed.js";
 import { PostAnchors } from "./post-anchor.js";
 import { startPush } from "./push.js";
@@ -11,7 +12,7 @@ for (const button of document.querySelectorAll("button[data-copy]")) {
     const code = document.getElementById(button.dataset.copy);
     try {
       await navigator.clipboard.writeText(code.value);
-      button.textContent = "Copied";
+      button.textContent = gettext("Copied");
     } catch {
       code.select(); // the browser said no: leave it selected for the reader to copy
     }

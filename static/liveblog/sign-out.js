@@ -11,6 +11,8 @@
 //    (the stored `signingOut` token), so the session cannot outlive the sign-out.
 import "./indexeddb.js"; // before outbox-core.js, which uses it
 import "./outbox-core.js";
+import { gettext, interpolate, ngettext } from "./i18n.js";
+import { reasonText } from "./outbox.js";
 
 export const DRAFT_PREFIX = "liveblog:draft:";
 export const USER_CACHE_PREFIX = "liveblog-user-";
@@ -27,16 +29,18 @@ export function forgetDrafts(user, storage = globalThis.localStorage) {
 }
 
 function summary(entry) {
-  const text = entry.kind === "delete" ? `Delete: ${entry.fields.summary || `post ${entry.postId}`}`
-    : entry.kind === "edit" ? `Edit: ${entry.fields.body || ""}`
-      : entry.fields.body || `Photo: ${entry.fields.photo_alt || ""}`;
+  const text = entry.kind === "delete"
+    ? gettext("Delete: ") + (entry.fields.summary || interpolate(gettext("post %(id)s"), { id: entry.postId }))
+    : entry.kind === "edit" ? gettext("Edit: ") + (entry.fields.body || "")
+      : entry.fields.body || interpolate(gettext("Photo: %(alt)s"), { alt: entry.fields.photo_alt || "" });
   return text.slice(0, 80);
 }
 
 /** Show the unsent entries and wait for a choice: "send", "keep", "discard" or "cancel". */
 function ask(dialog, unsent, problem = "") {
-  dialog.querySelector(".sign-out-count").textContent = unsent.length === 1
-    ? "1 update has not been sent yet." : `${unsent.length} updates have not been sent yet.`;
+  dialog.querySelector(".sign-out-count").textContent = interpolate(ngettext(
+    "%(count)s update has not been sent yet.", "%(count)s updates have not been sent yet.", unsent.length,
+  ), { count: unsent.length });
   dialog.querySelector(".sign-out-list").replaceChildren(...unsent.map((entry) => {
     const item = document.createElement("li");
     item.textContent = summary(entry);
@@ -74,7 +78,9 @@ async function decide(dialog, user, token) {
     await core.setSender(user, token); // this page was rendered for this user
     await core.flush();
     unsent = await core.unsent(user);
-    problem = unsent.length ? `Not sent: ${unsent[0].detail || "no network"}.` : "";
+    problem = unsent.length ? interpolate(gettext("Not sent: %(reason)s."), {
+      reason: unsent[0].detail ? reasonText(unsent[0]) : gettext("no network"),
+    }) : "";
   }
   return { keepUnsent: false };
 }

@@ -12,6 +12,10 @@
  *   a signed-in user's pages go to that user's own cache, served only while they are the one
  *   signed in here, and deleted as soon as a page is rendered for anyone else (sign-out, expiry,
  *   another sign-in) or the user signs out (sign-out.js).
+ * - Pages are in the reader's language (project/i18n.py: the language cookie, else
+ *   Accept-Language; `Content-Language` says which). A page in another language than the last
+ *   one means the reader switched: the kept copies, in the old language, are dropped at once and
+ *   fetched again in the new one, and so is the offline page (noteLanguage).
  * - Static files: cache first (their names carry a hash of their content).
  * - API reads are not cached: the feed's one offline copy is the page's IndexedDB record. The
  *   desk (GET /api/liveblog/<slug>/desk, …/submissions/…) in particular never is, nor a desk
@@ -49,6 +53,7 @@ const PAGE_TIMEOUT_MS = 3000;
 const PUBLIC_PAGE_PATHS = [/^\/$/, /^\/liveblog\/[^/]+\/$/, /^\/liveblog\/[^/]+\/embed\/$/];
 const USER_PAGE_PATHS = [...PUBLIC_PAGE_PATHS, /^\/liveblog\/[^/]+\/write\/$/];
 const VIEWER_HEADER = "X-Liveblog-Viewer";
+const LANGUAGE_HEADER = "Content-Language";
 const ANONYMOUS = "anonymous";
 const outbox = self.LiveblogOutbox;
 
@@ -235,9 +240,45 @@ async function noteViewer(viewer) {
   if (sender && sender.user !== viewer) await outbox.forgetSender();
 }
 
+/**
+ * A page from the server said its language. If the reader chose another one (the switch, or the
+ * browser's languages), the copies this device keeps are in the old one: they are deleted now
+ * (a copy must never bring the old language back offline) and fetched again in the background,
+ * with the offline page.
+ */
+async function noteLanguage(language, request) {
+  const previous = await outbox.getMeta("language");
+  if (!language || language === previous) return;
+  await outbox.setMeta("language", language);
+  if (!previous) return; // the first page this worker sees: what it keeps is in this language
+  const viewer = await outbox.getMeta("viewer");
+  const names = [PUBLIC_PAGES, viewer && viewer !== ANONYMOUS ? userCache(viewer) : null];
+  const stale = [];
+  for (const name of names.filter(Boolean)) {
+    const cache = await caches.open(name);
+    for (const key of await cache.keys()) {
+      await cache.delete(key);
+      if (key.url !== request.url) stale.push(key.url);
+    }
+  }
+  refetch(stale).catch(() => {}); // not awaited: the page being loaded goes first
+}
+
+async function refetch(urls) {
+  const offline = await fetch(OFFLINE_URL, { credentials: "same-origin" });
+  if (offline.ok) await (await caches.open(SHELL_CACHE)).put(OFFLINE_URL, offline);
+  for (const url of new Set(urls)) {
+    const request = new Request(url, { credentials: "same-origin" });
+    try {
+      await keepPage(request, await fetch(request));
+    } catch { /* offline again: the next visit keeps it */ }
+  }
+}
+
 async function keepPage(request, response) {
   const viewer = response.headers.get(VIEWER_HEADER);
   if (viewer) await noteViewer(viewer);
+  if (response.ok) await noteLanguage(response.headers.get(LANGUAGE_HEADER), request);
   const name = cacheFor(request, response);
   if (!name) return;
   const cache = await caches.open(name);
