@@ -16,6 +16,11 @@ const markdown = globalThis.markdownit("commonmark", { html: false }).enable(["t
 const PHOTO_MAX_EDGE = 2048; // the largest size the server keeps: no need to upload more
 const PHOTO_QUALITY = 0.85;
 
+// The worker precaches the readers' shell; the console's own files only once a console asks.
+navigator.serviceWorker?.ready.then((registration) => {
+  registration.active?.postMessage({ type: "AUTHOR_SHELL" });
+});
+
 /** A smaller JPEG made on the device (quicker on one bar of signal, and the browser drops the
  *  EXIF metadata with it); the original when the browser cannot decode the file. */
 async function shrink(file) {
