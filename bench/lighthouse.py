@@ -24,6 +24,7 @@ from devstack.pages import seed_blog
 from .page import PHOTO_EVERY, PHOTO_SIZE
 from .processes import liveblog_server
 
+RESULTS = Path(__file__).resolve().parent / "results"  # the JSON reports (ignored by git)
 GATE = 0.95
 GATES = {"accessibility": 1.0}
 POSTS = 30
@@ -65,6 +66,7 @@ def scores(report: dict, name: str) -> dict[str, dict]:
 
 
 def measure(runs: int, work: Path) -> dict[str, list[dict[str, dict]]]:
+    RESULTS.mkdir(exist_ok=True)
     (work / "site").mkdir()
     site = Site.create(work / "site")
     measured: dict[str, list[dict[str, dict]]] = {}
@@ -77,7 +79,8 @@ def measure(runs: int, work: Path) -> dict[str, list[dict[str, dict]]]:
         for run in range(runs):
             for name, path, signed_in in pages(site.slug):
                 print(f"[{run + 1}/{runs}] {name}: {path}", file=sys.stderr, flush=True)
-                report = lighthouse.run(f"{server.url}{path}", work / f"{name}-{run}.json",
+                output = RESULTS / f"lighthouse-{name.replace(' ', '-')}-{run + 1}.json"
+                report = lighthouse.run(f"{server.url}{path}", output,
                                         headers={"Cookie": cookie} if signed_in else None)
                 if report.get("runtimeError"):
                     raise lighthouse.LighthouseError(f"{name}: {report['runtimeError']}")
