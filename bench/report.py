@@ -176,9 +176,11 @@ def _page_result(row: dict[str, Any]) -> str:
             f"target ≤ {row['target_ms']} ms {met}")
     if row["start"] == "cold":
         fits = "met" if shell["served"] < row["shell_budget_bytes"] else "MISSED"
+        brotli = (f"br {shell['br'] / 1024:.1f}" if shell["br"] < shell["identity"]
+                  else "no br copies")
         text += (f"; shell {shell['served'] / 1024:.1f} KB as served (gzip "
-                 f"{shell['gzip'] / 1024:.1f}, br {shell['br'] / 1024:.1f}, raw "
-                 f"{shell['identity'] / 1024:.1f}), budget < 100 KB {fits}")
+                 f"{shell['gzip'] / 1024:.1f}, {brotli}, raw {shell['identity'] / 1024:.1f}), "
+                 f"budget < 100 KB {fits}")
     return text
 
 
