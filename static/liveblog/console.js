@@ -144,11 +144,12 @@ class Composer {
     if (this.previewQueued) return;
     this.previewQueued = true;
     requestAnimationFrame(async () => {
-      const renderer = await markdownRenderer().catch(() => null);
+      const typed = this.body.value.trim();
+      const renderer = typed ? await markdownRenderer().catch(() => null) : null;
       this.previewQueued = false;
       const text = this.body.value;
       this.preview.hidden = !text.trim();
-      // Not loaded (offline before any preview was ever made here): the text as typed.
+      // Nothing typed, or not loaded (offline before any preview was made here): the text.
       if (!renderer) this.preview.textContent = text;
       // markdown-it escapes raw HTML (html: false) and refuses javascript: links.
       else this.preview.innerHTML = text.trim() ? renderer.render(text) : "";
