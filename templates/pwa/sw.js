@@ -308,15 +308,17 @@ async function page(request) {
     return response;
   });
   network.catch(() => {}); // answered from the cache meanwhile: a late failure is no error
+  const cached = cachedPage(request); // looked up meanwhile: ready when the wait is over
+  cached.catch(() => {});
   const wait = request.cache === "no-cache" || request.cache === "reload"
     ? PAGE_TIMEOUT_MS : PAGE_OPEN_TIMEOUT_MS;
   const late = new Promise((resolve) => setTimeout(resolve, wait, "late"));
   try {
     const first = await Promise.race([network, late]);
     if (first !== "late") return first;
-    return (await cachedPage(request)) || await network;
+    return (await cached) || await network;
   } catch {
-    return (await cachedPage(request)) || (await caches.match(OFFLINE_URL)) || Response.error();
+    return (await cached) || (await caches.match(OFFLINE_URL)) || Response.error();
   }
 }
 
