@@ -15,7 +15,7 @@ BACKLOG ?= 1024
 URL_HOST = $(if $(findstring :,$(HOST)),[$(HOST)],$(HOST))
 PYTEST_ARGS ?=
 
-.PHONY: run run-stack test fuzz bench lint audit system-test-deps messages compiled-messages clean
+.PHONY: run run-stack test fuzz bench lighthouse lint audit system-test-deps messages compiled-messages clean
 
 $(VENV)/.runtime: requirements.txt
 	@scripts/ensure-venv $(PYTHON) $(VENV)
@@ -78,8 +78,17 @@ fuzz: $(VENV)/.dev
 		tests/test_prop_ws_frames.py $(wildcard tests/test_openapi.py) $(PYTEST_ARGS)
 
 bench: $(VENV)/.dev
+	@scripts/ensure-debian-packages chromium
 	$(PY) manage.py collectstatic --noinput -v0
 	$(PY) -m bench $(BENCH_ARGS)
+
+# Lighthouse 12.2.3 (mobile) on the blog list, a reader page of 30 posts with photos and the
+# signed-in console, every category, 3 runs each (bench/lighthouse.py): a table of the scores;
+# fails when a category is below 0.95, or accessibility below 1.00.
+lighthouse: $(VENV)/.dev node_modules/.installed
+	@scripts/ensure-debian-packages chromium
+	$(PY) manage.py collectstatic --noinput -v0
+	$(PY) -m bench.lighthouse $(LIGHTHOUSE_ARGS)
 
 # pip-audit lives in a virtualenv of its own, pinned by requirements-audit.txt.
 $(AUDIT_VENV)/.installed: requirements-audit.txt

@@ -18,6 +18,7 @@ from .abuse import abuse
 from .burst import burst
 from .idle import idle
 from .loadgen import raise_nofile_limit
+from .page import page
 from .push import push
 from .report import (
     failed_row,
@@ -35,9 +36,10 @@ from .storm import storm
 
 RESULTS = Path(__file__).resolve().parent / "results"
 SCENARIOS = ("fanout", "fanout-sse", "burst", "storm", "idle", "replay", "abuse", "push",
-             "stack")
+             "page", "stack")
 # stack: on request
-DEFAULT_SCENARIOS = ("fanout", "fanout-sse", "burst", "storm", "idle", "replay", "abuse", "push")
+DEFAULT_SCENARIOS = ("fanout", "fanout-sse", "burst", "storm", "idle", "replay", "abuse", "push",
+                     "page")
 SERVERS = ("liveblog", "reference")
 
 
@@ -68,7 +70,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--procs", type=int, default=2, help="load generator processes (2)")
     parser.add_argument("--scenarios", type=_choices(SCENARIOS), default=list(DEFAULT_SCENARIOS),
                         help="comma-separated: fanout,fanout-sse,burst,storm,idle,replay,abuse,"
-                             "push,stack (default all but stack)")
+                             "push,page,stack (default all but stack)")
     parser.add_argument("--servers", type=_choices(SERVERS), default=list(SERVERS),
                         help="comma-separated: liveblog,reference (default both)")
     parser.add_argument("--burst-readers", type=int, default=1000,
@@ -112,6 +114,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="push: subscriptions a key event is pushed to (1000)")
     parser.add_argument("--push-runs", type=int, default=3,
                         help="push: measured key events (3)")
+    parser.add_argument("--page-posts", type=int, default=30,
+                        help="page: posts on the reader page, every third a photo (30)")
+    parser.add_argument("--page-runs", type=int, default=3,
+                        help="page: cold and warm starts measured; medians and spread (3)")
     parser.add_argument("--frame-bytes", type=int, default=800,
                         help="reference payload size when no Liveblog row measured one (800)")
     parser.add_argument("--drain-timeout", type=float, default=15.0,
@@ -146,6 +152,7 @@ def config_from(args: argparse.Namespace, work: Path) -> Config:
         abuse_readers=args.abuse_readers, abuse_resyncs=args.abuse_resyncs,
         abuse_junk=args.abuse_junk, push_subscriptions=args.push_subscriptions,
         push_runs=args.push_runs, sse_readers=args.sse_readers or args.readers[:1],
+        page_posts=args.page_posts, page_runs=args.page_runs,
     )
 
 
@@ -175,6 +182,7 @@ def _scenarios(config: Config, chosen: list[str], rows: list[dict[str, Any]],
         "stack": lambda: stack(config, _progress),
         "abuse": lambda: abuse(config, _progress),
         "push": lambda: push(config, _progress),
+        "page": lambda: page(config, _progress),
     }
     return ((name, table[name]) for name in SCENARIOS if name in chosen)
 

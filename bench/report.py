@@ -168,9 +168,26 @@ def _push_result(row: dict[str, Any]) -> str:
             f"{row['create_ms_median']:.0f} ms (medians of {runs} key events)")
 
 
+def _page_result(row: dict[str, Any]) -> str:
+    posts, fcp, shell = row["posts_ms"], row["fcp_ms"], row["shell"]
+    met = "met" if posts["max"] is not None and posts["max"] <= row["target_ms"] else "MISSED"
+    text = (f"{row['start']}: first posts {_ms(posts['median'])} ms ({_ms(posts['min'])}–"
+            f"{_ms(posts['max'])}), FCP {_ms(fcp['median'])} ms, median of {len(row['runs'])}; "
+            f"target ≤ {row['target_ms']} ms {met}")
+    if row["start"] == "cold":
+        fits = "met" if shell["served"] < row["shell_budget_bytes"] else "MISSED"
+        brotli = (f"br {shell['br'] / 1024:.1f}" if shell["br"] < shell["identity"]
+                  else "no br copies")
+        text += (f"; shell {shell['served'] / 1024:.1f} KB as served (gzip "
+                 f"{shell['gzip'] / 1024:.1f}, {brotli}, raw {shell['identity'] / 1024:.1f}), "
+                 f"budget < 100 KB {fits}")
+    return text
+
+
 RESULTS = {"fan-out": _fanout_result, "fan-out sse": _fanout_result, "burst": _burst_result,
            "storm": _storm_result, "idle": _idle_result, "replay": _replay_result,
-           "stack": _stack_result, "abuse": _abuse_result, "push": _push_result}
+           "stack": _stack_result, "abuse": _abuse_result, "push": _push_result,
+           "page": _page_result}
 
 
 def _queries(row: dict[str, Any]) -> str:

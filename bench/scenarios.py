@@ -75,6 +75,8 @@ class Config:
     push_subscriptions: int = 1000
     push_runs: int = 3
     sse_readers: list[int] = field(default_factory=lambda: [1000])
+    page_posts: int = 30
+    page_runs: int = 3
 
 
 @dataclass

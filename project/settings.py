@@ -75,7 +75,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import dj_database_url
-from csp.constants import NONE, SELF
+from csp.constants import NONCE, NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -379,7 +379,8 @@ CONTENT_SECURITY_POLICY = {
     "DIRECTIVES": {
         "default-src": [SELF],
         "script-src": [SELF],
-        "style-src": [SELF],
+        # NONCE: the reader page inlines app.css (templates/liveblog/reader.html, bench `page`).
+        "style-src": [SELF, NONCE],
         # Images from the site, plus the image origins below (MEDIA_URL's, LIVEBLOG_IMAGE_HOSTS):
         # an image from anywhere else would be a tracking pixel on every reader. blob: is the
         # author console's preview of a photo before it is sent. (No data: — nothing uses it,

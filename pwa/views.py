@@ -14,7 +14,7 @@ from django.views.decorators.http import require_GET, require_safe
 
 from project.media import same_origin_media_prefix
 
-from .shell import shell
+from .shell import author_shell, shell
 
 THEME_COLOR = "#b3122e"
 BACKGROUND_COLOR = "#f5f6f8"
@@ -58,6 +58,7 @@ def service_worker(request: HttpRequest) -> HttpResponse:
         {
             "version_json": json.dumps(version),
             "precache_json": json.dumps(list(urls)),
+            "author_precache_json": json.dumps(list(author_shell())),
             "indexeddb_json": json.dumps(staticfiles_storage.url("liveblog/indexeddb.js")),
             "outbox_core_json": json.dumps(staticfiles_storage.url("liveblog/outbox-core.js")),
             "photo_cache_json": json.dumps(staticfiles_storage.url("liveblog/photo-cache.js")),

@@ -44,7 +44,8 @@ def run(tmp_path, args: list[str], **env: str) -> subprocess.CompletedProcess:
 
 def settings_under(tmp_path, **env: str) -> dict:
     code = ("import json, django; django.setup(); from django.conf import settings; "
-            f"print(json.dumps({{name: getattr(settings, name) for name in {SETTINGS!r}}}))")
+            f"print(json.dumps({{name: getattr(settings, name) for name in {SETTINGS!r}}}, "
+            "default=str))")  # django-csp's NONCE is an object
     result = run(tmp_path, ["-c", code], **env)
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout)

@@ -2,7 +2,6 @@
 // time to publish at), a draft that survives reloads, the outbox that sends in order without
 // double-posting, the desk (desk.js: the editors' queue, or a contributor's own submissions),
 // the live feed with edit and delete for those who publish, and ending or reopening the blog.
-import "./vendor/markdown-it.min.js";
 import { startDesk } from "./desk.js";
 import { isoFromLocal } from "./desk-view.js";
 import { EDITOR_ROLES } from "./desk-state.js";
@@ -12,10 +11,24 @@ import { startFeed } from "./live-feed.js";
 import { Outbox, newClientId } from "./outbox.js";
 import { DRAFT_PREFIX } from "./sign-out.js";
 
-// The same Markdown dialect the server renders with (markdown-it-py), raw HTML off.
-const markdown = globalThis.markdownit("commonmark", { html: false }).enable(["table", "strikethrough"]);
+// The same Markdown dialect the server renders with (markdown-it-py), raw HTML off. Loaded for
+// the first preview, not before the console shows: 44 KB gzipped and its parse were most of the
+// console's Lighthouse LCP and blocking time (README "Performance").
+let markdown = null;
+async function markdownRenderer() {
+  if (!markdown) {
+    await import("./vendor/markdown-it.min.js");
+    markdown ??= globalThis.markdownit("commonmark", { html: false }).enable(["table", "strikethrough"]);
+  }
+  return markdown;
+}
 const PHOTO_MAX_EDGE = 2048; // the largest size the server keeps: no need to upload more
 const PHOTO_QUALITY = 0.85;
+
+// The worker precaches the readers' shell; the console's own files only once a console asks.
+navigator.serviceWorker?.ready.then((registration) => {
+  registration.active?.postMessage({ type: "AUTHOR_SHELL" });
+});
 
 /** A smaller JPEG made on the device (quicker on one bar of signal, and the browser drops the
  *  EXIF metadata with it); the original when the browser cannot decode the file. */
@@ -131,12 +144,16 @@ class Composer {
   schedulePreview() {
     if (this.previewQueued) return;
     this.previewQueued = true;
-    requestAnimationFrame(() => {
+    requestAnimationFrame(async () => {
+      const typed = this.body.value.trim();
+      const renderer = typed ? await markdownRenderer().catch(() => null) : null;
       this.previewQueued = false;
       const text = this.body.value;
       this.preview.hidden = !text.trim();
+      // Nothing typed, or not loaded (offline before any preview was made here): the text.
+      if (!renderer) this.preview.textContent = text;
       // markdown-it escapes raw HTML (html: false) and refuses javascript: links.
-      this.preview.innerHTML = text.trim() ? markdown.render(text) : "";
+      else this.preview.innerHTML = text.trim() ? renderer.render(text) : "";
     });
   }
 

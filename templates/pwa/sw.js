@@ -39,6 +39,8 @@ importScripts(
 
 const VERSION = {{ version_json|safe }};
 const PRECACHE = {{ precache_json|safe }};
+// The author console's own files (pwa/shell.py AUTHOR_ONLY): cached once a console asks.
+const AUTHOR_PRECACHE = {{ author_precache_json|safe }};
 const OFFLINE_URL = "/offline/";
 const SIGN_OUT_URL = {{ sign_out_json|safe }};
 const SHELL_CACHE = `liveblog-shell-${VERSION}`;
@@ -48,6 +50,10 @@ const OUR_CACHES = [SHELL_CACHE, PUBLIC_PAGES];
 // Bound: each pages cache keeps the newest this many URLs.
 const MAX_PAGES = 40;
 const PAGE_TIMEOUT_MS = 3000;
+// An app opened (a link, the home-screen icon) with a copy cached waits this long for the
+// network, so that it starts within a second on a slow one (bench `page`: 2 s per request on
+// Slow 3G); the live feed then catches up from the copy's head. A reload waits PAGE_TIMEOUT_MS.
+const PAGE_OPEN_TIMEOUT_MS = 500;
 // The pages kept for offline reading: the blog list and reader pages for anyone, and the author
 // console for its user. Nothing else (the admin, sign-in, error pages) is ever cached.
 const PUBLIC_PAGE_PATHS = [/^\/$/, /^\/liveblog\/[^/]+\/$/, /^\/liveblog\/[^/]+\/embed\/$/];
@@ -59,7 +65,11 @@ const outbox = self.LiveblogOutbox;
 
 self.addEventListener("install", (event) => {
   // No skipWaiting here: an open page decides when to switch (its "new version" prompt).
-  event.waitUntil(caches.open(SHELL_CACHE).then((cache) => cache.addAll(PRECACHE)));
+  event.waitUntil((async () => {
+    const cache = await caches.open(SHELL_CACHE);
+    await cache.addAll(PRECACHE);
+    if (await outbox.getMeta("authorShell")) await cache.addAll(AUTHOR_PRECACHE);
+  })());
 });
 
 self.addEventListener("activate", (event) => {
@@ -79,6 +89,12 @@ self.addEventListener("activate", (event) => {
 
 self.addEventListener("message", (event) => {
   if (event.data && event.data.type === "SKIP_WAITING") self.skipWaiting();
+  // An author console opened on this device: keep its files offline, now and after updates.
+  if (event.data && event.data.type === "AUTHOR_SHELL") {
+    event.waitUntil(outbox.setMeta("authorShell", true)
+      .then(() => caches.open(SHELL_CACHE))
+      .then((cache) => cache.addAll(AUTHOR_PRECACHE)));
+  }
   // A page that loaded while this worker was installing was no client yet when "activate"
   // claimed them all (nor is a shift-reloaded one): it asks, and is claimed and kept now.
   if (event.data && event.data.type === "CLAIM") {
@@ -322,8 +338,9 @@ function finishSignOut() {
 
 /**
  * Network first: the server's answer (kept where it may be). If it takes longer than
- * PAGE_TIMEOUT_MS and a copy this device may show is cached, the copy (the answer still
- * refreshes the cache when it comes); with no network, the copy or the offline page.
+ * PAGE_OPEN_TIMEOUT_MS (PAGE_TIMEOUT_MS for a reload) and a copy this device may show is cached,
+ * the copy (the answer still refreshes the cache when it comes); with no network, the copy or
+ * the offline page.
  */
 async function page(request) {
   await finishSignOut();
@@ -332,13 +349,17 @@ async function page(request) {
     return response;
   });
   network.catch(() => {}); // answered from the cache meanwhile: a late failure is no error
-  const late = new Promise((resolve) => setTimeout(resolve, PAGE_TIMEOUT_MS, "late"));
+  const cached = cachedPage(request); // looked up meanwhile: ready when the wait is over
+  cached.catch(() => {});
+  const wait = request.cache === "no-cache" || request.cache === "reload"
+    ? PAGE_TIMEOUT_MS : PAGE_OPEN_TIMEOUT_MS;
+  const late = new Promise((resolve) => setTimeout(resolve, wait, "late"));
   try {
     const first = await Promise.race([network, late]);
     if (first !== "late") return first;
-    return (await cachedPage(request)) || await network;
+    return (await cached) || await network;
   } catch {
-    return (await cachedPage(request)) || (await caches.match(OFFLINE_URL)) || Response.error();
+    return (await cached) || (await caches.match(OFFLINE_URL)) || Response.error();
   }
 }
 
