@@ -59,8 +59,7 @@ async def test_a_scheduled_post_reaches_the_desk_then_the_public_when_published(
         assert snapshot["submissions"] == []
         await expect_frame(desk, lambda f: f == {"type": "live", "head": 0}, expecting="live")
 
-        due = time.time() + 3
-        await asyncio.to_thread(schedule, server.site, count=1, due=due)
+        due = await asyncio.to_thread(schedule, server.site, count=1, lead=3)
         created = (await frames_until(desk, lambda f: f.get("seq") == 1, expecting="seq 1",
                                       within=3))[-1]
         assert created["kind"] == "submission.created"
@@ -113,7 +112,7 @@ async def test_desk_events_cross_processes_through_redis(tmp_path):
                     desks.append(desk)
                     await frames_until(desk, lambda f: f.get("type") == "live",
                                        expecting="live")
-                await asyncio.to_thread(schedule, site, count=2, due=time.time() + 60)
+                await asyncio.to_thread(schedule, site, count=2, lead=60)
                 for desk in desks:
                     frames = await frames_until(desk, lambda f: f.get("seq") == 2,
                                                 expecting="seq 2 live through Redis")

@@ -6,9 +6,13 @@ import { assert, test } from "./testing.js";
 
 /** An element's markup without what only differs by the moment or the drawing: a time's text
  *  and title (the server writes "12:03 UTC", the browser "4 min ago"), the browser's record of
- *  the body it drew, and whitespace between tags. */
+ *  the body it drew, how a photo is fetched (the server's page fetches its first photo at once,
+ *  the rest lazily; a photo drawn later is lazy), and whitespace between tags. */
 function markup(element) {
   const copy = element.cloneNode(true);
+  for (const image of copy.querySelectorAll("img")) {
+    for (const hint of ["fetchpriority", "loading", "decoding"]) image.removeAttribute(hint);
+  }
   for (const time of copy.querySelectorAll("time")) {
     time.textContent = "";
     time.removeAttribute("title");
