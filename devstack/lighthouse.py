@@ -37,10 +37,25 @@ def stop(process: subprocess.Popen) -> None:
         process.communicate()
 
 
+# Lighthouse's own transient failures (e.g. NO_NAVSTART: the trace missed the navigation's
+# start) say this; the run is made once more, as the message asks, and only once.
+RUN_AGAIN = "Please run Lighthouse again"
+
+
 def run(url: str, output: Path, *, categories: tuple[str, ...] = CATEGORIES,
         headers: dict[str, str] | None = None) -> dict:
     """Lighthouse's JSON report for `url` (mobile, its default throttling), `categories` only;
     `headers` go with every request the page makes (a session cookie, for a signed-in page)."""
+    try:
+        return _run(url, output, categories, headers)
+    except LighthouseError as error:
+        if RUN_AGAIN not in str(error):
+            raise
+        return _run(url, output, categories, headers)
+
+
+def _run(url: str, output: Path, categories: tuple[str, ...],
+         headers: dict[str, str] | None) -> dict:
     if not CHROMIUM.exists():
         raise LighthouseError(f"{CHROMIUM} is missing: apt-get install chromium")
     if not LIGHTHOUSE.exists():

@@ -739,7 +739,7 @@ def test_reader_page_renders_the_photo(author_client, client, blog):
     photo = post["photo"]
     figure = (
         f'<figure class="post-photo"><img src="{photo["src"]}" srcset="{photo["srcset"]}" '
-        f'sizes="(min-width: 48rem) 42rem, 100vw" width="2048" height="1365" '
+        f'sizes="(min-width: 48rem) 39rem, calc(100vw - 4rem)" width="2048" height="1365" '
         # The page's first post: its photo is likely the largest paint, so fetched at once.
         f'alt="The &quot;away&quot; end &lt;cheering&gt;" fetchpriority="high">'
         "</figure>"
