@@ -9,6 +9,7 @@ The measurement is written to var/e2e-photos.json (quoted in the README's "Offli
 import io
 import json
 import random
+import re
 from concurrent.futures import ThreadPoolExecutor
 from functools import cache
 
@@ -142,7 +143,7 @@ def test_a_blog_read_once_shows_its_photos_offline_after_a_restart(
         assert sorted(read_every_photo(page, 3)) == sorted(shown)
 
         # A width never fetched (another screen, a rotation): the nearest cached one answers.
-        narrow = shown[0].replace("-1024.jpg", "-320.jpg")
+        narrow = re.sub(r"-\d+\.jpg$", "-320.jpg", shown[0])
         assert narrow != shown[0], shown[0]
         answer = page.evaluate(FETCHED, narrow)
         stored = {row["url"]: row["bytes"] for row in page.evaluate(PHOTO_ROWS)}
@@ -211,9 +212,10 @@ def test_the_least_recently_used_photos_go_first_beyond_the_bounds(
 
 def test_the_byte_bound_holds(open_browser, page_in, server, api):
     post_photos(api, SLUG, 3)
-    # The bound: the three 1024 px variants (what a 1280 px window picks) less one byte.
+    # The bound: the three 640 px variants less one byte (a 1280 px window shows a photo 39rem,
+    # 624 px, wide: templates/liveblog/_post_photo.html `sizes`).
     media = server.site.directory / "media" / "liveblog" / "photos" / SLUG
-    variants = sorted(media.glob("*-1024.jpg"))
+    variants = sorted(media.glob("*-640.jpg"))
     assert len(variants) == 3
     bound = sum(path.stat().st_size for path in variants) - 1
     server.stop()
@@ -223,7 +225,7 @@ def test_the_byte_bound_holds(open_browser, page_in, server, api):
     page = page_in(open_browser())
     open_blog(page, server, SLUG)
     shown = read_every_photo(page, 3)
-    assert all(url.endswith("-1024.jpg") for url in shown), shown
+    assert all(url.endswith("-640.jpg") for url in shown), shown
     poll(page, "async () => (await globalThis.LiveblogPhotos.entries()).length === 2",
          message="the byte bound to evict one photo")
     rows = page.evaluate(PHOTO_ROWS)
