@@ -183,14 +183,17 @@ async function tellConsoles() {
  *  could see it, and after an update the old copies point at the old shell's files. */
 async function refreshOpenPages() {
   const windows = await self.clients.matchAll({ type: "window" });
-  await Promise.all(windows.map(async (client) => {
-    const url = new URL(client.url);
-    if (url.origin !== self.location.origin) return;
-    try {
-      const request = new Request(url.href, { credentials: "same-origin" });
-      await keepPage(request, await fetch(request));
-    } catch { /* offline: the next visit caches it */ }
-  }));
+  const ours = windows.map((client) => client.url)
+    .filter((url) => new URL(url).origin === self.location.origin);
+  await Promise.all(ours.map(refreshPage));
+}
+
+/** Fetch `url` as a page and keep it where it may be kept. */
+async function refreshPage(url) {
+  const request = new Request(url, { credentials: "same-origin" });
+  try {
+    await keepPage(request, await fetch(request));
+  } catch { /* offline: the next visit keeps it */ }
 }
 
 /* Photos under MEDIA_URL (a same-origin path; `prefix` is null for a MEDIA_URL on another
@@ -283,12 +286,7 @@ async function noteLanguage(language, request) {
 async function refetch(urls) {
   const offline = await fetch(OFFLINE_URL, { credentials: "same-origin" });
   if (offline.ok) await (await caches.open(SHELL_CACHE)).put(OFFLINE_URL, offline);
-  for (const url of new Set(urls)) {
-    const request = new Request(url, { credentials: "same-origin" });
-    try {
-      await keepPage(request, await fetch(request));
-    } catch { /* offline again: the next visit keeps it */ }
-  }
+  for (const url of new Set(urls)) await refreshPage(url);
 }
 
 async function keepPage(request, response) {
