@@ -14,10 +14,12 @@ start, and nothing else does (LIVEBLOG_SCHEDULER turns it off; the pytest proces
 import asyncio
 import os
 
-from django.core.asgi import get_asgi_application
-
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "project.settings")
-django_asgi_app = get_asgi_application()
+
+from project.handler import get_one_hop_asgi_application  # noqa: E402
+
+# Each request's middleware and view in one call on its worker thread (project/handler.py).
+django_asgi_app = get_one_hop_asgi_application()
 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402  (needs Django first)
 

@@ -57,3 +57,33 @@ def test_without_a_server_a_command_sends_and_waits(monkeypatch):
     monkeypatch.setattr(broadcast, "_group_send", group_send)
     broadcast.event_publish(blog_id=1, epoch="E", seq=3, frame="{}")
     assert sends == [3]  # done before event_publish returned
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_request_runs_its_middleware_and_view_in_one_call_on_its_thread(monkeypatch, blog):
+    """Every crossing between the loop and a request's thread waits for the other side (a
+    fan-out slice, the GIL): a request makes one into its thread and never comes back to the
+    loop before its response is made (project/handler.py)."""
+    import asgiref.sync
+    from channels.testing import HttpCommunicator
+
+    crossings = {"to_thread": 0, "to_loop": 0}
+    to_thread, to_loop = asgiref.sync.SyncToAsync.__call__, asgiref.sync.AsyncToSync.__call__
+
+    async def counting_to_thread(self, *args, **kwargs):
+        crossings["to_thread"] += 1
+        return await to_thread(self, *args, **kwargs)
+
+    def counting_to_loop(self, *args, **kwargs):
+        crossings["to_loop"] += 1
+        return to_loop(self, *args, **kwargs)
+
+    monkeypatch.setattr(asgiref.sync.SyncToAsync, "__call__", counting_to_thread)
+    monkeypatch.setattr(asgiref.sync.AsyncToSync, "__call__", counting_to_loop)
+    response = await HttpCommunicator(
+        application, "GET", f"/api/liveblog/{blog.slug}/posts", headers=[(b"host", b"127.0.0.1")],
+    ).get_response(timeout=5)
+    assert response["status"] == 200
+    # request_started's receivers, then the chain with the view (the response's close follows
+    # once it is sent). Django's own handler made nine calls into the thread and one back to the loop.
+    assert crossings["to_loop"] == 0 and crossings["to_thread"] <= 3

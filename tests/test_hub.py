@@ -28,8 +28,8 @@ class Recorder:
         self.resets += 1
         self.changed.set()
 
-    def hub_event(self, frame):
-        self.seqs.append(frame.seq)
+    def hub_events(self, frames):
+        self.seqs.extend(frame.seq for frame in frames)
         self.changed.set()
         if self.fail:
             raise RuntimeError("this reader's socket is broken")

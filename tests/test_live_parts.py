@@ -283,8 +283,8 @@ class Collector:
     def __init__(self):
         self.seqs, self.pings, self.resets = [], [], 0
 
-    def hub_event(self, frame):
-        self.seqs.append(frame.seq)
+    def hub_events(self, frames):
+        self.seqs.extend(frame.seq for frame in frames)
 
     def hub_ping(self, head):
         self.pings.append(head)
@@ -371,10 +371,55 @@ async def test_one_broken_reader_does_not_stop_the_others():
     stream, reader = await started_stream(log)
 
     class Broken(Collector):
-        def hub_event(self, frame):
+        def hub_events(self, frames):
             raise RuntimeError("a broken socket")
 
     stream.add(Broken())
     log.commit(1)
     stream.on_message(event(1))
     assert reader.seqs == [1]
+
+
+async def test_a_pass_gives_the_loop_a_turn_between_slices_and_batches_what_came_meanwhile(
+        monkeypatch):
+    from liveblog.live import stream as stream_module
+
+    monkeypatch.setattr(stream_module, "PASS_SLICE", 2)
+    log = StreamLog()
+    stream, first = await started_stream(log)
+    readers = [first] + [Collector() for _ in range(4)]
+    for reader in readers[1:]:
+        stream.add(reader)
+    batches = []
+    for reader in readers:
+        reader.hub_events = lambda frames, reader=reader: (
+            batches.append((reader, [frame.seq for frame in frames])),
+            reader.seqs.extend(frame.seq for frame in frames))
+    for seq in (1, 2, 3):
+        log.commit(seq)
+    stream.on_message(event(1))
+    assert sum(len(reader.seqs) for reader in readers) == 2  # one slice, then the loop's turn
+    stream.on_message(event(2))  # during the pass: waits for the next one
+    stream.on_message(event(3))
+    await until(lambda: all(reader.seqs == [1, 2, 3] for reader in readers))
+    assert all(seqs in ([1], [2, 3]) for _, seqs in batches)  # 2 and 3 in one hand-out
+    stream.stop()
+
+
+async def test_a_ping_follows_every_event_handed_out_before_it(monkeypatch):
+    from liveblog.live import stream as stream_module
+
+    monkeypatch.setattr(stream_module, "PASS_SLICE", 1)
+    log = StreamLog()
+    stream, first = await started_stream(log)
+    second, gone = Collector(), Collector()
+    stream.add(second)
+    stream.add(gone)
+    log.commit(1)
+    stream.on_message(event(1))
+    stream.discard(gone)  # left during the pass: skipped
+    stream.ping()
+    for reader in (first, second):
+        assert reader.seqs == [1] and reader.pings == [1]
+    assert gone.seqs in ([], [1]) and gone.pings == []
+    stream.stop()

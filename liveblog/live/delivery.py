@@ -158,8 +158,8 @@ class Delivery:
             return  # the client reconnects with its since
         self.last_seq = catch_up.head
         self.out(protocol.live_frame(catch_up.head))
-        for frame in self.held:
-            self._send_event(frame)
+        if self.held:
+            self._send_events(self.held)
         self.held = []
         self.catching_up = False
 
@@ -182,13 +182,13 @@ class Delivery:
 
     # --- From the hub (stream.Reader) -----------------------------------------------------------
 
-    def hub_event(self, frame: Frame) -> None:
+    def hub_events(self, frames: list[Frame]) -> None:
         if self.catching_up:
-            self.held.append(frame)
+            self.held.extend(frames)
             if len(self.held) > settings.LIVEBLOG_REPLAY_WINDOW:
                 self.cut_off()  # its catch-up stalled: it comes back with since
         else:
-            self._send_event(frame)
+            self._send_events(frames)
 
     def hub_reset(self) -> None:
         """The blog's log started over: nothing of the old epoch goes out any more; a snapshot
@@ -204,16 +204,21 @@ class Delivery:
         else:
             self.wire.keep_alive()  # what a proxy needs to see (an event stream's comment)
 
-    def _send_event(self, frame: Frame) -> None:
-        if frame.seq <= self.last_seq or self.stalled or self.cut_loose:
-            return  # already sent in the catch-up
-        if frame.seq != self.last_seq + 1:
+    def _send_events(self, frames: list[Frame]) -> None:
+        """Send the events this reader has not had yet, in one write when there are several."""
+        if self.stalled or self.cut_loose:
+            return
+        if frames[0].seq <= self.last_seq:  # sent already in the catch-up
+            frames = [frame for frame in frames if frame.seq > self.last_seq]
+            if not frames:
+                return
+        if frames[0].seq != self.last_seq + 1:
             # The hub hands out gapless runs, so this is a bug; never send a gap. The client
             # sees ping.head ahead of its last seq and resyncs, which restarts delivery.
             logger.error("blog %s: seq %s after %s; stalling until resync",
-                         self.blog_id, frame.seq, self.last_seq)
+                         self.blog_id, frames[0].seq, self.last_seq)
             self.stalled = True
             return
-        self.last_seq = frame.seq
-        if not self.wire.send(frame):
+        self.last_seq = frames[-1].seq
+        if not (self.wire.send(frames[0]) if len(frames) == 1 else self.wire.send_many(frames)):
             self.cut_off()

@@ -119,6 +119,19 @@ class DaphneStreamWire:
             self._write(_encoded(frame))
         return True
 
+    def send_many(self, frames: list[Frame]) -> bool:
+        request = self._request
+        if not (request.chunked and request.startedWriting) or len(frames) == 1:
+            return all([self.send(frame) for frame in frames])
+        if self._ended or request.finished or request.channel is None:
+            return False
+        if self.backlog() > self._max_backlog_bytes:
+            return False
+        data = b"".join([frame.streamed(chunked_frame_message) for frame in frames])
+        if data := send_now(self._sock, self._transport, data):
+            self._transport.write(data)
+        return True
+
     def keep_alive(self) -> None:
         if not self._ended and self.backlog() <= self._max_backlog_bytes:
             self._write(KEEP_ALIVE)

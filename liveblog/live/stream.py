@@ -2,8 +2,14 @@
 
 Events reach a stream from the channel layer (`on_message`) and, when the layer lost or delayed
 some, from the database log (`fill`, and the heartbeat's `heal`). The stream passes them through
-its `Feed`, which puts them in order, and hands each ordered event to every reader, synchronously:
+its `Feed`, which puts them in order, and hands the ordered events to every reader in a *pass*:
 a reader's outgoing side never makes the stream wait (see wire.py).
+
+A pass goes over the readers in slices of `PASS_SLICE` and gives the event loop a turn between
+slices, so a fan-out to thousands of readers does not hold back what else is ready (the author's
+answer to the very create that made the event, a reader connecting). Events that arrive during a
+pass wait for the next one, which hands them to each reader together: in a burst a reader gets
+several events in one write, not one write each.
 """
 
 from __future__ import annotations
@@ -26,13 +32,15 @@ logger = logging.getLogger(__name__)
 # Two writers' broadcasts can arrive in either order; wait this long for the missing one
 # before asking the database for it.
 GAP_GRACE_SECONDS = 0.05
+# Readers handed the events of a pass before the loop gets a turn: a few milliseconds of writes.
+PASS_SLICE = 256
 
 
 class Reader(Protocol):
     """What a stream hands its readers. None of these may block."""
 
-    def hub_event(self, frame: Frame) -> None:
-        """One live event, in order."""
+    def hub_events(self, frames: list[Frame]) -> None:
+        """Live events, in order: a gapless run, following the ones handed over before."""
 
     def hub_ping(self, head: int) -> None:
         """A heartbeat with this process's committed head."""
@@ -55,6 +63,9 @@ class BlogStream:
         self._filling: asyncio.Task | None = None
         # A reset message was seen and the new head is being read: messages wait in _early.
         self._resetting: asyncio.Task | None = None
+        # Events for the next pass, and the pass under way (see `_deliver`).
+        self._outgoing: list[Frame] = []
+        self._pass: _Pass | None = None
 
     # --- Readers ------------------------------------------------------------------------------
 
@@ -88,6 +99,10 @@ class BlogStream:
         for task in (self._filling, self._resetting):
             if task is not None:
                 task.cancel()
+        if self._pass is not None:
+            self._pass.cancel()
+            self._pass = None
+        self._outgoing = []
 
     @property
     def head(self) -> int | None:
@@ -118,13 +133,33 @@ class BlogStream:
             self._fill_soon(upto=missing)
 
     def _deliver(self, frame: Frame) -> None:
-        for reader in list(self._readers):
-            try:
-                reader.hub_event(frame)
-            except Exception:  # noqa: BLE001 - one broken reader must not stop the others
-                logger.exception("delivering blog %s seq %s failed", self.blog_id, frame.seq)
-        # The frames are out: a full collection now delays nobody (gcpolicy.py).
-        asyncio.get_running_loop().call_soon(gcpolicy.collect_if_due)
+        """Hand an ordered event to every reader: in a pass of its own, started now, or in the
+        next one when a pass is under way."""
+        self._outgoing.append(frame)
+        if self._pass is None:
+            self._next_pass()
+
+    def _next_pass(self) -> None:
+        frames, self._outgoing = self._outgoing, []
+        self._pass = _Pass(self, frames, list(self._readers))
+        self._pass.step()
+
+    def _pass_done(self) -> None:
+        self._pass = None
+        if self._outgoing:
+            self._next_pass()
+        else:
+            # The frames are out: a full collection now delays nobody (gcpolicy.py).
+            asyncio.get_running_loop().call_soon(gcpolicy.collect_if_due)
+
+    def flush(self) -> None:
+        """Finish the pass under way and any waiting events now (before a ping or a reset,
+        which must follow every event handed out before them)."""
+        while self._pass is not None:
+            self._pass.finish()
+
+    def is_reader(self, reader: Reader) -> bool:
+        return reader in self._readers
 
     # --- Healing from the log -----------------------------------------------------------------
 
@@ -178,6 +213,7 @@ class BlogStream:
 
     def _reset(self, *, head: int, epoch: str, recent: list[tuple[int, str]]) -> None:
         """The log started over: take the new head and epoch, and restart every reader."""
+        self.flush()
         self._feed.restart(head=head, epoch=epoch, recent=recent)
         self._snapshots.forget()
         self._fill_upto = 0
@@ -189,6 +225,7 @@ class BlogStream:
                 logger.exception("resetting a reader of blog %s failed", self.blog_id)
 
     def ping(self) -> None:
+        self.flush()  # a ping's head never runs ahead of the events its reader was handed
         for reader in list(self._readers):
             try:
                 reader.hub_ping(self._feed.head)
@@ -205,3 +242,48 @@ class BlogStream:
             snapshot=functools.partial(self._snapshots.at, head=feed.head, epoch=feed.epoch),
             events=functools.partial(self._log.events, self.blog_id, feed.epoch),
         )
+
+
+class _Pass:
+    """One hand-out of `frames` to the readers a stream had when it started, `PASS_SLICE` at a
+    time with a turn of the event loop between slices. A reader that joins meanwhile gets these
+    frames from its catch-up (they are in the feed already); one that left is skipped."""
+
+    __slots__ = ("_stream", "_frames", "_readers", "_next", "_handle")
+
+    def __init__(self, stream: BlogStream, frames: list[Frame], readers: list[Reader]) -> None:
+        self._stream = stream
+        self._frames = frames
+        self._readers = readers
+        self._next = 0
+        self._handle: asyncio.Handle | None = None
+
+    def step(self) -> None:
+        """Hand the frames to the next slice of readers; schedule the slice after it."""
+        self._handle = None
+        start, stream = self._next, self._stream
+        self._next = end = start + PASS_SLICE
+        for reader in self._readers[start:end]:
+            if start and not stream.is_reader(reader):
+                continue  # it left during the pass
+            try:
+                reader.hub_events(self._frames)
+            except Exception:  # noqa: BLE001 - one broken reader must not stop the others
+                logger.exception("delivering blog %s seqs %s-%s failed", stream.blog_id,
+                                 self._frames[0].seq, self._frames[-1].seq)
+        if end < len(self._readers):
+            self._handle = asyncio.get_running_loop().call_soon(self.step)
+        else:
+            stream._pass_done()
+
+    def finish(self) -> None:
+        """Hand the frames to every remaining reader now."""
+        self.cancel()
+        while self._stream._pass is self:
+            self.step()
+            self.cancel()
+
+    def cancel(self) -> None:
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None

@@ -4,6 +4,10 @@ caller wait, so the hub never waits on a reader. Three calls:
 - `send(frame) -> bool`: one text frame. False means the socket is too far behind (its unsent
   bytes passed LIVEBLOG_MAX_BACKLOG_BYTES): nothing was queued, cut it loose. Every frame counts,
   whatever it is (catch-up, live event, error), so no client can make the server hold more.
+- `send_many(frames) -> bool`: several events, as `send` each in turn would, but in one write
+  where the transport allows (a burst's events to one reader). The backlog is checked once,
+  before: what it can add is bounded by the caller (a pass's events, or the live events held
+  during a catch-up, which are capped at the replay window).
 - `backlog() -> int`: the bytes written but not yet taken by the socket; `wait_for_room` paces
   a catch-up on it.
 - `close(code)`: close after every frame sent before.
@@ -53,6 +57,8 @@ logger = logging.getLogger(__name__)
 
 class Wire(Protocol):
     def send(self, frame: str | Frame) -> bool: ...
+
+    def send_many(self, frames: list[Frame]) -> bool: ...
 
     def backlog(self) -> int: ...
 
@@ -167,6 +173,16 @@ class DirectWire:
             self._send_now(prepared.payloadHybi)
         else:
             protocol.sendPreparedMessage(prepared)
+        return True
+
+    def send_many(self, frames: list[Frame]) -> bool:
+        protocol = self._protocol
+        if protocol._perMessageCompress is not None:  # each frame compressed on its own
+            return all([self.send(frame) for frame in frames])
+        if protocol.state != protocol.STATE_OPEN or self.backlog() > self._max_backlog_bytes:
+            return False
+        prepare = self._prepare
+        self._send_now(b"".join([frame.framed(prepare).payloadHybi for frame in frames]))
         return True
 
     def close(self, code: int) -> None:
@@ -325,6 +341,9 @@ class QueuedWire:
             return False
         self._put(*self._message(frame))
         return True
+
+    def send_many(self, frames: list[Frame]) -> bool:
+        return all([self.send(frame) for frame in frames])
 
     def backlog(self) -> int:
         """Bytes queued here, plus (under daphne) those handed over while the socket was full."""
