@@ -3,10 +3,11 @@
 Django builds an ASGI application's middleware chain for async, then adapts it to every
 middleware that is sync only (here WhiteNoise and the viewer middleware) and to the sync views:
 a request crosses between the event loop and its worker thread at each such boundary and for
-each async middleware's sync hooks: ten round trips for an API request (tests/test_asgi.py). Each crossing waits for the other side: the loop finishing what
-it is doing (a fan-out slice to readers, liveblog/live/stream.py), or the thread getting the
-GIL back from it. Under a fan-out those waits made an author's create call several times
-slower than the create itself (issue 20).
+each async middleware's sync hooks, ten round trips for an API request (tests/test_asgi.py).
+Each crossing waits for the other side: the loop finishing what it is doing (a fan-out slice
+to readers, liveblog/live/stream.py), or the thread getting the GIL back from it. Under a
+fan-out those waits made an author's create call several times slower than the create itself
+(issue 20).
 
 Every view and every middleware of this project is sync, so this handler builds the chain
 sync, as under WSGI, and runs it in one call on the request's thread (the same

@@ -85,5 +85,5 @@ async def test_a_request_runs_its_middleware_and_view_in_one_call_on_its_thread(
     ).get_response(timeout=5)
     assert response["status"] == 200
     # request_started's receivers, then the chain with the view (the response's close follows
-    # once it is sent). Django's own handler made nine calls into the thread and one back to the loop.
+    # once it is sent). Django's own handler made nine calls into the thread, one back.
     assert crossings["to_loop"] == 0 and crossings["to_thread"] <= 3
