@@ -60,6 +60,9 @@ def categorize(frames: list[str]) -> str:
         if "Handle._run (asyncio/events.py" in frames[index]:
             frames = frames[index + 1:]
             break
+    else:
+        if any("BaseEventLoop._run_once" in frame for frame in frames):
+            return "event loop and thread hand-offs"  # the loop's own turn: select, scheduling
     for name, needles in CATEGORIES:
         if any(needle in frame for frame in frames for needle in needles):
             return name
