@@ -40,7 +40,8 @@ SCENARIOS = ("fanout", "fanout-sse", "burst", "storm", "idle", "replay", "abuse"
 # stack: on request
 DEFAULT_SCENARIOS = ("fanout", "fanout-sse", "burst", "storm", "idle", "replay", "abuse", "push",
                      "page")
-SERVERS = ("liveblog", "reference")
+# socketio: fan-out, burst, storm and idle (the other scenarios have no Socket.IO row)
+SERVERS = ("liveblog", "reference", "socketio")
 
 
 def _int_list(text: str) -> list[int]:
@@ -72,7 +73,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="comma-separated: fanout,fanout-sse,burst,storm,idle,replay,abuse,"
                              "push,page,stack (default all but stack)")
     parser.add_argument("--servers", type=_choices(SERVERS), default=list(SERVERS),
-                        help="comma-separated: liveblog,reference (default both)")
+                        help="comma-separated: liveblog,reference,socketio (default all; "
+                             "socketio rows in fanout, burst, storm and idle only)")
     parser.add_argument("--burst-readers", type=int, default=1000,
                         help="readers in the burst (1000)")
     parser.add_argument("--burst-posts", type=int, default=50, help="posts in the burst (50)")
@@ -166,7 +168,7 @@ def _liveblog_frame_bytes(rows: list[dict[str, Any]]) -> int | None:
 def _scenarios(config: Config, chosen: list[str], rows: list[dict[str, Any]],
                seeding: dict[str, Any]) -> Iterator[tuple[str, Callable[[], list[dict]]]]:
     """(name, run) of each chosen scenario, in the order of SCENARIOS. The burst runs after
-    fan-out, whose Liveblog frame size becomes the reference's payload."""
+    fan-out, whose Liveblog frame size becomes the references' payload."""
     def replay_rows() -> list[dict[str, Any]]:
         replay_rows, stats = replay(config, _progress)
         seeding.update(stats)
@@ -176,7 +178,7 @@ def _scenarios(config: Config, chosen: list[str], rows: list[dict[str, Any]],
         "fanout": lambda: fanout(config, _progress),
         "fanout-sse": lambda: fanout_sse(config, _progress),
         "burst": lambda: burst(config, _progress, _liveblog_frame_bytes(rows)),
-        "storm": lambda: storm(config, _progress),
+        "storm": lambda: storm(config, _progress, _liveblog_frame_bytes(rows)),
         "idle": lambda: idle(config, _progress),
         "replay": replay_rows,
         "stack": lambda: stack(config, _progress),
@@ -191,7 +193,7 @@ def _stamped(row: dict[str, Any], code: str, load: tuple[float, ...]) -> dict[st
     """The row with the load average before its scenario and, for Liveblog, the server code's
     hash (before → after, if it changed on disk while the scenario ran)."""
     row = {**row, "load_average_before": load}
-    if row["server"] != "reference":
+    if row["server"] not in ("reference", "socketio"):
         now = server_code()
         row["server_code"] = code if now == code else f"{code}→{now}"
     return row
