@@ -25,6 +25,11 @@ shared by every process on Linux, so the poster's clock and ours agree). A line 
 waits until every live reader has <events> events (at most <timeout> seconds), closes the
 sockets and writes the JSON result to --out. Before that, any number of
 
+    wait <events> <timeout>
+
+lines wait the same way and answer `arrived {"readers": …, "complete": …}` (how many live readers
+have <events> events), and any number of
+
     storm <url>
 
 lines drop every reader's socket at once (the TCP connection is aborted, as when a phone loses
@@ -127,8 +132,11 @@ class Worker:
         self.tasks = await self._connect_all(self.options.url, gate)
         self._freeze()
         print("ready " + json.dumps(self._ready_summary()), flush=True)
-        while (command := await _next_command())[0] == "storm":
-            print("stormed " + json.dumps(await self._storm(command[1])), flush=True)
+        while (command := await _next_command())[0] != "finish":
+            if command[0] == "storm":
+                print("stormed " + json.dumps(await self._storm(command[1])), flush=True)
+            else:
+                print("arrived " + json.dumps(await self._wait_for(*command[1:])), flush=True)
         _, expected, timeout = command
         await self._wait_for(expected, timeout)
         await self._close_all()
@@ -263,12 +271,15 @@ class Worker:
             elif kind == "error":
                 raise CatchUpError(f"error frame {frame}")
 
-    async def _wait_for(self, expected: int, timeout: float) -> None:
+    async def _wait_for(self, expected: int, timeout: float) -> dict[str, int]:
+        """Until every live reader has `expected` events (at most `timeout` s); how many do."""
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if all(len(reader.arrivals) >= expected for reader in self.readers
-                   if reader.live_seconds is not None and reader.closed_early is None):
-                return
+        while True:
+            readers = [reader for reader in self.readers
+                       if reader.live_seconds is not None and reader.closed_early is None]
+            complete = sum(len(reader.arrivals) >= expected for reader in readers)
+            if complete == len(readers) or time.monotonic() >= deadline:
+                return {"readers": len(readers), "complete": complete}
             await asyncio.sleep(0.05)
 
     async def _close_all(self) -> None:
@@ -325,17 +336,18 @@ def _run_of(seqs: list[int]) -> str:
 
 
 def parse_command(line: str) -> tuple | None:
-    """`storm <url>` → ("storm", url); `finish <events> <timeout>` → ("finish", n, s)."""
+    """`storm <url>` → ("storm", url); `finish <events> <timeout>` → ("finish", n, s);
+    `wait <events> <timeout>` → ("wait", n, s)."""
     words = line.split()
     if len(words) == 2 and words[0] == "storm":
         return "storm", words[1]
-    if len(words) == 3 and words[0] == "finish":
-        return "finish", int(words[1]), float(words[2])
+    if len(words) == 3 and words[0] in ("finish", "wait"):
+        return words[0], int(words[1]), float(words[2])
     return None
 
 
 async def _next_command() -> tuple:
-    """Block (in a thread) until `storm …` or `finish …` arrives on stdin."""
+    """Block (in a thread) until `storm …`, `wait …` or `finish …` arrives on stdin."""
     while True:
         line = await asyncio.to_thread(sys.stdin.readline)
         if not line:  # our parent went away: finish now
@@ -404,7 +416,8 @@ def _replies(workers: list[subprocess.Popen], word: str) -> list[dict[str, Any]]
 
 
 def _relay_commands(workers: list[subprocess.Popen]) -> None:
-    """Pass every command on to the workers, with one merged answer per storm, until finish."""
+    """Pass every command on to the workers, with one merged answer per storm or wait, until
+    finish."""
     while True:
         line = sys.stdin.readline() or "finish 0 0\n"
         command = parse_command(line)
@@ -415,7 +428,8 @@ def _relay_commands(workers: list[subprocess.Popen]) -> None:
             worker.stdin.flush()
         if command[0] == "finish":
             return
-        print("stormed " + json.dumps(merge(_replies(workers, "stormed"))), flush=True)
+        word = "stormed" if command[0] == "storm" else "arrived"
+        print(f"{word} " + json.dumps(merge(_replies(workers, word))), flush=True)
 
 
 def _relay(args: argparse.Namespace) -> dict[str, Any]:

@@ -298,6 +298,16 @@ class LoadGen:
             raise BenchError(f"the load generator said {line!r}")
         return json.loads(line.removeprefix("stormed "))
 
+    def wait_for(self, events: int, *, timeout: float) -> dict[str, int]:
+        """Wait until every live reader has `events` events (at most `timeout` s); how many
+        readers there are and how many have them: {"readers", "complete"}."""
+        self.process.stdin.write(f"wait {events} {timeout}\n")
+        self.process.stdin.flush()
+        line = read_line(self.process.stdout, timeout=timeout + 30, what="the load generator")
+        if not line.startswith("arrived "):
+            raise BenchError(f"the load generator said {line!r}")
+        return json.loads(line.removeprefix("arrived "))
+
     def finish(self, *, events: int, timeout: float) -> dict[str, Any]:
         """Wait until every reader has `events` events (at most `timeout` s); the results."""
         self.process.stdin.write(f"finish {events} {timeout}\n")

@@ -26,6 +26,7 @@ from devstack.daphne import Site, feed_url
 from . import gctrace, seed
 from .processes import (
     BenchError,
+    LoadGen,
     listen_drops,
     liveblog_server,
     loadgen,
@@ -52,7 +53,7 @@ def _drops_delta(before: dict[str, int], after: dict[str, int]) -> dict[str, int
 
 def run_storm(url: str, storm_url: str, origin: str | None, config: Config, name: str,
               probe: QueryProbe | None = None, transport: str = "ws",
-              when_live: Callable[[], None] | None = None) -> dict[str, Any]:
+              when_live: Callable[[LoadGen], None] | None = None) -> dict[str, Any]:
     """Readers up, `when_live()` (if any), settled, then the storm; its numbers, the queries it
     cost (with a probe) and what the kernel's listen queues dropped meanwhile."""
     out = config.work / f"{name}.json"
@@ -64,7 +65,7 @@ def run_storm(url: str, storm_url: str, origin: str | None, config: Config, name
             raise BenchError(f"only {ready['live']} of {config.storm_readers} readers went live "
                              "before the storm")
         if when_live:
-            when_live()
+            when_live(load)
         time.sleep(SETTLE_SECONDS)
         before, drops = (probe() if probe else None), listen_drops()
         storm = load.storm(storm_url, timeout=CONNECT_TIMEOUT)
@@ -122,9 +123,13 @@ def storm_socketio(config: Config, frame_bytes: int) -> dict[str, Any]:
     head = config.storm_missed + 1
     with socketio_server(log) as server, sync_connect(f"{server.ws_url}/control") as control:
 
-        def broadcast() -> None:
+        def broadcast(load: LoadGen) -> None:
             for seq in range(1, head + 1):
                 control.send(event_frame(seq, frame_bytes))
+            arrived = load.wait_for(head, timeout=config.drain_timeout)
+            if arrived["complete"] < config.storm_readers:
+                raise BenchError(f"only {arrived['complete']} of {config.storm_readers} readers "
+                                 f"had the {head} events before the storm")
 
         url = server.readers_url
         run = run_storm(url, f"{url}?since=1", None, config, "storm-socketio",
