@@ -21,8 +21,10 @@ from .loadgen import raise_nofile_limit
 from .page import page
 from .push import push
 from .report import (
+    comparisons,
     failed_row,
     format_abuse_table,
+    format_comparisons,
     format_stack_table,
     format_table,
     machine,
@@ -237,6 +239,9 @@ def main(argv: list[str] | None = None) -> int:
             shutil.rmtree(work, ignore_errors=True)
     print()
     print(format_table(rows))
+    if compared := format_comparisons(rows):
+        print("\nLiveblog against the references of this run (Liveblog ÷ reference):\n"
+              + compared)
     if stack_table := format_stack_table(rows):
         print("\nRedis layers (stack; medians over the runs):\n" + stack_table)
     if abuse_table := format_abuse_table(rows):
@@ -246,7 +251,8 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     elapsed = round(time.monotonic() - started, 1)
     write_json(args.out, {"machine": info, "options": _options(args), "elapsed_s": elapsed,
-                          "rows": rows, "replay_seeding": seeding})
+                          "rows": rows, "comparisons": comparisons(rows),
+                          "replay_seeding": seeding})
     print(f"\n{elapsed} s; results in {args.out}")
     return 1 if any(row.get("failed") for row in rows) else 0
 

@@ -15,6 +15,7 @@ from websockets.sync.client import connect as sync_connect
 
 from bench.processes import loadgen, socketio_missing, socketio_server
 from bench.reference import event_frame
+from bench.report import comparisons, format_comparisons
 from bench.streams import (
     Packet,
     SocketIOSession,
@@ -157,3 +158,25 @@ def test_loadgen_readers_go_live_get_broadcasts_and_recover_after_a_storm(
     assert (result["duplicates"], result["out_of_order"], result["errors"]) == (0, 0, {})
     # On the wire: 42["event",<the 800-byte frame>,"<offset>"]
     assert all(800 + 14 < int(size) < 800 + 30 for size in result["frame_bytes"]), result
+
+
+def test_comparisons_put_liveblog_beside_both_references_of_the_run() -> None:
+    def row(scenario: str, server: str, readers: int, **numbers: float) -> dict:
+        return {"scenario": scenario, "server": server, "readers": readers,
+                "latency_ms": {"p99": numbers.get("p99")}, **numbers}
+
+    rows = [row("fan-out", "liveblog", 1000, p99=74.0), row("fan-out", "reference", 1000, p99=50.0),
+            row("fan-out", "socketio", 1000, p99=80.0), row("fan-out", "liveblog", 2000, p99=9.0),
+            row("idle", "liveblog", 1000, kb_per_connection=28.0),
+            row("idle", "socketio", 1000, kb_per_connection=35.0),
+            {"scenario": "burst", "server": "-", "readers": None, "failed": True}]
+    assert comparisons(rows) == [
+        {"scenario": "fan-out", "readers": 1000, "measure": "p99 ms", "liveblog": 74.0,
+         "reference": 50.0, "socketio": 80.0, "reference_ratio": 1.48, "socketio_ratio": 0.93},
+        {"scenario": "idle", "readers": 1000, "measure": "KB/conn", "liveblog": 28.0,
+         "socketio": 35.0, "reference_ratio": None, "socketio_ratio": 0.8},
+    ]
+    assert format_comparisons(rows).splitlines() == [
+        "  fan-out 1000, p99 ms: liveblog 74.00, reference 50.00 (1.48×), socketio 80.00 (0.93×)",
+        "  idle 1000, KB/conn: liveblog 28.00, socketio 35.00 (0.80×)",
+    ]
