@@ -453,12 +453,16 @@ class SocketIOStream:
                 message = await self.ws.recv()
             except websockets.ConnectionClosed as closed:
                 raise StreamEnded(f"{type(closed).__name__}: {closed}") from None
-            packet = decode_packet(message)
+            try:
+                packet = decode_packet(message)
+            except ValueError as error:  # JSONDecodeError too
+                raise StreamEnded(f"malformed packet: {error}") from None
             if packet.kind == "ping":
                 await self.ws.send("3")
-            elif packet.kind == "event" and packet.namespace == "/":
+            elif (packet.kind == "event" and packet.namespace == "/"
+                  and isinstance(packet.data, list) and len(packet.data) > 1):
                 self.session.seen(packet.data)
-                if packet.data[0] == "event":
+                if packet.data[0] == "event" and isinstance(packet.data[1], dict):
                     return packet.data[1], len(message.encode())
             elif packet.kind == "connect":
                 self.session.recovered = packet.data["pid"] == self.session.pid
@@ -485,7 +489,11 @@ async def open_socketio(url: str, session: SocketIOSession, *, origin: str | Non
                             session)
     try:
         async with asyncio.timeout(OPEN_TIMEOUT):
-            opened = decode_packet(await stream.ws.recv())
+            message = await stream.ws.recv()
+        try:
+            opened = decode_packet(message)
+        except ValueError as error:
+            raise Refused(f"malformed open packet: {error}") from None
         if opened.kind != "open":
             raise Refused(f"expected Engine.IO's open packet, got {opened.kind}")
         await stream.ws.send(connect_packet(session.pid, session.offset(since)))

@@ -180,3 +180,10 @@ def test_comparisons_put_liveblog_beside_both_references_of_the_run() -> None:
         "  fan-out 1000, p99 ms: liveblog 74.00, reference 50.00 (1.48×), socketio 80.00 (0.93×)",
         "  idle 1000, KB/conn: liveblog 28.00, socketio 35.00 (0.80×)",
     ]
+
+
+@pytest.mark.parametrize("message", ["42[\"event\",{\"seq\":", "9", "42"])
+def test_stream_ends_on_a_malformed_packet_or_skips_an_empty_event(message: str) -> None:
+    stream = SocketIOStream(FakeSocket([message]), SocketIOSession())
+    with pytest.raises(StreamEnded, match="malformed" if message != "42" else "ConnectionClosed"):
+        asyncio.run(stream.frame())
