@@ -241,7 +241,7 @@ def main(argv: list[str] | None = None) -> int:
     print(format_table(rows))
     if compared := format_comparisons(rows):
         print("\nLiveblog against the references of this run (Liveblog ÷ reference):\n"
-              + compared)
+              + compared + "\n")
     if stack_table := format_stack_table(rows):
         print("\nRedis layers (stack; medians over the runs):\n" + stack_table)
     if abuse_table := format_abuse_table(rows):

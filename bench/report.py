@@ -488,6 +488,7 @@ MEASURES = {
     "idle": ("KB/conn", lambda row: row.get("kb_per_connection")),
     "replay": ("s", lambda row: row.get("seconds")),
 }
+DIGITS = {"p99 ms": 1, "s until all live": 2, "KB/conn": 1, "s": 3}
 REFERENCES = ("reference", "socketio")
 
 
@@ -519,11 +520,12 @@ def format_comparisons(rows: list[dict[str, Any]]) -> str:
     """One line per scenario and reader count: Liveblog's number, each reference's, the ratios."""
     lines = []
     for item in comparisons(rows):
-        parts = [f"liveblog {_number(item['liveblog'], 2)}"]
+        digits = DIGITS[item["measure"]]
+        parts = [f"liveblog {_number(item['liveblog'], digits)}"]
         for name in REFERENCES:
             if item.get(name) is not None:
                 ratio = item[f"{name}_ratio"]
-                parts.append(f"{name} {_number(item[name], 2)}"
+                parts.append(f"{name} {_number(item[name], digits)}"
                              + ("" if ratio is None else f" ({ratio:.2f}×)"))
         lines.append(f"  {item['scenario']} {item['readers']}, {item['measure']}: "
                      + ", ".join(parts))

@@ -177,8 +177,8 @@ def test_comparisons_put_liveblog_beside_both_references_of_the_run() -> None:
          "socketio": 35.0, "reference_ratio": None, "socketio_ratio": 0.8},
     ]
     assert format_comparisons(rows).splitlines() == [
-        "  fan-out 1000, p99 ms: liveblog 74.00, reference 50.00 (1.48×), socketio 80.00 (0.93×)",
-        "  idle 1000, KB/conn: liveblog 28.00, socketio 35.00 (0.80×)",
+        "  fan-out 1000, p99 ms: liveblog 74.0, reference 50.0 (1.48×), socketio 80.0 (0.93×)",
+        "  idle 1000, KB/conn: liveblog 28.0, socketio 35.0 (0.80×)",
     ]
 
 
