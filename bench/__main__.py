@@ -19,6 +19,7 @@ from .burst import burst
 from .idle import idle
 from .loadgen import raise_nofile_limit
 from .page import page
+from .processes import socketio_missing
 from .push import push
 from .report import (
     comparisons,
@@ -224,6 +225,9 @@ def run(args: argparse.Namespace, work: Path) -> tuple[list[dict[str, Any]], dic
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if "socketio" in args.servers and (missing := socketio_missing()):
+        _progress(f"{missing}; or leave Socket.IO out: --servers liveblog,reference")
+        return 2
     signal.signal(signal.SIGTERM, _terminate)
     raise_nofile_limit()  # inherited by the servers and the load generators
     info = machine()
