@@ -203,10 +203,9 @@ class Worker:
             return
         try:
             while True:
-                frame, size = await stream.frame()
-                now = time.monotonic()
+                frame, size, at = await stream.frame()
                 if frame.get("type") == "event":
-                    self._arrived(reader, frame["seq"], now)
+                    self._arrived(reader, frame["seq"], at)
                     self.frame_bytes[size] += 1
         except StreamEnded as ended:
             if not self.closing:
@@ -259,7 +258,7 @@ class Worker:
         seqs = []
         while True:
             try:
-                frame, size = await stream.frame()
+                frame, size, _ = await stream.frame()
             except StreamEnded as ended:
                 raise CatchUpError(f"ended before live: {ended}") from None
             kind = frame.get("type")

@@ -15,8 +15,8 @@ the server ends it.
 
 `open_stream(transport, url, origin=…, source=…, session=…)` connects (from the `source` address
 when given) and returns a `Stream`; a refusal before the stream (e.g. 429 when an address holds
-too many connections) raises `Refused`, the end of the stream raises `StreamEnded` from
-`recv()`.
+too many connections) raises `Refused`; its `frame()` gives the next frame (decoded, its size,
+when its message was read), and raises `StreamEnded` at the end of the stream.
 """
 
 from __future__ import annotations
@@ -24,9 +24,10 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import time
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import websockets
@@ -50,10 +51,15 @@ class Refused(Exception):
 Frame = dict[str, Any]
 
 
+class Received(NamedTuple):
+    frame: Frame  # decoded
+    size: int  # the bytes it took on the wire: a websocket message's, an SSE message's data
+    at: float  # time.monotonic() as soon as its message was read, before decoding
+
+
 class Stream(Protocol):
-    async def frame(self) -> tuple[Frame, int]:
-        """The next frame, decoded, and the bytes it took on the wire (a websocket message's or an
-        SSE message's data); raises StreamEnded when the server has ended the stream."""
+    async def frame(self) -> Received:
+        """The next frame; raises StreamEnded when the server has ended the stream."""
         ...
 
     def abort(self) -> None:
@@ -71,9 +77,10 @@ class TextFrames:
     async def recv(self) -> str:
         raise NotImplementedError
 
-    async def frame(self) -> tuple[Frame, int]:
+    async def frame(self) -> Received:
         raw = await self.recv()
-        return json.loads(raw), len(raw.encode())
+        at = time.monotonic()
+        return Received(json.loads(raw), len(raw.encode()), at)
 
 
 class WebSocketStream(TextFrames):
@@ -447,12 +454,13 @@ class SocketIOStream:
     def __init__(self, ws: ClientConnection, session: SocketIOSession) -> None:
         self.ws, self.session = ws, session
 
-    async def frame(self) -> tuple[Frame, int]:
+    async def frame(self) -> Received:
         while True:
             try:
                 message = await self.ws.recv()
             except websockets.ConnectionClosed as closed:
                 raise StreamEnded(f"{type(closed).__name__}: {closed}") from None
+            at = time.monotonic()
             try:
                 packet = decode_packet(message)
             except ValueError as error:  # JSONDecodeError too
@@ -463,13 +471,14 @@ class SocketIOStream:
                   and isinstance(packet.data, list) and len(packet.data) > 1):
                 self.session.seen(packet.data)
                 if packet.data[0] == "event" and isinstance(packet.data[1], dict):
-                    return packet.data[1], len(message.encode())
+                    return Received(packet.data[1], len(message.encode()), at)
             elif packet.kind == "connect":
                 self.session.recovered = packet.data["pid"] == self.session.pid
                 self.session.pid = packet.data["pid"]
-                return {"type": "live", **packet.data}, len(message.encode())
+                return Received({"type": "live", **packet.data}, len(message.encode()), at)
             elif packet.kind == "connect_error":
-                return {"type": "error", "error": packet.data}, len(message.encode())
+                return Received({"type": "error", "error": packet.data}, len(message.encode()),
+                                at)
             elif packet.kind in ("close", "disconnect"):
                 raise StreamEnded(f"closed by the server: {packet.kind}")
 

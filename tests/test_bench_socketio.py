@@ -110,7 +110,7 @@ def test_stream_answers_pings_and_gives_replayed_events_then_live_then_events() 
         frames = []
         with pytest.raises(StreamEnded, match="disconnect"):
             while True:
-                frames.append(await stream.frame())
+                frames.append((await stream.frame())[:2])
         return frames
 
     frames = asyncio.run(read_all())
