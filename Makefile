@@ -34,6 +34,13 @@ node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	@touch $@
 
+# The Socket.IO reference server of `make bench` (bench/socketio, bench/README.md), exactly as its
+# own package-lock.json pins it; tests/test_bench_socketio.py starts it too.
+bench/socketio/node_modules/.installed: bench/socketio/package.json bench/socketio/package-lock.json
+	@command -v npm >/dev/null || { echo "npm is missing: the Socket.IO reference needs Node.js 20 and npm"; exit 1; }
+	cd bench/socketio && npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
 # The translations (locale/, README "In your language"). The .po catalogs are committed; the .mo
 # files Django reads are built from them, never committed. `messages` brings the catalogs up to
 # date with the code first (a new string appears untranslated, and tests/test_i18n.py fails until
@@ -63,7 +70,7 @@ run-stack: $(VENV)/.runtime compiled-messages
 system-test-deps:
 	@scripts/ensure-debian-packages chromium redis-server postgresql
 
-test: $(VENV)/.dev node_modules/.installed system-test-deps messages
+test: $(VENV)/.dev node_modules/.installed bench/socketio/node_modules/.installed system-test-deps messages
 	$(PY) manage.py collectstatic --noinput -v0
 	$(PY) -m ruff check .
 	node_modules/.bin/eslint .
@@ -77,7 +84,7 @@ fuzz: $(VENV)/.dev
 	LIVEBLOG_FUZZ=1 $(PY) -m pytest -o timeout=3600 tests/test_prop_event_log.py \
 		tests/test_prop_ws_frames.py $(wildcard tests/test_openapi.py) $(PYTEST_ARGS)
 
-bench: $(VENV)/.dev
+bench: $(VENV)/.dev bench/socketio/node_modules/.installed
 	@scripts/ensure-debian-packages chromium
 	$(PY) manage.py collectstatic --noinput -v0
 	$(PY) -m bench $(BENCH_ARGS)

@@ -19,10 +19,13 @@ from .burst import burst
 from .idle import idle
 from .loadgen import raise_nofile_limit
 from .page import page
+from .processes import socketio_missing
 from .push import push
 from .report import (
+    comparisons,
     failed_row,
     format_abuse_table,
+    format_comparisons,
     format_stack_table,
     format_table,
     machine,
@@ -40,7 +43,8 @@ SCENARIOS = ("fanout", "fanout-sse", "burst", "storm", "idle", "replay", "abuse"
 # stack: on request
 DEFAULT_SCENARIOS = ("fanout", "fanout-sse", "burst", "storm", "idle", "replay", "abuse", "push",
                      "page")
-SERVERS = ("liveblog", "reference")
+# socketio: fan-out, burst, storm and idle (the other scenarios have no Socket.IO row)
+SERVERS = ("liveblog", "reference", "socketio")
 
 
 def _int_list(text: str) -> list[int]:
@@ -72,7 +76,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="comma-separated: fanout,fanout-sse,burst,storm,idle,replay,abuse,"
                              "push,page,stack (default all but stack)")
     parser.add_argument("--servers", type=_choices(SERVERS), default=list(SERVERS),
-                        help="comma-separated: liveblog,reference (default both)")
+                        help="comma-separated: liveblog,reference,socketio (default all; "
+                             "socketio rows in fanout, burst, storm and idle only)")
     parser.add_argument("--burst-readers", type=int, default=1000,
                         help="readers in the burst (1000)")
     parser.add_argument("--burst-posts", type=int, default=50, help="posts in the burst (50)")
@@ -166,7 +171,7 @@ def _liveblog_frame_bytes(rows: list[dict[str, Any]]) -> int | None:
 def _scenarios(config: Config, chosen: list[str], rows: list[dict[str, Any]],
                seeding: dict[str, Any]) -> Iterator[tuple[str, Callable[[], list[dict]]]]:
     """(name, run) of each chosen scenario, in the order of SCENARIOS. The burst runs after
-    fan-out, whose Liveblog frame size becomes the reference's payload."""
+    fan-out, whose Liveblog frame size becomes the references' payload."""
     def replay_rows() -> list[dict[str, Any]]:
         replay_rows, stats = replay(config, _progress)
         seeding.update(stats)
@@ -176,7 +181,7 @@ def _scenarios(config: Config, chosen: list[str], rows: list[dict[str, Any]],
         "fanout": lambda: fanout(config, _progress),
         "fanout-sse": lambda: fanout_sse(config, _progress),
         "burst": lambda: burst(config, _progress, _liveblog_frame_bytes(rows)),
-        "storm": lambda: storm(config, _progress),
+        "storm": lambda: storm(config, _progress, _liveblog_frame_bytes(rows)),
         "idle": lambda: idle(config, _progress),
         "replay": replay_rows,
         "stack": lambda: stack(config, _progress),
@@ -191,7 +196,7 @@ def _stamped(row: dict[str, Any], code: str, load: tuple[float, ...]) -> dict[st
     """The row with the load average before its scenario and, for Liveblog, the server code's
     hash (before → after, if it changed on disk while the scenario ran)."""
     row = {**row, "load_average_before": load}
-    if row["server"] != "reference":
+    if row["server"] not in ("reference", "socketio"):
         now = server_code()
         row["server_code"] = code if now == code else f"{code}→{now}"
     return row
@@ -220,6 +225,9 @@ def run(args: argparse.Namespace, work: Path) -> tuple[list[dict[str, Any]], dic
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if "socketio" in args.servers and (missing := socketio_missing()):
+        _progress(f"{missing}; or leave Socket.IO out: --servers liveblog,reference")
+        return 2
     signal.signal(signal.SIGTERM, _terminate)
     raise_nofile_limit()  # inherited by the servers and the load generators
     info = machine()
@@ -235,6 +243,9 @@ def main(argv: list[str] | None = None) -> int:
             shutil.rmtree(work, ignore_errors=True)
     print()
     print(format_table(rows))
+    if compared := format_comparisons(rows):
+        print("\nLiveblog against the references of this run (Liveblog ÷ reference):\n"
+              + compared + "\n")
     if stack_table := format_stack_table(rows):
         print("\nRedis layers (stack; medians over the runs):\n" + stack_table)
     if abuse_table := format_abuse_table(rows):
@@ -244,7 +255,8 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     elapsed = round(time.monotonic() - started, 1)
     write_json(args.out, {"machine": info, "options": _options(args), "elapsed_s": elapsed,
-                          "rows": rows, "replay_seeding": seeding})
+                          "rows": rows, "comparisons": comparisons(rows),
+                          "replay_seeding": seeding})
     print(f"\n{elapsed} s; results in {args.out}")
     return 1 if any(row.get("failed") for row in rows) else 0
 

@@ -5,7 +5,8 @@ its own, whether or not the calls before it have answered: a busy server cannot 
 down to its own pace, as a sequential poster would let it. Latency per frame runs from just
 before the post's create call to the frame's arrival at each reader, as in fan-out; the row also
 says when the last reader had the last post (the highest seq), counted from the first call.
-The reference broadcasts as many frames of the same size on the same schedule.
+The references (bare and Socket.IO) broadcast as many frames of the same size on the same
+schedule.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from websockets.sync.client import connect as sync_connect
 from devstack.daphne import Site, feed_url
 
 from . import seed
-from .processes import liveblog_server, reference_server
+from .processes import liveblog_server, reference_server, socketio_server
 from .reference import event_frame
 from .scenarios import Config, Sent, fanout_row, fresh_dir, liveblog_author, paced, run_readers
 
@@ -45,11 +46,12 @@ def concurrent_paced(count: int, seconds: float, publish: Callable[[int], int]) 
 
 
 def burst_row(server: str, sent: list[Sent], result: dict[str, Any], config: Config,
-              log: Path, queries: dict[str, Any] | None = None) -> dict[str, Any]:
+              log: Path, queries: dict[str, Any] | None = None,
+              transport: str = "ws") -> dict[str, Any]:
     """fan-out's row, plus the time from the first create call to the last reader's receipt of
     the last post, and how long the calls took to go out."""
     row = fanout_row(server, config.burst_readers, sent, result, config, log,
-                     scenario="burst", queries=queries)
+                     scenario="burst", queries=queries, transport=transport)
     first = min(post.started for post in sent)
     last_post = max(sent, key=lambda post: post.seq)
     arrivals = result["arrivals"].get(str(last_post.seq), [])
@@ -80,9 +82,14 @@ def burst_liveblog(site: Site, config: Config) -> dict[str, Any]:
     return burst_row("liveblog", sent, result, config, server.log_path, queries)
 
 
-def burst_reference(frame_bytes: int, config: Config) -> dict[str, Any]:
-    log = config.work / "reference-burst.log"
-    with reference_server(log) as server, sync_connect(f"{server.ws_url}/control") as control:
+def burst_reference(frame_bytes: int, config: Config, server_name: str = "reference",
+                    ) -> dict[str, Any]:
+    """The bare reference's burst, or (server_name "socketio") Socket.IO's: frames on the control
+    socket, on the burst's schedule."""
+    log = config.work / f"{server_name}-burst.log"
+    socketio = server_name == "socketio"
+    with ((socketio_server if socketio else reference_server)(log) as server,
+          sync_connect(f"{server.ws_url}/control") as control):
 
         def publish(number: int) -> int:
             control.send(event_frame(number, frame_bytes))  # returns at once: no need of threads
@@ -90,15 +97,17 @@ def burst_reference(frame_bytes: int, config: Config) -> dict[str, Any]:
 
         interval = config.burst_seconds / config.burst_posts
         sent, result, _ = run_readers(
-            f"{server.ws_url}/", None, config.burst_readers, config, "burst-reference",
-            lambda: paced(config.burst_posts, interval, publish),
+            server.readers_url if socketio else f"{server.ws_url}/", None, config.burst_readers,
+            config, f"burst-{server_name}", lambda: paced(config.burst_posts, interval, publish),
+            transport="socketio" if socketio else "ws",
         )
-    return burst_row("reference", sent, result, config, server.log_path)
+    return burst_row(server_name, sent, result, config, server.log_path,
+                     transport="socketio" if socketio else "ws")
 
 
 def burst(config: Config, progress: Callable[[str], None],
           frame_bytes: int | None = None) -> list[dict[str, Any]]:
-    """Liveblog first (its frame size is the reference's payload size)."""
+    """Liveblog first (its frame size is the references' payload size)."""
     rows = []
     frame_bytes = frame_bytes or config.frame_bytes
     label = (f"{config.burst_readers} readers, {config.burst_posts} posts in "
@@ -110,4 +119,7 @@ def burst(config: Config, progress: Callable[[str], None],
     if "reference" in config.servers:
         progress(f"burst: reference, {label}, {frame_bytes}-byte frames")
         rows.append(burst_reference(frame_bytes, config))
+    if "socketio" in config.servers:
+        progress(f"burst: socketio, {label}, {frame_bytes}-byte frames")
+        rows.append(burst_reference(frame_bytes, config, "socketio"))
     return rows

@@ -32,16 +32,26 @@ from .processes import (
     open_files,
     reference_server,
     rss_kb,
+    socketio_server,
 )
 from .report import summary
 from .scenarios import CONNECT_TIMEOUT, Config, QueryProbe, fresh_dir, query_delta
+from .streams import connect_packet, decode_packet, socketio_url
 
 READERS_PER_PROC = 5000  # sockets per load generator process
 FD_MARGIN = 64  # files a server needs besides its readers' sockets (logs, database, listeners)
 
 
-def warm_up(url: str, origin: str | None) -> None:
-    """One reader connects, reads up to `live` and leaves."""
+def warm_up(url: str, origin: str | None, transport: str = "ws") -> None:
+    """One reader connects, reads up to `live` (Socket.IO: the connect acknowledgement) and
+    leaves."""
+    if transport == "socketio":
+        with sync_connect(socketio_url(url)[0], open_timeout=20, max_size=None) as ws:
+            ws.recv(timeout=20)  # Engine.IO's open packet
+            ws.send(connect_packet())
+            while decode_packet(str(ws.recv(timeout=20))).kind != "connect":
+                pass
+        return
     with sync_connect(url, origin=origin, open_timeout=20, max_size=None) as ws:
         while '"live"' not in str(ws.recv(timeout=20)):
             pass
@@ -64,16 +74,17 @@ def loadgen_procs(readers: int, config: Config) -> int:
 
 
 def measure(pid: int, url: str, origin: str | None, readers: int, config: Config, name: str,
-            probe: QueryProbe | None = None) -> dict[str, Any]:
+            probe: QueryProbe | None = None, transport: str = "ws") -> dict[str, Any]:
     """Warm up, then RSS before, readers in, RSS after and settled; the raw numbers."""
-    warm_up(url, origin)
+    warm_up(url, origin, transport)
     time.sleep(0.5)
     readers, capped = fitting_readers(pid, readers)
     procs = loadgen_procs(readers, config)
     before = {"rss_kb": rss_kb(pid), "fds": open_files(pid), "queries": probe() if probe else None,
               "drops": listen_drops()}
     out = config.work / f"{name}.json"
-    with loadgen(url, origin=origin, readers=readers, procs=procs, out=out) as load:
+    with loadgen(url, origin=origin, readers=readers, procs=procs, out=out,
+                 extra=("--transport", transport)) as load:
         ready = load.wait_ready(CONNECT_TIMEOUT)
         live = {"rss_kb": rss_kb(pid), "fds": open_files(pid)}
         time.sleep(config.idle_settle)
@@ -127,6 +138,14 @@ def idle_reference(readers: int, config: Config) -> dict[str, Any]:
     return idle_row("reference", readers, raw, config, server.log_path)
 
 
+def idle_socketio(readers: int, config: Config) -> dict[str, Any]:
+    log = config.work / f"socketio-idle-{readers}.log"
+    with socketio_server(log) as server:
+        raw = measure(server.pid, server.readers_url, None, readers, config,
+                      f"idle-socketio-{readers}", transport="socketio")
+    return idle_row("socketio", readers, raw, config, server.log_path)
+
+
 def idle(config: Config, progress: Callable[[str], None]) -> list[dict[str, Any]]:
     rows = []
     site = Site.create(fresh_dir(config.work / "idle")) if "liveblog" in config.servers else None
@@ -137,4 +156,7 @@ def idle(config: Config, progress: Callable[[str], None]) -> list[dict[str, Any]
         if "reference" in config.servers:
             progress(f"idle: reference, {readers} readers")
             rows.append(idle_reference(readers, config))
+        if "socketio" in config.servers:
+            progress(f"idle: socketio, {readers} readers")
+            rows.append(idle_socketio(readers, config))
     return rows

@@ -1,13 +1,16 @@
-"""Load generator: N readers of one feed, in processes of their own, over websockets or
-Server-Sent Events (bench.streams).
+"""Load generator: N readers of one feed, in processes of their own, over websockets, Server-Sent
+Events or Socket.IO (bench.streams).
 
     python -m bench.loadgen --url ws://127.0.0.1:8000/ws/liveblog/demo/ \\
         --origin http://127.0.0.1:8000 --readers 1000 --procs 2 --out result.json
     python -m bench.loadgen --transport sse --url http://127.0.0.1:8000/sse/liveblog/demo/ \\
         --readers 1000 --procs 2 --out result.json
+    python -m bench.loadgen --transport socketio --url ws://127.0.0.1:3000/ \\
+        --readers 1000 --procs 2 --out result.json
 
-Both transports carry the same frames (an SSE message's data is the websocket frame's JSON), and
-everything below is the same for both.
+Every transport carries the same frames (an SSE message's data is the websocket frame's JSON; a
+Socket.IO `event` packet's payload is one, its connect acknowledgement is `live`), and everything
+below is the same for all.
 
 Each reader connects and reads until `live` (hello → snapshot or replay → live). When every
 reader is live (or has given up after its retries) one line goes to stdout:
@@ -22,14 +25,20 @@ shared by every process on Linux, so the poster's clock and ours agree). A line 
 waits until every live reader has <events> events (at most <timeout> seconds), closes the
 sockets and writes the JSON result to --out. Before that, any number of
 
+    wait <events> <timeout>
+
+lines wait the same way and answer `arrived {"readers": …, "complete": …}` (how many live readers
+have <events> events), and any number of
+
     storm <url>
 
 lines drop every reader's socket at once (the TCP connection is aborted, as when a phone loses
 its network) and reconnect every reader to <url> at once (at most --storm-concurrency connects
-in flight per process; default: all), each reading hello → replay → live again. When all are
-live again (or gave up) one line goes to stdout: `stormed {…}`. With --procs > 1 this process
-only spawns `--procs` copies of itself with --procs 1, relays the protocol and merges their
-results.
+in flight per process; default: all), each reading hello → replay → live again (a Socket.IO
+reader asks to recover its session from the offset of the event whose seq is the `since` of
+<url>, or else of the last event it saw). When all are live again (or gave up) one line goes to
+stdout: `stormed {…}`. With --procs > 1 this process only spawns `--procs` copies of itself with
+--procs 1, relays the protocol and merges their results.
 """
 
 from __future__ import annotations
@@ -52,7 +61,7 @@ from urllib.parse import urlsplit
 
 import websockets
 
-from .streams import TRANSPORTS, Refused, Stream, StreamEnded, open_stream
+from .streams import TRANSPORTS, Refused, SocketIOSession, Stream, StreamEnded, open_stream
 
 # Readers per source address on loopback: Liveblog caps sockets per client address
 # (LIVEBLOG_MAX_SOCKETS_PER_ADDRESS, 128), so readers come from 127.1.0.1, 127.1.0.2, … as
@@ -89,6 +98,7 @@ class Reader:
     duplicates: int = 0
     out_of_order: int = 0
     last_seq: int = 0
+    session: SocketIOSession | None = None  # a Socket.IO reader's, kept across reconnects
 
 
 @dataclass
@@ -122,8 +132,11 @@ class Worker:
         self.tasks = await self._connect_all(self.options.url, gate)
         self._freeze()
         print("ready " + json.dumps(self._ready_summary()), flush=True)
-        while (command := await _next_command())[0] == "storm":
-            print("stormed " + json.dumps(await self._storm(command[1])), flush=True)
+        while (command := await _next_command())[0] != "finish":
+            if command[0] == "storm":
+                print("stormed " + json.dumps(await self._storm(command[1])), flush=True)
+            else:
+                print("arrived " + json.dumps(await self._wait_for(*command[1:])), flush=True)
         _, expected, timeout = command
         await self._wait_for(expected, timeout)
         await self._close_all()
@@ -190,12 +203,10 @@ class Worker:
             return
         try:
             while True:
-                raw = await stream.recv()
-                now = time.monotonic()
-                frame = json.loads(raw)
+                frame, size, at = await stream.frame()
                 if frame.get("type") == "event":
-                    self._arrived(reader, frame["seq"], now)
-                    self.frame_bytes[len(raw.encode())] += 1
+                    self._arrived(reader, frame["seq"], at)
+                    self.frame_bytes[size] += 1
         except StreamEnded as ended:
             if not self.closing:
                 reader.closed_early = str(ended)
@@ -213,6 +224,8 @@ class Worker:
     async def _open(self, reader: Reader, url: str) -> Stream | None:
         """Connect and read up to `live`, with retries; None if every attempt failed."""
         source = source_address(self.options.url, self.options.first_reader + reader.index)
+        if self.options.transport == "socketio" and reader.session is None:
+            reader.session = SocketIOSession()
         for attempt in range(self.options.attempts):
             started = time.monotonic()
             if self.first_connect is None:
@@ -220,7 +233,8 @@ class Worker:
             stream = None
             try:
                 stream = await open_stream(self.options.transport, url,
-                                           origin=self.options.origin, source=source)
+                                           origin=self.options.origin, source=source,
+                                           session=reader.session)
                 async with asyncio.timeout(self.options.live_timeout):
                     seqs = await self._catch_up(stream)
             except (OSError, TimeoutError, websockets.WebSocketException, Refused,
@@ -244,25 +258,27 @@ class Worker:
         seqs = []
         while True:
             try:
-                raw = await stream.recv()
+                frame, size, _ = await stream.frame()
             except StreamEnded as ended:
                 raise CatchUpError(f"ended before live: {ended}") from None
-            frame = json.loads(raw)
             kind = frame.get("type")
             if kind == "live":
                 return seqs
             if kind == "event":
                 seqs.append(frame["seq"])
-                self.frame_bytes[len(raw.encode())] += 1
+                self.frame_bytes[size] += 1
             elif kind == "error":
                 raise CatchUpError(f"error frame {frame}")
 
-    async def _wait_for(self, expected: int, timeout: float) -> None:
+    async def _wait_for(self, expected: int, timeout: float) -> dict[str, int]:
+        """Until every live reader has `expected` events (at most `timeout` s); how many do."""
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if all(len(reader.arrivals) >= expected for reader in self.readers
-                   if reader.live_seconds is not None and reader.closed_early is None):
-                return
+        while True:
+            readers = [reader for reader in self.readers
+                       if reader.live_seconds is not None and reader.closed_early is None]
+            complete = sum(len(reader.arrivals) >= expected for reader in readers)
+            if complete == len(readers) or time.monotonic() >= deadline:
+                return {"readers": len(readers), "complete": complete}
             await asyncio.sleep(0.05)
 
     async def _close_all(self) -> None:
@@ -319,17 +335,18 @@ def _run_of(seqs: list[int]) -> str:
 
 
 def parse_command(line: str) -> tuple | None:
-    """`storm <url>` → ("storm", url); `finish <events> <timeout>` → ("finish", n, s)."""
+    """`storm <url>` → ("storm", url); `finish <events> <timeout>` → ("finish", n, s);
+    `wait <events> <timeout>` → ("wait", n, s)."""
     words = line.split()
     if len(words) == 2 and words[0] == "storm":
         return "storm", words[1]
-    if len(words) == 3 and words[0] == "finish":
-        return "finish", int(words[1]), float(words[2])
+    if len(words) == 3 and words[0] in ("finish", "wait"):
+        return words[0], int(words[1]), float(words[2])
     return None
 
 
 async def _next_command() -> tuple:
-    """Block (in a thread) until `storm …` or `finish …` arrives on stdin."""
+    """Block (in a thread) until `storm …`, `wait …` or `finish …` arrives on stdin."""
     while True:
         line = await asyncio.to_thread(sys.stdin.readline)
         if not line:  # our parent went away: finish now
@@ -398,7 +415,8 @@ def _replies(workers: list[subprocess.Popen], word: str) -> list[dict[str, Any]]
 
 
 def _relay_commands(workers: list[subprocess.Popen]) -> None:
-    """Pass every command on to the workers, with one merged answer per storm, until finish."""
+    """Pass every command on to the workers, with one merged answer per storm or wait, until
+    finish."""
     while True:
         line = sys.stdin.readline() or "finish 0 0\n"
         command = parse_command(line)
@@ -409,7 +427,8 @@ def _relay_commands(workers: list[subprocess.Popen]) -> None:
             worker.stdin.flush()
         if command[0] == "finish":
             return
-        print("stormed " + json.dumps(merge(_replies(workers, "stormed"))), flush=True)
+        word = "stormed" if command[0] == "storm" else "arrived"
+        print(f"{word} " + json.dumps(merge(_replies(workers, word))), flush=True)
 
 
 def _relay(args: argparse.Namespace) -> dict[str, Any]:
@@ -436,10 +455,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--url", required=True,
                         help="the feed's URL: ws://…/ws/liveblog/<slug>/ for websockets, "
-                             "http://…/sse/liveblog/<slug>/ for SSE")
+                             "http://…/sse/liveblog/<slug>/ for SSE, ws://host:port/ for "
+                             "Socket.IO")
     parser.add_argument("--transport", choices=TRANSPORTS, default="ws",
                         help="ws: websocket readers (default); sse: Server-Sent Events readers "
-                             "(raw HTTP/1.1, text/event-stream)")
+                             "(raw HTTP/1.1, text/event-stream); socketio: Socket.IO readers "
+                             "(Engine.IO 4 over a websocket)")
     parser.add_argument("--origin", help="Origin header (Liveblog requires its own origin: "
                         "scheme, host and port, e.g. http://127.0.0.1:8000)")
     parser.add_argument("--readers", type=int, required=True)

@@ -1,7 +1,8 @@
-"""The processes a benchmark run starts: Liveblog's daphne, the reference server and the load
-generator. Each is a context manager that always stops its process (and the process's children)
-on the way out, error or Ctrl-C included. They run in sessions of their own, so a Ctrl-C in the
-terminal reaches only the benchmark, which then stops them in order."""
+"""The processes a benchmark run starts: Liveblog's daphne, the two reference servers (bare
+`websockets`, and Socket.IO on Node) and the load generator. Each is a context manager that
+always stops its process (and the process's children) on the way out, error or Ctrl-C included.
+They run in sessions of their own, so a Ctrl-C in the terminal reaches only the benchmark, which
+then stops them in order."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import json
 import os
 import re
 import select
+import shutil
 import signal
 import socket
 import subprocess
@@ -220,6 +222,59 @@ def reference_server(log_path: Path, **options: int) -> Iterator[ReferenceServer
         server.stop()
 
 
+SOCKETIO_DIR = REPO / "bench" / "socketio"
+
+
+def socketio_missing() -> str | None:
+    """Why the Socket.IO server cannot start here (no node, or its packages not installed), or
+    None when it can."""
+    if shutil.which("node") is None:
+        return "node is missing: the Socket.IO reference needs Node.js 20 (/usr/bin/node)"
+    if not (SOCKETIO_DIR / "node_modules" / "socket.io").is_dir():
+        return ("bench/socketio/node_modules is missing: `make bench` installs it "
+                "(cd bench/socketio && npm ci)")
+    return None
+
+
+class SocketIOServer(ReferenceServer):
+    """bench/socketio/server.js (Socket.IO 4.8 with connection state recovery) in a Node process
+    of its own, on a free loopback port; readers at ws_url/socket.io/, the control socket at
+    ws_url/control, as the bare reference's."""
+
+    def __init__(self, log_path: Path) -> None:
+        super().__init__(log_path)
+        self.arguments = ["--backlog", str(LISTEN_BACKLOG)]
+
+    def start(self, timeout: float = 30) -> SocketIOServer:
+        if missing := socketio_missing():
+            raise BenchError(missing)
+        with open(self.log_path, "ab") as log:
+            self.process = subprocess.Popen(
+                [shutil.which("node"), str(SOCKETIO_DIR / "server.js"), *self.arguments],
+                cwd=SOCKETIO_DIR, stdout=subprocess.PIPE, stderr=log, text=True,
+                start_new_session=True,
+            )
+        line = read_line(self.process.stdout, timeout=timeout, what="the Socket.IO server")
+        if not line.startswith("listening "):
+            raise BenchError(f"the Socket.IO server said {line!r}")
+        self.port = int(line.split()[1])
+        return self
+
+    @property
+    def readers_url(self) -> str:
+        """The loadgen's URL for `--transport socketio` (it adds Engine.IO's query)."""
+        return f"{self.ws_url}/socket.io/"
+
+
+@contextmanager
+def socketio_server(log_path: Path) -> Iterator[SocketIOServer]:
+    server = SocketIOServer(log_path)
+    try:
+        yield server.start()
+    finally:
+        server.stop()
+
+
 class LoadGen:
     """A running `python -m bench.loadgen`: wait for `ready`, then `finish` and read results."""
 
@@ -242,6 +297,16 @@ class LoadGen:
         if not line.startswith("stormed "):
             raise BenchError(f"the load generator said {line!r}")
         return json.loads(line.removeprefix("stormed "))
+
+    def wait_for(self, events: int, *, timeout: float) -> dict[str, int]:
+        """Wait until every live reader has `events` events (at most `timeout` s); how many
+        readers there are and how many have them: {"readers", "complete"}."""
+        self.process.stdin.write(f"wait {events} {timeout}\n")
+        self.process.stdin.flush()
+        line = read_line(self.process.stdout, timeout=timeout + 30, what="the load generator")
+        if not line.startswith("arrived "):
+            raise BenchError(f"the load generator said {line!r}")
+        return json.loads(line.removeprefix("arrived "))
 
     def finish(self, *, events: int, timeout: float) -> dict[str, Any]:
         """Wait until every reader has `events` events (at most `timeout` s); the results."""

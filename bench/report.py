@@ -479,6 +479,59 @@ def notes(rows: list[dict[str, Any]], seeding: dict[str, Any] | None) -> list[st
     return lines
 
 
+# What each scenario's Liveblog row is weighed by against the references of the same run (lower is
+# better for every one): its unit and how to read it from a row.
+MEASURES = {
+    "fan-out": ("p99 ms", lambda row: row["latency_ms"]["p99"]),
+    "burst": ("p99 ms", lambda row: row["latency_ms"]["p99"]),
+    "storm": ("s until all live", lambda row: row.get("total_s")),
+    "idle": ("KB/conn", lambda row: row.get("kb_per_connection")),
+    "replay": ("s", lambda row: row.get("seconds")),
+}
+DIGITS = {"p99 ms": 1, "s until all live": 2, "KB/conn": 1, "s": 3}
+REFERENCES = ("reference", "socketio")
+
+
+def comparisons(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Liveblog against each reference with the same scenario and readers in this run:
+    {scenario, readers, measure, liveblog, reference, socketio, and `<reference>_ratio`}
+    (Liveblog's value divided by the reference's; None where a row is missing or failed)."""
+    found: dict[tuple[str, int], dict[str, Any]] = {}
+    for row in rows:
+        if row.get("failed") or row["scenario"] not in MEASURES:
+            continue
+        unit, value = MEASURES[row["scenario"]]
+        key = (row["scenario"], row["readers"])
+        found.setdefault(key, {"scenario": row["scenario"], "readers": row["readers"],
+                               "measure": unit})[row["server"]] = value(row)
+    result = []
+    for item in found.values():
+        if item.get("liveblog") is None:
+            continue
+        for name in REFERENCES:
+            other = item.get(name)
+            item[f"{name}_ratio"] = round(item["liveblog"] / other, 2) if other else None
+        if any(item.get(name) is not None for name in REFERENCES):
+            result.append(item)
+    return result
+
+
+def format_comparisons(rows: list[dict[str, Any]]) -> str:
+    """One line per scenario and reader count: Liveblog's number, each reference's, the ratios."""
+    lines = []
+    for item in comparisons(rows):
+        digits = DIGITS[item["measure"]]
+        parts = [f"liveblog {_number(item['liveblog'], digits)}"]
+        for name in REFERENCES:
+            if item.get(name) is not None:
+                ratio = item[f"{name}_ratio"]
+                parts.append(f"{name} {_number(item[name], digits)}"
+                             + ("" if ratio is None else f" ({ratio:.2f}×)"))
+        lines.append(f"  {item['scenario']} {item['readers']}, {item['measure']}: "
+                     + ", ".join(parts))
+    return "\n".join(lines)
+
+
 def write_json(path: Path, data: dict[str, Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(data, indent=2) + "\n")

@@ -36,6 +36,7 @@ from .processes import (
     log_issues,
     logs_issues,
     reference_server,
+    socketio_server,
 )
 from .reference import event_frame
 from .report import summary
@@ -244,8 +245,26 @@ def fanout_reference(readers: int, frame_bytes: int, config: Config) -> dict[str
     return fanout_row("reference", readers, sent, result, config, server.log_path)
 
 
+def fanout_socketio(readers: int, frame_bytes: int, config: Config) -> dict[str, Any]:
+    """The Socket.IO reference: the same frames on its control socket, each broadcast with
+    `io.emit`; its readers speak Engine.IO over a websocket (bench.streams.SocketIOStream)."""
+    log = config.work / f"socketio-{readers}.log"
+    with socketio_server(log) as server, sync_connect(f"{server.ws_url}/control") as control:
+
+        def publish(number: int) -> int:
+            control.send(event_frame(number, frame_bytes))
+            return number
+
+        sent, result, _ = run_readers(server.readers_url, None, readers, config,
+                                      f"fanout-socketio-{readers}",
+                                      lambda: paced(config.posts, config.interval, publish),
+                                      transport="socketio")
+    return fanout_row("socketio", readers, sent, result, config, server.log_path,
+                      transport="socketio")
+
+
 def fanout(config: Config, progress: Callable[[str], None]) -> list[dict[str, Any]]:
-    """Every reader count, Liveblog first (its frame size is the reference's payload size)."""
+    """Every reader count, Liveblog first (its frame size is the references' payload size)."""
     rows = []
     site = Site.create(fresh_dir(config.work / "fanout"))
     for readers in config.readers:
@@ -257,6 +276,9 @@ def fanout(config: Config, progress: Callable[[str], None]) -> list[dict[str, An
         if "reference" in config.servers:
             progress(f"fan-out: reference, {readers} readers, {frame_bytes}-byte frames")
             rows.append(fanout_reference(readers, frame_bytes, config))
+        if "socketio" in config.servers:
+            progress(f"fan-out: socketio, {readers} readers, {frame_bytes}-byte frames")
+            rows.append(fanout_socketio(readers, frame_bytes, config))
     return rows
 
 

@@ -5,7 +5,11 @@ Per reader: the time from the drop to its `live`; the total: from the drop to th
 `live`. Every reader must get exactly the missed events (head − missed + 1 … head, gapless) and
 then `live`; `lost` counts the readers that did not. For Liveblog, the number of database
 queries daphne ran between just before the drop and the moment every reader was live again
-(bench.launch_daphne counts them). The reference has no log: its storm is a plain reconnect.
+(bench.launch_daphne counts them). The bare reference has no log: its storm is a plain
+reconnect. Socket.IO's readers get `storm_missed` + 1 broadcasts while live (seq 1 … missed + 1,
+each with its offset), and reconnect asking to recover their session from seq 1's offset
+(`40{"pid":…,"offset":…}`): connection state recovery must replay exactly 2 … missed + 1 before
+the connect acknowledgement, its `live`.
 """
 
 from __future__ import annotations
@@ -15,17 +19,22 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from websockets.sync.client import connect as sync_connect
+
 from devstack.daphne import Site, feed_url
 
 from . import gctrace, seed
 from .processes import (
     BenchError,
+    LoadGen,
     listen_drops,
     liveblog_server,
     loadgen,
     log_issues,
     reference_server,
+    socketio_server,
 )
+from .reference import event_frame
 from .report import summary
 from .scenarios import (
     CONNECT_TIMEOUT,
@@ -43,17 +52,20 @@ def _drops_delta(before: dict[str, int], after: dict[str, int]) -> dict[str, int
 
 
 def run_storm(url: str, storm_url: str, origin: str | None, config: Config, name: str,
-              probe: QueryProbe | None = None) -> dict[str, Any]:
-    """Readers up and settled, then the storm; its numbers, the queries it cost (with a probe)
-    and what the kernel's listen queues dropped meanwhile."""
+              probe: QueryProbe | None = None, transport: str = "ws",
+              when_live: Callable[[LoadGen], None] | None = None) -> dict[str, Any]:
+    """Readers up, `when_live()` (if any), settled, then the storm; its numbers, the queries it
+    cost (with a probe) and what the kernel's listen queues dropped meanwhile."""
     out = config.work / f"{name}.json"
-    extra = ("--storm-concurrency", str(config.storm_concurrency))
+    extra = ("--storm-concurrency", str(config.storm_concurrency), "--transport", transport)
     with loadgen(url, origin=origin, readers=config.storm_readers, procs=config.procs,
                  out=out, extra=extra) as load:
         ready = load.wait_ready(CONNECT_TIMEOUT)
         if ready["live"] < config.storm_readers:
             raise BenchError(f"only {ready['live']} of {config.storm_readers} readers went live "
                              "before the storm")
+        if when_live:
+            when_live(load)
         time.sleep(SETTLE_SECONDS)
         before, drops = (probe() if probe else None), listen_drops()
         storm = load.storm(storm_url, timeout=CONNECT_TIMEOUT)
@@ -106,7 +118,27 @@ def storm_reference(config: Config) -> dict[str, Any]:
     return storm_row("reference", run, "none", server.log_path)
 
 
-def storm(config: Config, progress: Callable[[str], None]) -> list[dict[str, Any]]:
+def storm_socketio(config: Config, frame_bytes: int) -> dict[str, Any]:
+    log = config.work / "socketio-storm.log"
+    head = config.storm_missed + 1
+    with socketio_server(log) as server, sync_connect(f"{server.ws_url}/control") as control:
+
+        def broadcast(load: LoadGen) -> None:
+            for seq in range(1, head + 1):
+                control.send(event_frame(seq, frame_bytes))
+            arrived = load.wait_for(head, timeout=config.drain_timeout)
+            if arrived["complete"] < config.storm_readers:
+                raise BenchError(f"only {arrived['complete']} of {config.storm_readers} readers "
+                                 f"had the {head} events before the storm")
+
+        url = server.readers_url
+        run = run_storm(url, f"{url}?since=1", None, config, "storm-socketio",
+                        transport="socketio", when_live=broadcast)
+    return storm_row("socketio", run, f"2..{head}" if head > 1 else "none", server.log_path)
+
+
+def storm(config: Config, progress: Callable[[str], None],
+          frame_bytes: int | None = None) -> list[dict[str, Any]]:
     rows = []
     if "liveblog" in config.servers:
         progress(f"storm: liveblog, {config.storm_readers} readers reconnect with "
@@ -115,4 +147,8 @@ def storm(config: Config, progress: Callable[[str], None]) -> list[dict[str, Any
     if "reference" in config.servers:
         progress(f"storm: reference, {config.storm_readers} readers reconnect")
         rows.append(storm_reference(config))
+    if "socketio" in config.servers:
+        progress(f"storm: socketio, {config.storm_readers} readers recover their sessions "
+                 f"{config.storm_missed} events behind")
+        rows.append(storm_socketio(config, frame_bytes or config.frame_bytes))
     return rows

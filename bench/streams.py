@@ -1,7 +1,11 @@
-"""The load generator's two transports behind one small interface: a feed of frames (the
-websocket frames' JSON text), read one at a time until the server ends it.
+"""The load generator's three transports behind one small interface: a feed of frames (each the
+JSON of a Liveblog websocket frame, decoded, with its size on the wire), read one at a time until
+the server ends it.
 
 - `ws`: a websocket (the `websockets` client), one frame per message.
+- `socketio`: Socket.IO 5 over Engine.IO 4 on a plain websocket (bench/socketio's server; see
+  `SocketIOStream`): its connect acknowledgement is the `live` frame, its `event` packets' payloads
+  are the event frames.
 - `sse`: Server-Sent Events over a raw asyncio HTTP/1.1 connection (no dependency): a GET with
   `Accept: text/event-stream`, then the body (chunked, sized or until close) parsed
   incrementally as the HTML standard says: lines end with CRLF, LF or CR, `data:` lines join
@@ -9,24 +13,27 @@ websocket frames' JSON text), read one at a time until the server ends it.
   (the position a reconnect would send as `Last-Event-ID`) and `retry:` too. Liveblog sends
   `data: <frame JSON>` messages, so a message's data is exactly a websocket frame.
 
-`open_stream(transport, url, origin=…, source=…)` connects (from the `source` address when
-given) and returns a `Stream`; a refusal before the stream (e.g. 429 when an address holds
-too many connections) raises `Refused`, the end of the stream raises `StreamEnded` from
-`recv()`.
+`open_stream(transport, url, origin=…, source=…, session=…)` connects (from the `source` address
+when given) and returns a `Stream`; a refusal before the stream (e.g. 429 when an address holds
+too many connections) raises `Refused`; its `frame()` gives the next frame (decoded, its size,
+when its message was read), and raises `StreamEnded` at the end of the stream.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import re
+import time
 from collections import deque
-from typing import Protocol
-from urllib.parse import urlsplit
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple, Protocol
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import websockets
 from websockets.asyncio.client import ClientConnection, connect
 
-TRANSPORTS = ("ws", "sse")
+TRANSPORTS = ("ws", "sse", "socketio")
 OPEN_TIMEOUT = 20.0  # connect and handshake (websocket) or response head (SSE)
 READ_SIZE = 65536
 MAX_HEAD = 65536  # bytes of an HTTP response head
@@ -41,9 +48,18 @@ class Refused(Exception):
     """The server answered the request with something other than a stream."""
 
 
+Frame = dict[str, Any]
+
+
+class Received(NamedTuple):
+    frame: Frame  # decoded
+    size: int  # the bytes it took on the wire: a websocket message's, an SSE message's data
+    at: float  # time.monotonic() as soon as its message was read, before decoding
+
+
 class Stream(Protocol):
-    async def recv(self) -> str:
-        """The next frame's text; raises StreamEnded when the server has ended the stream."""
+    async def frame(self) -> Received:
+        """The next frame; raises StreamEnded when the server has ended the stream."""
         ...
 
     def abort(self) -> None:
@@ -55,7 +71,19 @@ class Stream(Protocol):
         ...
 
 
-class WebSocketStream:
+class TextFrames:
+    """A stream whose `recv()` gives each frame's JSON text."""
+
+    async def recv(self) -> str:
+        raise NotImplementedError
+
+    async def frame(self) -> Received:
+        raw = await self.recv()
+        at = time.monotonic()
+        return Received(json.loads(raw), len(raw.encode()), at)
+
+
+class WebSocketStream(TextFrames):
     """A websocket, one frame per message."""
 
     def __init__(self, ws: ClientConnection) -> None:
@@ -194,7 +222,7 @@ class _UntilClose:
         return chunk
 
 
-class EventStream:
+class EventStream(TextFrames):
     """An SSE response being read: each `recv()` gives one message's data."""
 
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
@@ -330,9 +358,168 @@ async def open_websocket(url: str, *, origin: str | None = None,
     return WebSocketStream(ws)
 
 
+# --- Socket.IO (Engine.IO 4 over a websocket) ----------------------------------------------------
+#
+# Over a websocket every Engine.IO packet is one message: a digit (its type) and its data.
+# 0 open {sid, pingInterval, …} · 1 close · 2 ping · 3 pong · 4 message · 6 noop. A message carries
+# a Socket.IO packet: a digit, an optional "/namespace," and ack id, then JSON: 0 connect
+# ({"sid", "pid"} from the server; {"pid", "offset"} from a client that asks for recovery) ·
+# 1 disconnect · 2 event ([name, *args]) · 4 connect error. With connection state recovery the
+# server appends each broadcast's offset to its arguments: 42["event",{…},"<offset>"].
+
+ENGINE_TYPES = {"0": "open", "1": "close", "2": "ping", "3": "pong", "4": "message",
+                "5": "upgrade", "6": "noop"}
+SOCKET_TYPES = {"0": "connect", "1": "disconnect", "2": "event", "3": "ack",
+                "4": "connect_error", "5": "binary_event", "6": "binary_ack"}
+SOCKETIO_PATH = "/socket.io/"
+SOCKETIO_QUERY = {"EIO": "4", "transport": "websocket"}
+
+
+@dataclass(frozen=True)
+class Packet:
+    """One decoded Engine.IO packet; `kind` is the Socket.IO packet's type inside a message."""
+
+    kind: str  # open, close, ping, pong, noop, connect, disconnect, event, connect_error, …
+    data: Any = None  # open/connect/connect_error: the JSON object; event: the argument list
+    namespace: str = "/"
+
+
+def decode_packet(message: str) -> Packet:
+    """A websocket message of Engine.IO 4 / Socket.IO 5, decoded."""
+    if not message or message[0] not in ENGINE_TYPES:
+        raise ValueError(f"not an Engine.IO packet: {message[:40]!r}")
+    kind = ENGINE_TYPES[message[0]]
+    if kind == "open":
+        return Packet("open", json.loads(message[1:]))
+    if kind != "message":
+        return Packet(kind, message[1:] or None)
+    body = message[2:]
+    if len(message) < 2 or message[1] not in SOCKET_TYPES:
+        raise ValueError(f"not a Socket.IO packet: {message[:40]!r}")
+    namespace = "/"
+    if body.startswith("/"):
+        namespace, _, body = body.partition(",")
+    body = body.lstrip("0123456789")  # an ack id, which the bench never asks for
+    return Packet(SOCKET_TYPES[message[1]], json.loads(body) if body else None, namespace)
+
+
+def connect_packet(pid: str | None = None, offset: str | None = None) -> str:
+    """The client's Socket.IO connect: `40`, or `40{"pid":…,"offset":…}` to recover a session."""
+    if pid is None or offset is None:
+        return "40"
+    return "40" + json.dumps({"pid": pid, "offset": offset}, separators=(",", ":"))
+
+
+def socketio_url(url: str) -> tuple[str, int | None]:
+    """The Engine.IO websocket URL for `url` (ws://host:port[/socket.io/][?since=N]) and the
+    `since` it asked for: the bench's own parameter, never sent (a recovering reader sends the
+    offset of the event with that seq, as if it had seen up to it and no further)."""
+    parts = urlsplit(url)
+    query = dict(parse_qsl(parts.query))
+    since = query.pop("since", None)
+    query = {**query, **SOCKETIO_QUERY}
+    path = parts.path if parts.path.startswith(SOCKETIO_PATH) else SOCKETIO_PATH
+    return (urlunsplit((parts.scheme, parts.netloc, path, urlencode(query), "")),
+            None if since is None else int(since))
+
+
+@dataclass
+class SocketIOSession:
+    """What a Socket.IO client keeps across its reconnects: the session id (`pid`) the server
+    gave it, and the offsets of the events it has seen (by their seq), the last one too."""
+
+    pid: str | None = None
+    last_offset: str | None = None
+    offsets: dict[int, str] = field(default_factory=dict)
+    recovered: bool = False  # the last connect got the same pid back
+
+    def offset(self, since: int | None) -> str | None:
+        """The offset to recover from: that of event `since` when asked, else the last seen."""
+        return self.last_offset if since is None else self.offsets.get(since)
+
+    def seen(self, args: list[Any]) -> None:
+        """Note an event's offset (the last argument, a string, when the server keeps them)."""
+        if len(args) > 2 and isinstance(args[-1], str):
+            self.last_offset = args[-1]
+            if isinstance(args[1], dict) and isinstance(args[1].get("seq"), int):
+                self.offsets[args[1]["seq"]] = args[-1]
+
+
+class SocketIOStream:
+    """A Socket.IO client on the default namespace, reduced to what the bench reads: the connect
+    acknowledgement `40{"sid","pid"}` is a `{"type": "live", …}` frame (after it the server sends
+    nothing a Liveblog reader would call catch-up: missed packets of a recovered session come
+    before it), each `event` packet's payload is the frame. Pings are answered at once."""
+
+    def __init__(self, ws: ClientConnection, session: SocketIOSession) -> None:
+        self.ws, self.session = ws, session
+
+    async def frame(self) -> Received:
+        while True:
+            try:
+                message = await self.ws.recv()
+            except websockets.ConnectionClosed as closed:
+                raise StreamEnded(f"{type(closed).__name__}: {closed}") from None
+            at = time.monotonic()
+            try:
+                packet = decode_packet(message)
+            except ValueError as error:  # JSONDecodeError too
+                raise StreamEnded(f"malformed packet: {error}") from None
+            if packet.kind == "ping":
+                await self.ws.send("3")
+            elif (packet.kind == "event" and packet.namespace == "/"
+                  and isinstance(packet.data, list) and len(packet.data) > 1):
+                self.session.seen(packet.data)
+                if packet.data[0] == "event" and isinstance(packet.data[1], dict):
+                    return Received(packet.data[1], len(message.encode()), at)
+            elif packet.kind == "connect":
+                self.session.recovered = packet.data["pid"] == self.session.pid
+                self.session.pid = packet.data["pid"]
+                return Received({"type": "live", **packet.data}, len(message.encode()), at)
+            elif packet.kind == "connect_error":
+                return Received({"type": "error", "error": packet.data}, len(message.encode()),
+                                at)
+            elif packet.kind in ("close", "disconnect"):
+                raise StreamEnded(f"closed by the server: {packet.kind}")
+
+    def abort(self) -> None:
+        self.ws.transport.abort()
+
+    async def close(self) -> None:
+        await self.ws.close()
+
+
+async def open_socketio(url: str, session: SocketIOSession, *, origin: str | None = None,
+                        source: str | None = None) -> SocketIOStream:
+    """Connect, read Engine.IO's open packet and send the Socket.IO connect (asking to recover
+    `session` when it has a pid and an offset); the acknowledgement is the stream's `live`."""
+    ws_url, since = socketio_url(url)
+    stream = SocketIOStream((await open_websocket(ws_url, origin=origin, source=source)).ws,
+                            session)
+    try:
+        async with asyncio.timeout(OPEN_TIMEOUT):
+            message = await stream.ws.recv()
+        try:
+            opened = decode_packet(message)
+        except ValueError as error:
+            raise Refused(f"malformed open packet: {error}") from None
+        if opened.kind != "open":
+            raise Refused(f"expected Engine.IO's open packet, got {opened.kind}")
+        await stream.ws.send(connect_packet(session.pid, session.offset(since)))
+    except BaseException:
+        stream.abort()
+        raise
+    return stream
+
+
 async def open_stream(transport: str, url: str, *, origin: str | None = None,
-                      source: str | None = None) -> Stream:
-    """A connected stream of frames over `transport` (`ws` or `sse`)."""
+                      source: str | None = None,
+                      session: SocketIOSession | None = None) -> Stream:
+    """A connected stream of frames over `transport` (`ws`, `sse` or `socketio`; a Socket.IO
+    reader keeps its `session` across reconnects)."""
     if transport == "sse":
         return await open_event_stream(url, origin=origin, source=source)
+    if transport == "socketio":
+        return await open_socketio(url, session or SocketIOSession(), origin=origin,
+                                   source=source)
     return await open_websocket(url, origin=origin, source=source)
