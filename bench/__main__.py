@@ -14,12 +14,13 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from . import profile
 from .abuse import abuse
 from .burst import burst
 from .idle import idle
 from .loadgen import raise_nofile_limit
 from .page import page
-from .processes import socketio_missing
+from .processes import PROFILE_DIRECTORY, PROFILE_ROW, socketio_missing
 from .push import push
 from .report import (
     comparisons,
@@ -129,6 +130,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="seconds to wait for the last frames after the last post (15)")
     parser.add_argument("--out", type=Path, default=RESULTS / "latest.json",
                         help="JSON results (default bench/results/latest.json)")
+    parser.add_argument("--profile", type=Path, default=None, metavar="DIR",
+                        help="record every Liveblog daphne with py-spy into DIR/<scenario>-<port>"
+                             ".raw and print its costs by category (bench/profile.py); it slows"
+                             " the server: profile and measure in separate runs")
     parser.add_argument("--keep", action="store_true",
                         help="keep the work directory (sites, server logs, raw loadgen results)")
     return parser.parse_args(argv)
@@ -210,6 +215,7 @@ def run(args: argparse.Namespace, work: Path) -> tuple[list[dict[str, Any]], dic
     seeding: dict[str, Any] = {}
     try:
         for name, scenario in _scenarios(config, args.scenarios, rows, seeding):
+            os.environ[PROFILE_ROW] = name
             code, load = server_code(), os.getloadavg()
             try:
                 new_rows = scenario()
@@ -233,6 +239,8 @@ def main(argv: list[str] | None = None) -> int:
     info = machine()
     _progress(f"{info['cpu_count']} × {info['cpu_model']}, Python {info['python']}")
     started = time.monotonic()
+    if args.profile:
+        os.environ[PROFILE_DIRECTORY] = str(args.profile.resolve())
     work = Path(tempfile.mkdtemp(prefix="liveblog-bench-"))
     try:
         rows, seeding, complete = run(args, work)
@@ -251,6 +259,9 @@ def main(argv: list[str] | None = None) -> int:
     if abuse_table := format_abuse_table(rows):
         print("\nabuse: the same readers and posts without and with the flood:\n" + abuse_table)
     print("\n".join(notes(rows, seeding)))
+    if args.profile:
+        for recording in sorted(args.profile.glob("*.raw")):
+            print("\n" + profile.summary(recording))
     if not complete:
         return 130
     elapsed = round(time.monotonic() - started, 1)

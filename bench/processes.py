@@ -25,6 +25,12 @@ from typing import Any, TextIO
 from devstack.common import REPO, memory_kib
 from devstack.daphne import DaphneServer, Site
 
+from . import profile
+
+# `python -m bench --profile DIR`: where py-spy's recordings go, and the row they are named after.
+PROFILE_DIRECTORY = "BENCH_PROFILE_DIR"
+PROFILE_ROW = "BENCH_PROFILE_ROW"
+
 # The listen backlog `make run` gives daphne (Twisted's default of 50 drops a reconnect storm).
 LISTEN_BACKLOG = 1024
 ISSUE = re.compile(r"\b(WARNING|ERROR|CRITICAL)\b|Traceback")
@@ -123,7 +129,8 @@ class QuietDaphne(DaphneServer):
     log: an INFO line per websocket connect would slow the server under test), through
     bench.launch_daphne (daphne's own CLI, plus a log line per full garbage collection and a
     database query counter behind a loopback side channel, see `queries`), in a session of its
-    own."""
+    own. With `--profile` (PROFILE_DIRECTORY in the environment) it is recorded by py-spy in
+    the measured window of its row (bench/profile.py)."""
 
     @property
     def probe_file(self) -> Path:
@@ -146,6 +153,9 @@ class QuietDaphne(DaphneServer):
             if time.monotonic() > deadline:
                 raise BenchError(f"daphne on port {self.port} did not start:\n{self.log()}")
             time.sleep(0.1)
+        if directory := os.environ.get(PROFILE_DIRECTORY):
+            row = os.environ.get(PROFILE_ROW, "row")
+            profile.servers[self.pid] = Path(directory) / f"{row}-{self.port}.raw"
         return self
 
     def queries(self) -> dict[str, Any]:
@@ -163,6 +173,7 @@ class QuietDaphne(DaphneServer):
 
     def stop(self) -> None:
         if self.process is not None:
+            profile.servers.pop(self.pid, None)
             stop_process_group(self.process)
 
 
@@ -210,6 +221,7 @@ class ReferenceServer:
 
     def stop(self) -> None:
         if self.process is not None:
+            profile.servers.pop(self.pid, None)
             stop_process_group(self.process)
 
 

@@ -2,10 +2,11 @@
 thread holds the GIL (`--gil`: what the process computes, not what it waits for).
 
 `make bench BENCH_ARGS="--scenarios fanout,burst --servers liveblog --profile var/profiles"`
-attaches py-spy to every Liveblog daphne process the run starts, from its start to its end (the
-readers connecting are in it too; the notes say how much), writes `<row>.raw` (py-spy's
-collapsed stacks: flamegraph.pl or speedscope read them) and prints the top costs by the
-categories below. `python -m bench.profile var/profiles/*.raw` prints them again.
+attaches py-spy to every Liveblog daphne process of a fan-out or burst row for the row's
+measured window (from just before the first post until every reader has every post: not the
+readers connecting), writes `<scenario>-<port>.raw` (py-spy's collapsed stacks: flamegraph.pl or
+speedscope read them) and prints the top costs by the categories below.
+`python -m bench.profile var/profiles/*.raw` prints them again.
 
 py-spy is a dev requirement (requirements-dev.txt). Sampling slows the server: profile and
 measure in separate runs.
@@ -15,9 +16,12 @@ from __future__ import annotations
 
 import argparse
 import shutil
+import signal
 import subprocess
 import sys
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 SAMPLES_PER_SECOND = 200
@@ -32,11 +36,32 @@ CATEGORIES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("the create: Django request path", ("django/core/handlers", "project/handler.py",
                                          "liveblog/views/")),
     ("daphne / Twisted HTTP and websocket protocol", ("daphne/", "twisted/", "autobahn/")),
-    ("catch-up and connects", ("liveblog/live/catchup.py", "liveblog/consumers.py",
-                               "liveblog/live/hub.py", "channels/")),
+    ("readers connecting, catching up, leaving", ("liveblog/live/catchup.py", "channels/",
+                                                  "liveblog/consumers.py", "liveblog/live/hub.py")),
     ("garbage collection", ("gcpolicy.py", "gc.collect")),
     ("event loop and thread hand-offs", ("asyncio/", "asgiref/", "concurrent/", "threading.py")),
 )
+
+
+# The servers to record in the next measured window: pid -> recording file (bench/processes.py).
+servers: dict[int, Path] = {}
+
+
+@contextmanager
+def window() -> Iterator[None]:
+    """Record every registered server while the block runs (a row's posts and their delivery)."""
+    recorders = [recorder for pid, out in servers.items()
+                 if (recorder := start(pid, out)) is not None]
+    try:
+        yield
+    finally:
+        for recorder in recorders:
+            recorder.send_signal(signal.SIGINT)  # py-spy writes its file and exits
+        for recorder in recorders:
+            try:
+                recorder.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                recorder.kill()
 
 
 def start(pid: int, out: Path) -> subprocess.Popen | None:
@@ -48,7 +73,7 @@ def start(pid: int, out: Path) -> subprocess.Popen | None:
     out.parent.mkdir(parents=True, exist_ok=True)
     return subprocess.Popen(
         [spy, "record", "--pid", str(pid), "--gil", "--rate", str(SAMPLES_PER_SECOND),
-         "--format", "raw", "--nonblocking", "--output", str(out)],
+         "--format", "raw", "--output", str(out)],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
 

@@ -50,7 +50,8 @@ class Reference:
 
 async def serve_forever(port: int, replay: list[str]) -> None:
     reference = Reference(replay)
-    async with serve(reference.handle, "127.0.0.1", port, compression=None,
+    # The listen backlog daphne and the Socket.IO server get too: a storm is not the kernel's.
+    async with serve(reference.handle, "127.0.0.1", port, compression=None, backlog=1024,
                      max_size=None) as server:
         print(f"listening {server.sockets[0].getsockname()[1]}", flush=True)
         await server.serve_forever()

@@ -27,7 +27,7 @@ from websockets.sync.client import connect as sync_connect
 from devstack.common import REPO
 from devstack.daphne import ApiClient, Site, feed_url
 
-from . import gctrace, seed
+from . import gctrace, profile, seed
 from .processes import (
     BenchError,
     QuietDaphne,
@@ -189,8 +189,9 @@ def run_readers(url: str, origin: str | None, readers: int, config: Config, name
             print(f"    only {ready['live']} of {readers} readers went live", file=sys.stderr)
         time.sleep(SETTLE_SECONDS)
         before = probe() if probe else None
-        sent = post_all()
-        result = load.finish(events=len(sent), timeout=config.drain_timeout)
+        with profile.window():  # with --profile: Liveblog's daphne, posts and delivery
+            sent = post_all()
+            result = load.finish(events=len(sent), timeout=config.drain_timeout)
     return sent, result, (query_delta(before, probe()) if probe else None)
 
 
