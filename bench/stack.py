@@ -12,7 +12,8 @@ read again: the idle cost. Then `posts` posts, one per `interval`, made through 
 alternately on each process); Redis is read just before the first post and `posts × interval`
 seconds after it (the same window for both layers, whatever the delivery): the cost per event.
 Latency per frame as in fan-out (from just before the create call to each reader's receipt,
-whichever process served the post and the reader), lost = readers × posts − arrivals. daphne's and nginx's CPU per event are read from /proc.
+whichever process served the post and the reader), lost = readers × posts − arrivals.
+daphne's and nginx's CPU per event are read from /proc.
 
 `stack_per_process` adds rows of that many readers per process (the curve of p99 against readers
 per process, `format_stack_curve`). `stack_idle_readers`: for each N, N idle readers through
