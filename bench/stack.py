@@ -28,7 +28,9 @@ that a noisy neighbour hits both; the row gives the medians over the runs (losse
 from __future__ import annotations
 
 import math
+import os
 import re
+import resource
 import statistics
 import sys
 import time
@@ -129,10 +131,17 @@ def per_second(idle: dict[str, Any]) -> dict[str, Any]:
                            for name, count in idle["by_command"].items()}}
 
 
-def front(stack: ExitStack, directory: Path, site: Site, servers: list) -> NginxServer:
-    """nginx on the site's front port (its origin is the one the site trusts) over `servers`."""
+def front(stack: ExitStack, directory: Path, site: Site, servers: list,
+          readers: int) -> NginxServer:
+    """nginx on the site's front port (its origin is the one the site trusts) over `servers`.
+    One worker per core, or more when the readers' two descriptors each would not fit in the
+    workers' open-file limit (the hard limit here; reuseport spreads them evenly, ± a few %)."""
+    nofile = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    needed = math.ceil(2 * readers * 1.5 / nofile)
+    workers: int | str = needed if needed > (os.cpu_count() or 1) else "auto"
     return stack.enter_context(nginx_server([server.port for server in servers],
-                                            port=site.front_port, directory=directory / "nginx"))
+                                            port=site.front_port, directory=directory / "nginx",
+                                            workers=workers))
 
 
 def nginx_memory_kib(nginx: NginxServer) -> int:
@@ -156,7 +165,7 @@ def stack_once(config: Config, postgres: PostgresServer, layer: str, daphnes: in
         for server in servers:  # the hub (and its channel layer) starts with a first reader,
             warm_up(feed_url(server.ws_url, site.slug), server.url)
             liveblog_author(server, site)  # and its publisher with a first post
-        nginx = front(stack, directory, site, servers)
+        nginx = front(stack, directory, site, servers, readers)
         api = liveblog_author(nginx, site)  # the author, through nginx
         stats = stack.enter_context(RedisStats(redis.port))
         version = stats.server().get("redis_version")
@@ -227,7 +236,7 @@ def stack_idle_once(config: Config, postgres: PostgresServer, daphnes: int, read
         servers = [stack.enter_context(liveblog_server(site, **env)) for _ in range(daphnes)]
         for server in servers:
             warm_up(feed_url(server.ws_url, site.slug), server.url)
-        nginx = front(stack, directory, site, servers)
+        nginx = front(stack, directory, site, servers, readers)
         for _ in servers:  # through nginx too: its workers' first connections
             warm_up(feed_url(nginx.ws_url, site.slug), nginx.url)
         time.sleep(0.5)
