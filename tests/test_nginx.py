@@ -56,7 +56,8 @@ def test_the_loopback_rendering_proxies_exactly_as_production():
     assert len(proxying(loopback)) == 11
     assert proxying(loopback) == proxying(production())
     assert "listen 127.0.0.1:8000 reuseport" in loopback
-    assert "upstream liveblog { server 127.0.0.1:8001; server 127.0.0.1:8002; }" in loopback
+    assert ("upstream liveblog { zone liveblog 64k; server 127.0.0.1:8001; "
+            "server 127.0.0.1:8002; }") in loopback
     assert "ssl" not in loopback
     assert set(re.findall(r"\{\{(\w+)\}\}", TEMPLATE.read_text())) == set(PRODUCTION)
     with pytest.raises(KeyError, match="no value for"):

@@ -133,7 +133,7 @@ async def test_run_stack_serves_one_blog_from_two_processes_and_stops_cleanly(st
         config = (state / "nginx" / "nginx.conf").read_text()
         assert "proxy_set_header Upgrade $http_upgrade;" in config
         upstreams = f"server 127.0.0.1:{port + 1}; server 127.0.0.1:{port + 2};"
-        assert f"upstream liveblog {{ {upstreams} }}" in config
+        assert f"upstream liveblog {{ zone liveblog 64k; {upstreams} }}" in config
         urls = [f"http://127.0.0.1:{port + offset}" for offset in (0, 1, 2)]
         readers = [LiveReader(url.replace("http", "ws"), "demo", origin=url, name=url).start()
                    for url in urls]
