@@ -17,7 +17,7 @@ import urllib.request
 import pytest
 
 from devstack.common import REPO
-from devstack.nginx import PRODUCTION, TEMPLATE, NginxServer, production, render
+from devstack.nginx import PRODUCTION, TEMPLATE, NginxServer, nginx_server, production, render
 
 pytestmark = pytest.mark.server
 
@@ -122,6 +122,16 @@ def echo_behind_nginx():
     finally:
         server.stop()
         upstream.close()
+
+
+def test_nginx_serves_the_photos_itself(tmp_path):
+    (tmp_path / "photos").mkdir()
+    (tmp_path / "photos" / "goal.jpg").write_bytes(b"\xff\xd8 a photo")
+    with nginx_server([1], media_root=tmp_path) as server:  # no daphne behind it at all
+        with urllib.request.urlopen(f"{server.url}/media/photos/goal.jpg", timeout=10) as answer:
+            assert answer.read() == b"\xff\xd8 a photo"
+            assert answer.headers["Content-Type"] == "image/jpeg"
+            assert answer.headers["Cache-Control"] == "public, max-age=31536000, immutable"
 
 
 def request_from(address: str, port: int, head: bytes) -> bytes:
