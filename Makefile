@@ -62,13 +62,14 @@ run: $(VENV)/.runtime compiled-messages
 	exec $(PY) -m project.serve -e "tcp:port=$(PORT):interface=$(subst :,\:,$(HOST)):backlog=$(BACKLOG)" \
 		project.asgi:application
 
-# Scale-out on one machine: PostgreSQL, Redis, two daphne processes behind a loopback balancer.
+# Scale-out on one machine: PostgreSQL, Redis, two daphne processes behind Debian's nginx
+# (the README's configuration, deploy/nginx.conf.template).
 run-stack: $(VENV)/.runtime compiled-messages
-	@scripts/ensure-debian-packages redis-server postgresql
+	@scripts/ensure-debian-packages redis-server postgresql nginx
 	exec $(PY) scripts/run_stack.py --port $(PORT)
 
 system-test-deps:
-	@scripts/ensure-debian-packages chromium redis-server postgresql
+	@scripts/ensure-debian-packages chromium redis-server postgresql nginx
 
 test: $(VENV)/.dev node_modules/.installed bench/socketio/node_modules/.installed system-test-deps messages
 	$(PY) manage.py collectstatic --noinput -v0

@@ -35,7 +35,7 @@ from .report import (
     write_json,
 )
 from .scenarios import Config, fanout, fanout_sse, replay
-from .stack import LAYERS, stack
+from .stack import LAYERS, format_stack_curve, stack
 from .storm import storm
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -110,6 +110,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--stack-idle", type=float, default=15.0,
                         help="stack: seconds of the idle Redis measurement (15: one heartbeat "
                              "per process)")
+    parser.add_argument("--stack-per-process", type=_int_list, default=[],
+                        help="stack: also rows of this many readers per process, "
+                             "comma-separated (the p99 curve: 500,1000,2000,4000)")
+    parser.add_argument("--stack-idle-readers", type=_int_list, default=[],
+                        help="stack: idle readers through nginx, comma-separated (20000): "
+                             "memory per connection in daphne and nginx")
     parser.add_argument("--abuse-readers", type=int, default=200,
                         help="abuse: well-behaved readers beside the flood (200)")
     parser.add_argument("--abuse-resyncs", type=int, default=10_000,
@@ -159,6 +165,7 @@ def config_from(args: argparse.Namespace, work: Path) -> Config:
         idle_settle=args.idle_settle, stack_daphnes=args.stack_daphnes,
         stack_readers=args.stack_readers, stack_layers=args.stack_layers,
         stack_runs=args.stack_runs, stack_idle=args.stack_idle,
+        stack_per_process=args.stack_per_process, stack_idle_readers=args.stack_idle_readers,
         abuse_readers=args.abuse_readers, abuse_resyncs=args.abuse_resyncs,
         abuse_junk=args.abuse_junk, push_subscriptions=args.push_subscriptions,
         push_runs=args.push_runs, sse_readers=args.sse_readers or args.readers[:1],
@@ -256,6 +263,8 @@ def main(argv: list[str] | None = None) -> int:
               + compared + "\n")
     if stack_table := format_stack_table(rows):
         print("\nRedis layers (stack; medians over the runs):\n" + stack_table)
+    if stack_curve := format_stack_curve(rows):
+        print("\np99 against readers per process (stack, through nginx):\n" + stack_curve)
     if abuse_table := format_abuse_table(rows):
         print("\nabuse: the same readers and posts without and with the flood:\n" + abuse_table)
     print("\n".join(notes(rows, seeding)))

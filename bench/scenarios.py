@@ -70,6 +70,8 @@ class Config:
     stack_layers: list[str] = field(default_factory=lambda: ["pubsub", "lists"])
     stack_runs: int = 1
     stack_idle: float = 15.0
+    stack_per_process: list[int] = field(default_factory=list)  # the p99 curve's rows
+    stack_idle_readers: list[int] = field(default_factory=list)  # idle readers through nginx
     abuse_readers: int = 200
     abuse_resyncs: int = 10_000
     abuse_junk: int = 10_000

@@ -40,7 +40,7 @@ class Site:
     username: str = "reporter"
     password: str = "correct-horse-battery"
     slug: str = "match"
-    # A loopback port kept for a proxy or balancer in front of the site (FlakyProxy, Balancer):
+    # A loopback port kept for a proxy in front of the site (FlakyProxy, NginxServer):
     # the browsers behind it send its origin, which the site trusts the way a deployment lists
     # its public origin in CSRF_TRUSTED_ORIGINS (the websocket origin check needs the port).
     front_port: int = 0

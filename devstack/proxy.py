@@ -1,5 +1,5 @@
-"""A TCP proxy on loopback that breaks the network on demand, for tests of flaky connections, and
-a round-robin load balancer built on it (`Balancer`, used by `make run-stack` and the tests).
+"""A TCP proxy on loopback that breaks the network on demand, for tests of flaky connections.
+(In front of several processes the stack runs nginx: devstack/nginx.py.)
 
 The browser talks to the proxy; the proxy forwards to the server. Chromium's own offline switch
 does not close an open websocket, so a real cut needs a real middlebox:
@@ -262,28 +262,3 @@ class FlakyProxy:
             sink.write(data)
             await sink.drain()
 
-
-class Balancer(FlakyProxy):
-    """A loopback TCP load balancer: each new connection goes to the next backend in turn, and
-    to the one after it if that one refuses (a killed process), as a real balancer's health
-    check would arrange. Open connections stay with their backend until it goes away."""
-
-    def __init__(self, target_ports: list[int], port: int | None = None) -> None:
-        super().__init__(target_ports[0], port)
-        self.target_ports = list(target_ports)
-        self._next = 0
-        self.connections_to: dict[int, int] = {target: 0 for target in self.target_ports}
-
-    async def _connect_upstream(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-        error: OSError | None = None
-        for _ in self.target_ports:
-            target = self.target_ports[self._next % len(self.target_ports)]
-            self._next += 1
-            try:
-                connection = await asyncio.open_connection("127.0.0.1", target)
-            except OSError as refused:
-                error = refused
-                continue
-            self.connections_to[target] += 1
-            return connection
-        raise error or OSError("no backend")

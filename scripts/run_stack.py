@@ -1,16 +1,18 @@
-"""`make run-stack`: scale-out on one machine. PostgreSQL, Redis, two daphne processes and a
-small loopback load balancer in front of them, all on 127.0.0.1; Ctrl-C stops everything.
+"""`make run-stack`: scale-out on one machine. PostgreSQL, Redis, two daphne processes and
+Debian's nginx in front of them with the README's configuration (deploy/nginx.conf.template,
+loopback values), all on 127.0.0.1; Ctrl-C stops everything.
 
-    http://127.0.0.1:8000   the balancer: each new connection goes to the next process in turn
+    http://127.0.0.1:8000   nginx: round robin over the processes, websockets and event streams
     http://127.0.0.1:8001   daphne process 1 (open it directly to pin a tab to one process)
     http://127.0.0.1:8002   daphne process 2
 
 PostgreSQL keeps its data in var/stack/postgres when the `postgres` user can reach that
 directory (it must own the cluster when we run as root), else under /var/tmp; the uploaded
-photos go to var/stack/media, shared by both processes. Redis keeps nothing: the log in the
+photos go to var/stack/media, shared by both processes and served by nginx; nginx's
+configuration, pid and logs are in var/stack/nginx. Redis keeps nothing: the log in the
 database is the truth, the channel layer only the fast path, so a fresh Redis is as good as an
 old one. Try it: open a reader on :8001 and one on :8002, post on either; kill one process
-(its pid is printed) and watch its readers move to the other through :8000.
+(its pid is printed) and watch its readers move to the other through nginx on :8000.
 
 The servers are devstack's process fixtures, the same code the tests' scale-out proofs and the
 benchmarks run.
@@ -33,8 +35,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from devstack.daphne import DaphneServer, Site  # noqa: E402
+from devstack.nginx import NginxServer  # noqa: E402
 from devstack.postgres import PostgresServer, traversable_by_others  # noqa: E402
-from devstack.proxy import Balancer  # noqa: E402
 from devstack.redis import RedisServer  # noqa: E402
 
 STACK = REPO / "var" / "stack"
@@ -73,8 +75,8 @@ def roots_own_directory(path: Path) -> Path:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="PostgreSQL + Redis + two daphne processes "
-                                                 "behind a loopback balancer")
-    parser.add_argument("--port", type=int, default=8000, help="the balancer's port (8000)")
+                                                 "behind nginx")
+    parser.add_argument("--port", type=int, default=8000, help="nginx's port (8000)")
     parser.add_argument("--processes", type=int, default=2, help="daphne processes (2)")
     parser.add_argument("--layer", choices=("pubsub", "lists"), default="pubsub",
                         help="channels-redis layer (pubsub)")
@@ -101,9 +103,11 @@ def main(argv: list[str] | None = None) -> int:
             "REDIS_URL": redis.url,
             "LIVEBLOG_REDIS_LAYER": args.layer,
             "MEDIA_ROOT": str(state / "media"),
-            # Plain http on loopback; browsers come through the balancer, whose origin the
-            # processes must trust (the websocket origin check compares ports).
+            # Plain http on loopback; browsers come through nginx, whose origin the processes
+            # must trust (the websocket origin check compares ports), and whose X-Forwarded-For
+            # they believe (the per-address limits count the browsers, not nginx).
             "LIVEBLOG_PLAIN_HTTP": "1",
+            "LIVEBLOG_TRUSTED_PROXIES": "127.0.0.1",
             "CSRF_TRUSTED_ORIGINS": f"http://127.0.0.1:{args.port},http://localhost:{args.port}",
         })
         site.manage("migrate", "--noinput", "-v0")
@@ -114,16 +118,18 @@ def main(argv: list[str] | None = None) -> int:
             stack.callback(server.stop)
             server.start(timeout=60)
             servers.append(server)
-        balancer = Balancer(ports, port=args.port)
-        stack.callback(balancer.stop)
-        balancer.start()
+        nginx = NginxServer(ports, port=args.port, media_root=state / "media",
+                            directory=state / "nginx")
+        stack.callback(nginx.stop)
+        nginx.start()
         print(site.manage("liveblog_demo", "--url", f"http://127.0.0.1:{args.port}"))
         print(f"  PostgreSQL       {postgres.url}  (data in {postgres.kept_in})")
         print(f"  Redis            {redis.url}  (layer: {args.layer})")
         for server in servers:
             print(f"  daphne           {server.url}/  (pid {server.process.pid}, "
                   f"log {server.log_path})")
-        print(f"  load balancer    http://127.0.0.1:{args.port}/ -> {', '.join(map(str, ports))}")
+        print(f"  nginx            http://127.0.0.1:{args.port}/ -> {', '.join(map(str, ports))}"
+              f"  (pid {nginx.pid}, {nginx.config_path})")
         print("\nCtrl-C stops everything.", flush=True)
         wait_for_interrupt([server.process for server in servers])
     return 0
@@ -131,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def wait_for_interrupt(processes: list[subprocess.Popen]) -> None:
     """Until Ctrl-C or SIGTERM. A daphne process that dies stays dead (that is the experiment);
-    the balancer sends new connections to the others."""
+    nginx sends new connections to the others."""
     stopping = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stopping.set())
@@ -140,8 +146,8 @@ def wait_for_interrupt(processes: list[subprocess.Popen]) -> None:
         for process in processes:
             if process.poll() is not None and process.pid not in reported:
                 reported.add(process.pid)
-                print(f"daphne pid {process.pid} exited ({process.returncode}); the balancer "
-                      "sends new connections to the others", flush=True)
+                print(f"daphne pid {process.pid} exited ({process.returncode}); nginx sends "
+                      "new connections to the others", flush=True)
     print("\nStopping…", flush=True)
 
 

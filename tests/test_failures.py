@@ -1,6 +1,7 @@
 """Scale-out failures lose nothing: Redis down for 10 s while posts are made, a server process too
-slow for the channel layer (stalled past its capacity), and a server process killed behind a
-load balancer. Real processes on loopback: PostgreSQL, Redis, two daphne processes; readers are
+slow for the channel layer (stalled past its capacity), and a server process killed behind nginx
+(the README's configuration, devstack/nginx.py). Real processes on loopback: PostgreSQL, Redis,
+two daphne processes; readers are
 tests.support.live_reader clients (the browser client's rules in Python).
 
 Recovery times go to var/scale-out.json (quoted in the README and the closing note).
@@ -17,8 +18,8 @@ import redis
 
 from devstack.common import wait_until
 from devstack.daphne import ApiClient, DaphneServer, Site
+from devstack.nginx import NginxServer, upstream_connections
 from devstack.postgres import postgres_server
-from devstack.proxy import Balancer
 from devstack.redis import RedisServer
 from tests.support.live_reader import LiveReader, all_reach
 from tests.support.results import record as record_results
@@ -181,15 +182,17 @@ async def test_redis_down_for_10_s_loses_nothing_and_live_delivery_comes_back(st
         await asyncio.gather(*[reader.stop() for reader in readers])
 
 
+# Behind nginx, as in production: the processes believe its X-Forwarded-For.
+@pytest.mark.parametrize("stack", [{"LIVEBLOG_TRUSTED_PROXIES": "127.0.0.1"}], indirect=True)
 async def test_readers_of_a_killed_process_reconnect_to_the_survivor_and_replay(stack):
     slug = stack.site.slug
-    balancer = Balancer([server.port for server in stack.servers],
+    nginx = NginxServer([server.port for server in stack.servers],
                         port=stack.site.front_port).start()
     readers = []
     try:
-        readers = await open_readers([(f"ws://127.0.0.1:{balancer.port}", balancer.url)],
-                                     slug, count=50)
-        assert sorted(balancer.connections_to.values()) == [25, 25]
+        readers = await open_readers([(nginx.ws_url, nginx.url)], slug, count=50)
+        # nginx's round robin: every reader's socket is one of nginx's to a process, 25 each.
+        assert [upstream_connections(server.port) for server in stack.servers] == [25, 25]
         for number in range(1, 6):
             await stack.post(number)
         await all_reach(readers, 5, timeout=10)
@@ -206,9 +209,10 @@ async def test_readers_of_a_killed_process_reconnect_to_the_survivor_and_replay(
         reconnected = [reader for reader in readers if reader.connections > 1]
         assert len(reconnected) == 25  # exactly those of the killed process
         assert_every_event_once(readers, 15)
+        assert upstream_connections(survivor.port) == 50  # all of them, through nginx
     finally:
         await asyncio.gather(*[reader.stop() for reader in readers])
-        balancer.stop()
+        nginx.stop()
 
 
 async def test_a_process_started_while_redis_is_down_serves_readers_and_goes_live_after(stack):

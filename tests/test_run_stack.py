@@ -1,6 +1,7 @@
 """`make run-stack` as a person tries it: the script starts PostgreSQL, Redis, two daphne processes
-and the balancer; a post made through one process reaches readers on both and through the
-balancer; Ctrl-C stops every part, and a second start finds the same data. It also starts from a
+and nginx in front of them (the README's configuration); a post made through either process or
+through nginx reaches readers on both and through nginx; Ctrl-C stops every part, and a second
+start finds the same data. It also starts from a
 checkout the `postgres` user cannot enter (a clone under /root), whose cluster then lives under
 /var/tmp."""
 
@@ -64,8 +65,7 @@ def free_run_of_ports(count: int) -> int:
 
 
 def assert_stops_on_ctrl_c(stack, port: int) -> None:
-    """Ctrl-C stops every part: the script exits 0 and the balancer's and both processes' ports
-    close."""
+    """Ctrl-C stops every part: the script exits 0 and nginx's and both processes' ports close."""
     assert stack.interrupt() == 0, stack.output()
     for offset in (0, 1, 2):
         assert closed(port + offset)
@@ -128,6 +128,12 @@ async def test_run_stack_serves_one_blog_from_two_processes_and_stops_cleanly(st
         await asyncio.to_thread(stack.wait_ready)
         assert "Demo login       demo / liveblog-demo" in stack.output()
         assert f"data in {state / 'postgres'}" in stack.output()
+        assert f"nginx            http://127.0.0.1:{port}/ -> {port + 1}, {port + 2}" in (
+            stack.output())
+        config = (state / "nginx" / "nginx.conf").read_text()
+        assert "proxy_set_header Upgrade $http_upgrade;" in config
+        upstreams = f"server 127.0.0.1:{port + 1}; server 127.0.0.1:{port + 2};"
+        assert f"upstream liveblog {{ zone liveblog 64k; {upstreams} }}" in config
         urls = [f"http://127.0.0.1:{port + offset}" for offset in (0, 1, 2)]
         readers = [LiveReader(url.replace("http", "ws"), "demo", origin=url, name=url).start()
                    for url in urls]
@@ -137,10 +143,10 @@ async def test_run_stack_serves_one_blog_from_two_processes_and_stops_cleanly(st
                 for reader in readers
             ])
             head = readers[0].seq or 0
-            for url in urls[1:]:  # a post through each process
+            for url in urls:  # a post through nginx, then through each process
                 api = ApiClient(url).login("demo", "liveblog-demo")
                 await asyncio.to_thread(api.post, "demo", f"through {url}")
-            await all_reach(readers, head + 2, timeout=10)
+            await all_reach(readers, head + 3, timeout=10)
         finally:
             await asyncio.gather(*[reader.stop() for reader in readers])
         assert_stops_on_ctrl_c(stack, port)
@@ -154,7 +160,7 @@ async def test_run_stack_serves_one_blog_from_two_processes_and_stops_cleanly(st
         await asyncio.to_thread(again.wait_ready)
         reader = LiveReader(f"ws://127.0.0.1:{port}", "demo", origin=urls[0]).start()
         try:
-            await reader.wait_for(lambda r: (r.seq or 0) >= head + 2, timeout=20, what="posts")
+            await reader.wait_for(lambda r: (r.seq or 0) >= head + 3, timeout=20, what="posts")
         finally:
             await reader.stop()
         assert again.interrupt() == 0, again.output()
@@ -193,8 +199,8 @@ async def test_run_stack_starts_from_a_checkout_the_postgres_user_cannot_enter(p
     """What `make run-stack` runs, in a clone the `postgres` user cannot traverse, with the default
     state (var/stack in the clone): as root, the cluster goes to a fallback under /var/tmp that
     does not exist yet (the first run used to crash on it with FileNotFoundError). The stack
-    starts, a post reaches a reader through the balancer, and Ctrl-C stops every part. It runs
-    with this checkout's virtualenv (`make` would first build the clone one of its own)."""
+    starts, a post through nginx reaches a reader through nginx, and Ctrl-C stops every part. It
+    runs with this checkout's virtualenv (`make` would first build the clone one of its own)."""
     state = private_checkout / "var" / "stack"
     fallback = run_stack.fallback_directory(state)
     as_root_here = os.geteuid() == 0

@@ -1,14 +1,15 @@
 """Scale-out on PostgreSQL + Redis, proven with real processes (DESIGN.md, "Running").
 
-1. Two daphne processes share one PostgreSQL database and one Redis: 50 websocket readers, half
-   on each, and 100 posts made alternately through each process; every reader applies seqs
+1. Two daphne processes share one PostgreSQL database and one Redis behind nginx (the README's
+   configuration, devstack/nginx.py): 50 websocket readers connect through nginx, which puts half
+   on each, and 100 posts are made alternately through each process; every reader applies seqs
    1…100 exactly once, in order, delivered live through Redis (the heartbeat is far longer than
    the test, so nothing is healed from the log).
 2. Four writer processes post 50 times each to one blog at the same moment: the blog's seqs are
    exactly 1…200, each writer's posts in its own order (the row lock on the blog, not luck).
 
-Both servers are started here on loopback and stopped afterwards; a missing PostgreSQL or
-Redis is a failure (`make test` installs them), never a skip. The timings are printed and
+The servers are started here on loopback and stopped afterwards; a missing PostgreSQL, Redis or
+nginx is a failure (`make test` installs them), never a skip. The timings are printed and
 merged into var/scale-out.json.
 """
 
@@ -27,6 +28,7 @@ import pytest
 
 from devstack.common import REPO
 from devstack.daphne import ApiClient, Site, daphne_processes
+from devstack.nginx import nginx_server, upstream_connections
 from devstack.postgres import postgres_server
 from devstack.redis import redis_server
 from tests.support.live_reader import LiveReader, all_reach
@@ -166,9 +168,12 @@ def two_daphnes(postgres, redis, tmp_path):
         # Far longer than the test: every event must arrive live through Redis, none healed
         # from the log by a heartbeat.
         LIVEBLOG_HEARTBEAT_SECONDS="600",
+        # Behind nginx, as in production: the processes believe its X-Forwarded-For.
+        LIVEBLOG_TRUSTED_PROXIES="127.0.0.1",
     )
-    with daphne_processes(site) as servers:
-        yield servers
+    with daphne_processes(site) as servers, nginx_server(
+            [server.port for server in servers], port=site.front_port) as nginx:
+        yield servers, nginx
 
 
 def percentile(values: list[float], fraction: float) -> float:
@@ -177,13 +182,11 @@ def percentile(values: list[float], fraction: float) -> float:
 
 
 async def test_two_daphne_processes_deliver_every_post_to_every_reader_once_in_order(two_daphnes):
+    two_daphnes, nginx = two_daphnes
     slug = two_daphnes[0].site.slug
     site = two_daphnes[0].site
-    servers = [two_daphnes[number % 2] for number in range(READERS)]  # half on each
-    readers = [
-        TimedReader(server.ws_url, slug, origin=server.url, name=f"{number}@{server.port}")
-        for number, server in enumerate(servers)
-    ]
+    readers = [TimedReader(nginx.ws_url, slug, origin=nginx.url, name=str(number))
+               for number in range(READERS)]
     try:
         for reader in readers:
             reader.start()
@@ -191,6 +194,10 @@ async def test_two_daphne_processes_deliver_every_post_to_every_reader_once_in_o
             reader.wait_for(lambda r: r.live.is_set(), timeout=30, what="live")
             for reader in readers
         ])
+        # nginx's round robin put half of them on each process (each reader's socket is one of
+        # nginx's to a process).
+        assert [upstream_connections(server.port) for server in two_daphnes] == [
+            READERS // 2, READERS // 2]
 
         clients = [ApiClient(server.url).login(site.username, site.password)
                    for server in two_daphnes]
@@ -217,11 +224,10 @@ async def test_two_daphne_processes_deliver_every_post_to_every_reader_once_in_o
         assert (reader.duplicates, reader.gaps) == (0, 0), reader.name
         # Nobody dropped off and came back: this is live delivery, not recovery.
         assert reader.connections == 1, reader.name
-    assert {reader.ws_base for reader in readers} == {server.ws_url for server in two_daphnes}
 
     # Post to screen: from the moment a post was sent to each reader applying it.
     latencies = [reader.applied_at[seq] - sent[seq] for reader in readers for seq in sent]
-    label = f"pubsub: two processes, {READERS} readers, {POSTS} posts alternately"
+    label = f"pubsub: two processes behind nginx, {READERS} readers, {POSTS} posts alternately"
     numbers = {
         f"{label}, posting took (s)": round(posting, 3),
         f"{label}, post answered, median (s)": round(
