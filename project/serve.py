@@ -41,7 +41,10 @@ def limit_arguments() -> list[str]:
 def main(argv: list[str] | None = None) -> None:
     from daphne.cli import CommandLineInterface
 
+    from project import lazylog
     from project.handshakes import LimitedServer
+
+    lazylog.install()  # Autobahn's debug lines no longer cost every handshake
 
     arguments = argv if argv is not None else sys.argv[1:]
     cli = CommandLineInterface()
