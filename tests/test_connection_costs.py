@@ -15,7 +15,7 @@ from liveblog.live.wire import DirectWire
 from project.connections import InputQueue, SendQueue, lean_protocol, release_upgrade
 from tests.test_wire import a_kind_of_protocol
 
-# --- The input queue ------------------------------------------------------------------------------
+# --- The input queue --------------------------------------------------------------------------
 
 
 async def test_the_input_queue_hands_messages_over_in_order():
@@ -62,7 +62,7 @@ async def test_a_cancelled_get_leaves_no_waiter_behind():
     assert await queue.get() == "later"
 
 
-# --- Autobahn's protocol ----------------------------------------------------------------------------
+# --- Autobahn's protocol ---------------------------------------------------------------------
 
 
 def configured_factory():
