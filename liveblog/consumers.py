@@ -11,6 +11,7 @@ own, so incoming frames are read (and refused) while one goes out.
 import logging
 from urllib.parse import parse_qs
 
+from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
@@ -60,6 +61,9 @@ def position_from_query(scope: dict) -> tuple[int | None, str | None, Invalid | 
 class LiveblogConsumer(AsyncWebsocketConsumer):
     # No per-socket channel: the process's hub receives for every reader of a blog.
     channel_layer_alias = None
+    channel_layer = None
+    # Nor groups (Channels would give every consumer an empty list of them).
+    groups = ()
 
     blog_id: int | None = None
     delivery: Delivery | None = None
@@ -68,10 +72,19 @@ class LiveblogConsumer(AsyncWebsocketConsumer):
     holds_slot = False
 
     async def __call__(self, scope, receive, send) -> None:
+        """Channels' AsyncConsumer.__call__ with no channel layer, reading `receive` in this task:
+        Channels would run every `receive` in a task of its own and wait on it with
+        asyncio.wait (two more tasks' and futures' worth of memory per idle reader); with a
+        single source to read the order and handling of messages are the same."""
+        self.scope = scope
+        self.base_send = send
         # Leave the hub however this consumer ends (a disconnect, an error, a cancellation), so
         # that it never keeps a reader that is gone.
         try:
-            await super().__call__(scope, receive, send)
+            while True:
+                await self.dispatch(await receive())
+        except StopConsumer:
+            pass
         finally:
             if self.delivery is not None:
                 await self.delivery.leave()

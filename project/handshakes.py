@@ -1,15 +1,23 @@
 """daphne's server with a deadline on each new connection's first request headers (see
 project/serve.py). Twisted builds one HTTP channel per connection; the deadline starts when it
-is built and is cancelled when the channel's first request has all its headers."""
+is built and is cancelled when the channel's first request has all its headers.
+
+The same server keeps less per open connection (project/connections.py): a lighter input queue
+per connection, Autobahn's options on its protocol class rather than on every instance, and the
+upgrade request let go once the connection is a websocket."""
 
 from __future__ import annotations
 
+import asyncio
+from functools import partial
 from typing import Any
 
 from daphne.http_protocol import WebRequest
 from daphne.server import Server
 from django.conf import settings
 from twisted.internet import reactor
+
+from project.connections import InputQueue, lean_protocol, release_upgrade
 
 
 class TimedRequest(WebRequest):
@@ -30,6 +38,13 @@ class TimedRequest(WebRequest):
         if deadline is not None and deadline.active():
             deadline.cancel()
         super().gotLength(length)
+
+    def process(self) -> Any:
+        processed = super().process()
+        # daphne takes the transport away from a request it upgraded to a websocket.
+        if self.transport is None and self.channel is not None:
+            release_upgrade(self)
+        return processed
 
 
 class HeadersDeadline:
@@ -59,9 +74,29 @@ def _drop(channel: Any) -> None:
 
 class LimitedServer(Server):
     def run(self) -> None:
-        # `run` makes the HTTP factory, then starts the reactor: wrap it once that is running.
+        # `run` makes and configures the factories, then starts the reactor: adjust them once
+        # that is running (no connection is accepted before).
         reactor.callWhenRunning(self._limit_headers)
+        reactor.callWhenRunning(self._lean_websockets)
         super().run()
 
     def _limit_headers(self) -> None:
         HeadersDeadline(self.http_factory, settings.LIVEBLOG_HANDSHAKE_SECONDS)
+
+    def _lean_websockets(self) -> None:
+        self.ws_factory.protocol = lean_protocol(self.ws_factory)
+
+    def create_application(self, protocol: Any, scope: dict) -> InputQueue | None:
+        """daphne's own, with an `InputQueue` where it makes an asyncio.Queue."""
+        assert "application_instance" not in self.connections[protocol]
+        input_queue = InputQueue()
+        scope.setdefault("asgi", {"version": "3.0"})
+        application_instance = self.application(
+            scope=scope, receive=input_queue.get, send=partial(self.handle_reply, protocol),
+        )
+        if protocol not in self.connections:
+            return None
+        self.connections[protocol]["application_instance"] = asyncio.ensure_future(
+            application_instance, loop=asyncio.get_event_loop(),
+        )
+        return input_queue

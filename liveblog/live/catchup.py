@@ -58,20 +58,27 @@ class CatchUp:
                    read_events=events, read_snapshot=snapshot)
 
     async def __aiter__(self) -> AsyncIterator[Frame]:
-        for frame in self._frames:
-            yield frame
-        if self._read_events is not None:
-            async for frame in self._from_log():
+        async for page in self.pages():
+            for frame in page:
                 yield frame
+
+    async def pages(self) -> AsyncIterator[list[Frame]]:
+        """The same frames in runs (the ring's at once, the log's a page at a time), so that a
+        sender can write several in one go."""
+        if self._frames:
+            yield self._frames
+        if self._read_events is not None:
+            async for page in self._from_log():
+                yield page
         elif self._read_snapshot is not None:
-            yield await self._snapshot()
+            yield [await self._snapshot()]
 
     async def _snapshot(self) -> Frame:
         snapshot = await self._read_snapshot()
         self.epoch, self.head = snapshot.epoch, snapshot.head
         return snapshot.frame
 
-    async def _from_log(self) -> AsyncIterator[Frame]:
+    async def _from_log(self) -> AsyncIterator[list[Frame]]:
         """`since+1 … head` from the database, page by page. A page that comes back short means
         the log started over meanwhile (a reset): the reader gets a snapshot of the new epoch
         instead, which replaces whatever it was sent."""
@@ -80,8 +87,7 @@ class CatchUp:
             upto = min(sent + LOG_PAGE, self.head)
             rows = await self._read_events(sent, upto)
             if [seq for seq, _ in rows] != list(range(sent + 1, upto + 1)):
-                yield await self._snapshot()
+                yield [await self._snapshot()]
                 return
-            for seq, text in rows:
-                yield Frame(seq, text, self.epoch)
+            yield [Frame(seq, text, self.epoch) for seq, text in rows]
             sent = upto

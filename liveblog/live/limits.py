@@ -20,6 +20,8 @@ class FrameBudget:
     client that ignores `retry_after` only digs deeper; `burst` frames in a row over budget and
     it is abusive."""
 
+    __slots__ = ("_rate", "_burst", "_clock", "_tokens", "_at", "_over")
+
     def __init__(self, *, rate: float, burst: int,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self._rate = rate

@@ -176,13 +176,17 @@ class DirectWire:
         return True
 
     def send_many(self, frames: list[Frame]) -> bool:
+        """`send` for a run of frames (a catch-up's, or a pass's), in one write to the socket: the
+        same frames on the wire, back to back. The bound is checked once, before the run."""
         protocol = self._protocol
-        if protocol._perMessageCompress is not None:  # each frame compressed on its own
-            return all([self.send(frame) for frame in frames])
         if protocol.state != protocol.STATE_OPEN or self.backlog() > self._max_backlog_bytes:
             return False
         prepare = self._prepare
-        self._send_now(b"".join([frame.framed(prepare).payloadHybi for frame in frames]))
+        if protocol._perMessageCompress is None:
+            self._send_now(b"".join([frame.framed(prepare).payloadHybi for frame in frames]))
+        else:
+            for frame in frames:
+                protocol.sendPreparedMessage(frame.framed(prepare))
         return True
 
     def close(self, code: int) -> None:
