@@ -11,11 +11,13 @@ changes what goes over the wire or when; only what stays in memory while nothing
 - `lean_protocol(factory)`: Autobahn copies about thirty options from its factory onto every
   protocol instance unless the class already has them, which takes the instance's __dict__ past
   85 keys into the next size (3.3 KB instead of 1.6 KB). The subclass carries them as class
-  attributes with the factory's values, read once the server is configured; `tcpNoDelay` stays
-  per instance as before (Autobahn reads it before the copy, so it never reached the socket and
-  does not now). Its send queue is a list (a deque costs 760 bytes empty; Autobahn queues only
-  chopped or synchronous sends, which nothing here makes), and once the connection is open the
-  handshake's request and response texts are let go.
+  attributes with the factory's values, read once the server is configured. That includes
+  `tcpNoDelay` (true by default), which Autobahn reads before its copy: under stock daphne the
+  read failed silently and every websocket ran with Nagle's algorithm on, holding the second of
+  two quick frames to a reader until the first was acknowledged (a burst); here it reaches the
+  socket, as asyncio's transports set it. Its send queue is a list (a deque costs 760 bytes
+  empty; Autobahn queues only chopped or synchronous sends, which nothing here makes), and once
+  the connection is open the handshake's request and response texts are let go.
 - `release_upgrade(request)`: the HTTP request that asked for the websocket upgrade stays in its
   channel's list of requests for as long as the socket is open (the channel stays registered as
   the transport's producer), with its headers, body buffer and response headers; once daphne has
@@ -102,16 +104,11 @@ class SendQueue(list):
         return self.pop(0)
 
 
-# Read by Autobahn before it copies the options (see the module docstring): left per instance.
-_PER_INSTANCE = frozenset({"tcpNoDelay"})
-
-
 def lean_protocol(factory: Any) -> type:
     """A subclass of the factory's protocol class holding the factory's options as class
     attributes. Make it once the factory is configured, and set it as the factory's protocol."""
     base = factory.protocol
-    options = {name: _as_class_attribute(getattr(factory, name)) for name in base.CONFIG_ATTRS
-               if name not in _PER_INSTANCE}
+    options = {name: _as_class_attribute(getattr(factory, name)) for name in base.CONFIG_ATTRS}
     return type(f"Lean{base.__name__}", (LeanProtocolMixin, base), options)
 
 

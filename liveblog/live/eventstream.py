@@ -99,6 +99,10 @@ class DaphneStreamWire:
         transport = self._transport = request.channel.transport
         # A plain TCP connection can take bytes at once (not a TLS one: its bytes are not ours).
         self._sock = transport.getHandle() if isinstance(transport, tcp.Connection) else None
+        if self._sock is not None:
+            # Events go out the moment they are written, as a websocket's do (Nagle's algorithm
+            # would hold the second of two quick events until the first is acknowledged).
+            transport.setTcpNoDelay(True)
         self._max_backlog_bytes = max_backlog_bytes
         self._on_end = on_end
         self._ended = False

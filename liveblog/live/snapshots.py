@@ -44,14 +44,24 @@ class SnapshotCache:
         if newest is not None and (newest.epoch, newest.head) == (epoch, head):
             return newest
         if self._reading is None or self._reading.done():
-            self._reading = asyncio.ensure_future(self._read())
+            self._reading = reading = asyncio.ensure_future(self._read())
+            # Kept the moment it is read, not when its first waiter resumes: a reader arriving
+            # in between finds it instead of starting a read of its own.
+            reading.add_done_callback(self._read_done)
         snapshot = await asyncio.shield(self._reading)
         if snapshot.head < head:  # the shared read began before `head` was delivered
             snapshot = await self._read()
+            self._keep(snapshot)
+        return snapshot
+
+    def _read_done(self, reading: asyncio.Future[Snapshot]) -> None:
+        if reading is self._reading and not reading.cancelled() and reading.exception() is None:
+            self._keep(reading.result())
+
+    def _keep(self, snapshot: Snapshot) -> None:
         kept = self._newest
         if kept is None or kept.epoch != snapshot.epoch or snapshot.head >= kept.head:
             self._newest = snapshot
-        return snapshot
 
     def forget(self) -> None:
         """The log started over: nothing kept belongs to the new epoch."""
