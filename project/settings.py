@@ -185,7 +185,10 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
 elif DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # WAL lets readers run beside the writer; IMMEDIATE makes every write transaction take the
     # write lock up front, so concurrent writers queue on the busy timeout instead of failing
-    # with "database is locked" when a read lock cannot be upgraded.
+    # with "database is locked" when a read lock cannot be upgraded. The backend queues this
+    # process's writers on a lock before that (project/sqlite/base.py): SQLite's busy handler
+    # sleeps in steps rather than waiting for the lock's release.
+    DATABASES["default"]["ENGINE"] = "project.sqlite"
     DATABASES["default"]["OPTIONS"] = {
         "timeout": 20,
         "transaction_mode": "IMMEDIATE",
