@@ -11,6 +11,7 @@ once it accepts connections. What Liveblog does on top of this is what the bench
 import argparse
 import asyncio
 import json
+import uuid
 
 from websockets.asyncio.server import ServerConnection, broadcast, serve
 
@@ -20,11 +21,36 @@ from bench.loadgen import raise_nofile_limit
 LIVE_FRAME = json.dumps({"type": "live", "head": 0}, separators=(",", ":"))
 
 
+# A Liveblog post.created event as the server writes it (liveblog/protocol.py, a post of
+# bench/seed.py's body): the references send the same shape, so that a reader parses the same
+# JSON (nested objects, escaped HTML) whichever server it reads; `size` pads body and HTML.
+_BODY = ("**{seq}'** Goal! A curling shot from the edge of the box, past the keeper's outstretched"
+         " glove and in off the post. The away end erupts; the home bench is on its feet appealing"
+         " for offside, but the flag stays down and VAR confirms it. [Watch the replay]"
+         "(https://example.com/replay) and *tell us* what you think.{pad}")
+_HTML = ("<p><strong>{seq}'</strong> Goal! A curling shot from the edge of the box, past the "
+         "keeper's outstretched glove and in off the post. The away end erupts; the home bench is"
+         " on its feet appealing for offside, but the flag stays down and VAR confirms it. <a "
+         'href="https://example.com/replay" rel="nofollow noopener noreferrer">Watch the replay'
+         "</a> and <em>tell us</em> what you think.{pad}</p>")
+_AT = "2026-12-01T15:24:48.192Z"
+
+
 def event_frame(seq: int, size: int) -> str:
-    """A JSON `event` frame for `seq`, padded to `size` bytes (ASCII)."""
-    frame = json.dumps({"type": "event", "seq": seq, "kind": "post.created", "pad": ""},
-                       separators=(",", ":"))
-    return frame.replace('"pad":""', '"pad":"' + "x" * max(0, size - len(frame)) + '"')
+    """A JSON `event` frame for `seq` shaped as Liveblog's post.created, padded to `size` bytes
+    (ASCII) when it is shorter."""
+
+    def frame(pad: str) -> str:
+        post = {"id": seq, "client_id": str(uuid.UUID(int=seq)),
+                "author": {"username": "reporter", "name": "Demo Author"},
+                "body": _BODY.format(seq=seq, pad=pad), "html": _HTML.format(seq=seq, pad=pad),
+                "created_at": _AT, "edited_at": None, "pinned": False, "key_event": False,
+                "photo": None}
+        return json.dumps({"type": "event", "seq": seq, "kind": "post.created", "at": _AT,
+                           "post": post}, separators=(",", ":"))
+
+    short = size - len(frame(""))
+    return frame(" " * ((short + 1) // 2)) if short > 0 else frame("")
 
 
 class Reference:

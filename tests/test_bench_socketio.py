@@ -146,18 +146,18 @@ def test_loadgen_readers_go_live_get_broadcasts_and_recover_after_a_storm(
                   extra=("--transport", "socketio")) as load):
         assert load.wait_ready(TIMEOUT)["live"] == READERS
         for seq in (1, 2):
-            control.send(event_frame(seq, 800))
+            control.send(event_frame(seq, 1200))
         assert load.wait_for(2, timeout=TIMEOUT) == {"readers": READERS, "complete": READERS}
         stormed = load.storm(f"{url}?since=1", timeout=TIMEOUT)
         assert (stormed["live"], stormed["catch_up"]) == (READERS, {"2..2": READERS}), stormed
-        control.send(event_frame(3, 800))
+        control.send(event_frame(3, 1200))
         result = load.finish(events=3, timeout=TIMEOUT)
     assert result["live"] == READERS
     assert {seq: len(times) for seq, times in result["arrivals"].items()} == {
         "1": READERS, "2": READERS, "3": READERS}
     assert (result["duplicates"], result["out_of_order"], result["errors"]) == (0, 0, {})
-    # On the wire: 42["event",<the 800-byte frame>,"<offset>"]
-    assert all(800 + 14 < int(size) < 800 + 30 for size in result["frame_bytes"]), result
+    # On the wire: 42["event",<the 1200-byte frame>,"<offset>"]
+    assert all(1200 + 14 < int(size) < 1200 + 30 for size in result["frame_bytes"]), result
 
 
 def test_comparisons_put_liveblog_beside_both_references_of_the_run() -> None:
