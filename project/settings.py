@@ -244,6 +244,13 @@ else:
 
 LIVEBLOG_HEARTBEAT_SECONDS = env_number("LIVEBLOG_HEARTBEAT_SECONDS", 15)
 LIVEBLOG_REPLAY_WINDOW = int(os.environ.get("LIVEBLOG_REPLAY_WINDOW", "1000"))
+# How long a blog's stream (its ring of recent events, its snapshot, its channel-layer group)
+# outlives its last reader on a process: a reader who comes back within it (a phone's dropped
+# connection, the next page view of an embed) is caught up from memory, not from a read of the
+# log's tail. 0 ends it with its last reader.
+LIVEBLOG_STREAM_LINGER_SECONDS = env_number(
+    "LIVEBLOG_STREAM_LINGER_SECONDS", LIVEBLOG_HEARTBEAT_SECONDS
+)
 LIVEBLOG_MAX_FRAME_BYTES = 64 * 1024
 # A reader with more than this unsent (daphne's write buffer; or queued frames under another
 # ASGI server) is too slow: it is closed and comes back with `since`, so it never holds

@@ -35,6 +35,13 @@ def static_manifest():
 
 
 @pytest.fixture(autouse=True)
+def streams_end_with_their_last_reader(settings):
+    """In-process tests see a stream end when its last reader leaves (tests/test_hub.py tests
+    the linger itself); server processes keep the default."""
+    settings.LIVEBLOG_STREAM_LINGER_SECONDS = 0
+
+
+@pytest.fixture(autouse=True)
 def fresh_channel_layer():
     """Each test gets its own in-memory layer and hub (they are bound to one event loop), and
     no server loop until the ASGI application runs on one."""

@@ -212,6 +212,34 @@ async def test_last_reader_leaving_releases_the_group_and_a_new_one_rejoins(blog
     await hub.close()
 
 
+async def test_a_stream_outlives_its_last_reader_for_a_while(blog, make_post, settings,
+                                                            monkeypatch):
+    """A reader who comes back within the linger is caught up from the stream's memory (no read
+    of the log's tail); after it, the stream ends and its group is left."""
+    settings.LIVEBLOG_STREAM_LINGER_SECONDS = 0.3
+    hub = get_hub()
+    layer = get_channel_layer()
+    first = Recorder()
+    await hub.subscribe(blog.pk, first)
+    stream = hub.stream(blog.pk)
+    await hub.unsubscribe(blog.pk, first)
+    assert hub.stream(blog.pk) is stream and layer.groups.get(blog_group(blog.pk))
+    tails = []
+    monkeypatch.setattr(hub._log, "tail", lambda *args: tails.append(args))
+    again = Recorder()
+    await hub.subscribe(blog.pk, again)  # back in time: the same stream, no new read
+    assert hub.stream(blog.pk) is stream and tails == []
+    await database_sync_to_async(make_post)("while it is back")
+    await again.wait_for(lambda: again.seqs == [1])
+    await hub.unsubscribe(blog.pk, again)
+    deadline = asyncio.get_running_loop().time() + 5
+    while hub.stream(blog.pk) is not None:
+        assert asyncio.get_running_loop().time() < deadline, "the stream did not end"
+        await asyncio.sleep(0.05)
+    assert not layer.groups.get(blog_group(blog.pk)) and hub.channel is None
+    await hub.close()
+
+
 async def test_messages_of_another_epoch_are_dropped(blog, silent_publish):
     recorder = Recorder()
     await get_hub().subscribe(blog.pk, recorder)

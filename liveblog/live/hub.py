@@ -41,6 +41,9 @@ class Hub:
         self._starting: dict[int, asyncio.Future] = {}
         self._blog_ids: OrderedDict[str, int] = OrderedDict()
         self._ticker: asyncio.Task | None = None
+        # Streams whose last reader left: when each ends, unless a reader comes first.
+        self._lingering: dict[int, asyncio.TimerHandle] = {}
+        self._retiring: set[asyncio.Task] = set()
 
     @property
     def channel(self) -> str | None:
@@ -75,6 +78,8 @@ class Hub:
         committed head: whatever the reader is sent from `catch_up` then overlaps what the
         stream hands it live, so nothing falls between a replay and live delivery. Raises
         NotFound when the blog is gone (and Unavailable when the database is)."""
+        if (ending := self._lingering.pop(blog_id, None)) is not None:
+            ending.cancel()  # a reader came back in time: the stream goes on
         stream = self._streams.get(blog_id)
         if stream is None:
             stream = self._streams[blog_id] = BlogStream(
@@ -103,10 +108,28 @@ class Hub:
         if stream is None:
             return
         stream.discard(reader)
-        if stream.reader_count:
+        if stream.reader_count or blog_id in self._lingering:
             return
-        # The last reader left: forget the stream now, so that the next reader of this blog
-        # starts a fresh one, then leave the group (in order with a join that follows).
+        linger = settings.LIVEBLOG_STREAM_LINGER_SECONDS
+        if linger > 0 and stream.started:
+            # Kept a while for a reader who comes back (settings.py); ended by `_retire`.
+            self._lingering[blog_id] = asyncio.get_running_loop().call_later(
+                linger, self._retire_soon, blog_id)
+            return
+        await self._retire(blog_id)
+
+    def _retire_soon(self, blog_id: int) -> None:
+        task = asyncio.ensure_future(self._retire(blog_id))
+        self._retiring.add(task)
+        task.add_done_callback(self._retiring.discard)
+
+    async def _retire(self, blog_id: int) -> None:
+        """End a stream that has no reader: forget it now, so that the next reader of this blog
+        starts a fresh one, then leave the group (in order with a join that follows)."""
+        self._lingering.pop(blog_id, None)
+        stream = self._streams.get(blog_id)
+        if stream is None or stream.reader_count:
+            return
         del self._streams[blog_id]
         self._starting.pop(blog_id).cancel()
         stream.stop()
@@ -134,6 +157,9 @@ class Hub:
 
     async def close(self) -> None:
         """Leave every group and stop (tests, shutdown)."""
+        for ending in self._lingering.values():
+            ending.cancel()
+        self._lingering.clear()
         for blog_id, stream in list(self._streams.items()):
             stream.stop()
             self._starting.pop(blog_id).cancel()
