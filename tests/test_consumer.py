@@ -516,3 +516,23 @@ async def test_rights_are_checked_against_committed_rows_not_the_open_socket(
         await reader.close()
     assert await head_of(blog) == 1
     assert await database_sync_to_async(Post.objects.count)() == 1
+
+
+async def test_a_reader_costs_no_thread_hop_to_close_database_connections(blog, monkeypatch):
+    """Channels closes old database connections in a worker thread before every message a
+    consumer handles; a reader's consumer does its database work in `in_db_thread`, which does
+    that itself, so its connect, frames and disconnect skip the hop (a storm is thousands)."""
+    import channels.consumer
+
+    hops = []
+
+    async def counted():
+        hops.append(1)
+
+    monkeypatch.setattr(channels.consumer, "aclose_old_connections", counted)
+    reader = await Reader.open(blog.slug)
+    await reader.until(lambda frame: frame["type"] == "live")
+    await reader.send({"type": "resync", "since": 0})
+    await reader.until(lambda frame: frame["type"] == "live")
+    await reader.close()
+    assert hops == []
