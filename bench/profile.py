@@ -24,7 +24,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-SAMPLES_PER_SECOND = 200
+SAMPLES_PER_SECOND = 1000
 
 # A sample goes to the first category any frame of its stack matches (so the socket writes of a
 # fan-out are not counted in the fan-out's Python, nor the create's queries in its request path).
