@@ -22,7 +22,7 @@ from itertools import zip_longest
 from pathlib import Path
 from typing import Any, TextIO
 
-from devstack.common import REPO, memory_kib
+from devstack.common import REPO, OnLoopback, memory_kib
 from devstack.daphne import DaphneServer, Site
 
 from . import profile
@@ -186,7 +186,7 @@ def liveblog_server(site: Site, **env: str) -> Iterator[QuietDaphne]:
         server.stop()
 
 
-class ReferenceServer:
+class ReferenceServer(OnLoopback):
     """bench.reference in a process of its own, on a free loopback port."""
 
     def __init__(self, log_path: Path, *, replay_events: int = 0, frame_bytes: int = 800) -> None:
@@ -194,14 +194,6 @@ class ReferenceServer:
         self.arguments = ["--replay-events", str(replay_events), "--frame-bytes", str(frame_bytes)]
         self.process: subprocess.Popen | None = None
         self.port = 0
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def ws_url(self) -> str:
-        return f"ws://127.0.0.1:{self.port}"
 
     def start(self, timeout: float = 30) -> ReferenceServer:
         with open(self.log_path, "ab") as log:

@@ -19,6 +19,20 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
+class OnLoopback:
+    """A server listening on 127.0.0.1:`port`, and its two base URLs."""
+
+    port: int
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}"
+
+
 def wait_until(condition: Callable[[], object], *, timeout: float, interval: float = 0.05,
                message: str = "") -> None:
     """Poll `condition` until it returns true, or fail after `timeout` seconds."""

@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .common import BIN, REPO, free_port, wait_until
+from .common import BIN, REPO, OnLoopback, free_port, wait_until
 
 TEST_SECRET_KEY = "test-only-secret-key-not-for-production-0123456789abcdef"
 
@@ -89,7 +89,7 @@ class Site:
         return result.stdout
 
 
-class DaphneServer:
+class DaphneServer(OnLoopback):
     """One daphne process serving the project; kill it, start it again on the same port."""
 
     def __init__(self, site: Site, *, port: int | None = None, **env: str) -> None:
@@ -98,14 +98,6 @@ class DaphneServer:
         self.extra_env = env
         self.process: subprocess.Popen | None = None
         self.log_path = site.directory / f"daphne-{self.port}.log"
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def ws_url(self) -> str:
-        return f"ws://127.0.0.1:{self.port}"
 
     def start(self, timeout: float = 30) -> DaphneServer:
         log = open(self.log_path, "ab")

@@ -30,7 +30,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
-from .common import REPO, free_port, wait_until
+from .common import REPO, OnLoopback, free_port, wait_until
 
 TEMPLATE = REPO / "deploy" / "nginx.conf.template"
 NGINX = "/usr/sbin/nginx"
@@ -102,7 +102,7 @@ def ensure_installed() -> str:
     return NGINX
 
 
-class NginxServer:
+class NginxServer(OnLoopback):
     """nginx on 127.0.0.1:`port` (free by default), round robin over the daphne processes on
     `upstream_ports`, in a private prefix (a temporary directory, removed by `stop()`, unless
     `directory` is given: then kept, as `make run-stack`'s logs are)."""
@@ -117,14 +117,6 @@ class NginxServer:
         self.kept_in = directory
         self.directory: Path | None = None
         self.process: subprocess.Popen | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def ws_url(self) -> str:
-        return f"ws://127.0.0.1:{self.port}"
 
     @property
     def pid(self) -> int:
