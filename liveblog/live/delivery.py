@@ -245,5 +245,5 @@ class Delivery:
             self.stalled = True
             return
         self.last_seq = frames[-1].seq
-        if not (self.wire.send(frames[0]) if len(frames) == 1 else self.wire.send_many(frames)):
+        if not self.wire.send_many(frames):
             self.cut_off()

@@ -108,33 +108,33 @@ class DaphneStreamWire:
         self._ended = False
 
     def send(self, frame: str | Frame) -> bool:
-        request = self._request
-        if self._ended or request.finished or request.channel is None:
+        if isinstance(frame, Frame) and self._chunked():
+            return self.send_many([frame])
+        if not self._has_room():
             return False
-        if self.backlog() > self._max_backlog_bytes:
-            return False
-        if isinstance(frame, Frame) and request.chunked and request.startedWriting:
-            # An event's chunk is the same bytes for every HTTP/1.1 reader: made once, and
-            # written past twisted.web (which would only frame it again).
-            data = send_now(self._sock, self._transport, frame.streamed(chunked_frame_message))
-            if data:
-                self._transport.write(data)
-        else:
-            self._write(_encoded(frame))
+        self._write(_encoded(frame))
         return True
 
     def send_many(self, frames: list[Frame]) -> bool:
-        request = self._request
-        if not (request.chunked and request.startedWriting) or len(frames) == 1:
+        if not self._chunked():
             return all([self.send(frame) for frame in frames])
-        if self._ended or request.finished or request.channel is None:
+        if not self._has_room():
             return False
-        if self.backlog() > self._max_backlog_bytes:
-            return False
+        # An event's chunk is the same bytes for every HTTP/1.1 reader: made once, and written
+        # past twisted.web (which would only frame it again).
         data = b"".join([frame.streamed(chunked_frame_message) for frame in frames])
         if data := send_now(self._sock, self._transport, data):
             self._transport.write(data)
         return True
+
+    def _chunked(self) -> bool:
+        request = self._request
+        return request.chunked and request.startedWriting
+
+    def _has_room(self) -> bool:
+        request = self._request
+        return (not self._ended and not request.finished and request.channel is not None
+                and self.backlog() <= self._max_backlog_bytes)
 
     def keep_alive(self) -> None:
         if not self._ended and self.backlog() <= self._max_backlog_bytes:

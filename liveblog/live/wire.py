@@ -160,34 +160,30 @@ class DirectWire:
         self._shut = False
 
     def send(self, frame: str | Frame) -> bool:
-        protocol = self._protocol
-        if protocol.state != protocol.STATE_OPEN:
+        if isinstance(frame, Frame):
+            return self.send_many([frame])
+        if not self._has_room():
             return False
-        if self.backlog() > self._max_backlog_bytes:
-            return False
-        if isinstance(frame, str):
-            protocol.sendMessage(frame.encode(), False)
-            return True
-        prepared = frame.framed(self._prepare)
-        if protocol._perMessageCompress is None:
-            self._send_now(prepared.payloadHybi)
-        else:
-            protocol.sendPreparedMessage(prepared)
+        self._protocol.sendMessage(frame.encode(), False)
         return True
 
     def send_many(self, frames: list[Frame]) -> bool:
         """`send` for a run of frames (a catch-up's, or a pass's), in one write to the socket: the
         same frames on the wire, back to back. The bound is checked once, before the run."""
-        protocol = self._protocol
-        if protocol.state != protocol.STATE_OPEN or self.backlog() > self._max_backlog_bytes:
+        if not self._has_room():
             return False
-        prepare = self._prepare
+        protocol, prepare = self._protocol, self._prepare
         if protocol._perMessageCompress is None:
             self._send_now(b"".join([frame.framed(prepare).payloadHybi for frame in frames]))
         else:
             for frame in frames:
                 protocol.sendPreparedMessage(frame.framed(prepare))
         return True
+
+    def _has_room(self) -> bool:
+        protocol = self._protocol
+        return (protocol.state == protocol.STATE_OPEN
+                and self.backlog() <= self._max_backlog_bytes)
 
     def close(self, code: int) -> None:
         """Every frame before was written already: the close frame follows them."""
